@@ -1,0 +1,77 @@
+# synthmon: `make run` and `make test` work on a fresh Debian machine with Python 3.11+.
+# Python deps go into .venv, pinned by requirements.lock; Debian packages the tests
+# need (chromium, prometheus, alertmanager) are installed with apt-get when missing.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_PORT ?= 8080
+# Debian packages and the binary each provides.
+APT_PACKAGES := chromium:chromium prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager prometheus-blackbox-exporter:prometheus-blackbox-exporter fonts-liberation:
+
+.PHONY: setup venv system-deps run test lint typecheck check pytest bench lock clean
+
+setup: venv system-deps
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "synthmon needs Python 3.11+"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+# Installs only what is missing; needs root (CI runs as root). Without root it says
+# what to install and carries on: browser/Prometheus tests then fail loudly.
+system-deps:
+	@missing=""; \
+	for pair in $(APT_PACKAGES); do \
+	  pkg=$${pair%%:*}; bin=$${pair#*:}; \
+	  if [ -n "$$bin" ]; then command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	  else dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; fi; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: missing Debian packages:$$missing (run: sudo apt-get install$$missing)"; fi; \
+	fi
+
+# The daemon with the example journeys against the bundled demo shop. Ctrl-C (or
+# SIGTERM to the process group) stops both.
+run: setup
+	@trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
+	$(PY) -m synthmon.demo --host 127.0.0.1 --port $(DEMO_PORT) & demo=$$!; \
+	SYNTHMON_TARGETS__DEMO__BASE_URL=http://127.0.0.1:$(DEMO_PORT) \
+	  $(BIN)/synthmon run --config config.example.toml
+
+lint: venv
+	$(BIN)/ruff check src tests bench journeys
+	$(BIN)/ruff format --check src tests bench journeys
+
+typecheck: venv
+	$(BIN)/mypy
+
+check: venv
+	$(BIN)/synthmon check --config config.example.toml journeys
+
+pytest: setup
+	$(BIN)/pytest
+
+test: setup lint typecheck check pytest
+
+bench: setup
+	$(PY) bench/run.py
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --disable-pip-version-check '.[dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^synthmon' > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist

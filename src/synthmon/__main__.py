@@ -1,0 +1,3 @@
+from synthmon.cli import main
+
+raise SystemExit(main())

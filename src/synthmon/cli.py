@@ -1,0 +1,104 @@
+"""Command line: `synthmon run`, `synthmon check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from synthmon._version import __version__
+from synthmon.config import Settings, load_settings
+from synthmon.errors import ConfigError
+from synthmon.journeys.loader import load_journeys
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
+DEFAULT_CONFIG = "synthmon.toml"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="synthmon", description="Synthetic monitoring: user journeys as code."
+    )
+    p.add_argument("--version", action="version", version=f"synthmon {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the monitoring daemon")
+    run.add_argument(
+        "--config", "-c", help=f"TOML config file (default: ./{DEFAULT_CONFIG} if present)"
+    )
+
+    check = sub.add_parser("check", help="validate the config and every journey file")
+    check.add_argument("--config", "-c", help="TOML config file")
+    check.add_argument("journeys_dir", nargs="?", help="journeys folder (default: from config)")
+    return p
+
+
+def _settings(path: str | None) -> Settings:
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = DEFAULT_CONFIG
+    return load_settings(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args.config)
+    except ConfigError as exc:
+        print(f"synthmon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check":
+        return check(settings, args.journeys_dir, out=sys.stdout, err=sys.stderr)
+    return run(settings)
+
+
+def run(settings: Settings) -> int:
+    from synthmon.daemon import Daemon
+    from synthmon.logsetup import configure_logging
+
+    configure_logging(
+        level=settings.logging.level,
+        fmt=settings.logging.format,
+        static={"location": settings.location} if settings.location else None,
+    )
+    asyncio.run(Daemon(settings).run_forever())
+    return EXIT_OK
+
+
+def check(settings: Settings, journeys_dir: str | None, *, out: TextIO, err: TextIO) -> int:
+    """Print what would run; report every problem as file:line: message."""
+    directory = Path(journeys_dir) if journeys_dir else settings.journeys_dir
+    report = load_journeys(directory, known_targets=settings.targets)
+    rows = [("JOURNEY", "KIND", "SEVERITY", "SCHEDULE", "TIMEOUT", "TARGETS", "FILE")]
+    for j in report.journeys:
+        targets = j.targets if j.targets is not None else tuple(settings.targets)
+        rows.append(
+            (
+                j.name,
+                j.kind.value,
+                j.severity.value,
+                j.schedule,
+                f"{j.timeout:g}s",
+                ",".join(targets) or "-",
+                j.where,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=out)
+    if not settings.targets:
+        print("warning: no [targets.*] configured: nothing will run", file=err)
+    for problem in report.problems:
+        print(problem, file=err)
+    print(
+        f"{len(report.journeys)} journeys in {len(report.files)} files, "
+        f"{len(settings.targets)} targets, {len(report.problems)} problems",
+        file=out,
+    )
+    return EXIT_PROBLEMS if report.problems else EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""Configuration: a TOML file plus `SYNTHMON_*` environment overrides.
+
+Validation only, no side effects. Environment variables win over the file and
+nest with `__`: `SYNTHMON_SERVER__LISTEN=0.0.0.0:9321`,
+`SYNTHMON_TARGETS__PRODUCTION__BASE_URL=https://shop.example`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from synthmon.durations import parse_duration
+from synthmon.errors import ConfigError
+from synthmon.model import Target
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+ENV_PREFIX = "SYNTHMON_"
+
+
+class _Section(BaseModel):
+    # A typo in a key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    listen: str = "127.0.0.1:9321"
+    # Public URL of this instance's status pages, used in alert links.
+    external_url: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        _, sep, port = v.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("expected HOST:PORT, e.g. '127.0.0.1:9321' or '[::1]:9321'")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"  # noqa: S104
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class TargetConfig(_Section):
+    base_url: str
+    # Hosts a journey may reach; default: the host of base_url. "*.example.com" allowed.
+    allowed_hosts: list[str] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    max_concurrency: int = Field(default=4, ge=1)
+    max_requests_per_second: float | None = Field(default=None, gt=0)
+    verify_tls: bool = True
+    block_third_party: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an absolute http(s) URL, e.g. 'https://shop.example'")
+        return v.rstrip("/")
+
+    def to_target(self, name: str) -> Target:
+        host = urlsplit(self.base_url).hostname or ""
+        allowed = self.allowed_hosts if self.allowed_hosts is not None else [host]
+        return Target(
+            name=name,
+            base_url=self.base_url,
+            allowed_hosts=frozenset(h.lower() for h in allowed),
+            headers=tuple(self.headers.items()),
+            block_third_party=self.block_third_party,
+            verify_tls=self.verify_tls,
+            max_concurrency=self.max_concurrency,
+            max_requests_per_second=self.max_requests_per_second,
+        )
+
+
+class SchedulerConfig(_Section):
+    # In-flight runs across all journeys and targets.
+    max_concurrency: int = Field(default=50, ge=1)
+    # SIGTERM: in-flight runs get this long to finish before they are cancelled.
+    shutdown_grace: Duration = 20.0
+    # Warn when the event loop is blocked (a journey calling time.sleep, say) this long.
+    loop_lag_warning: Duration = 0.25
+    # Sinks (metrics, logs, alerting) get this long per result before it is dropped.
+    sink_timeout: Duration = 5.0
+
+
+class SyntheticConfig(_Section):
+    """How synthetic traffic identifies itself to the target."""
+
+    header: str = "X-Synthetic-Monitor"
+    value: str = "synthmon"
+    # Appended after "synthmon/<version>" in the User-Agent.
+    user_agent_comment: str = "+https://github.com/synthmon/synthmon"
+
+
+class LoggingConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    # auto: readable on a terminal, JSON lines otherwise.
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    journeys_dir: Path = Path("journeys")
+    data_dir: Path = Path("data")
+    location: str | None = None
+    server: ServerConfig = ServerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+    logging: LoggingConfig = LoggingConfig()
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+    def target_list(self) -> list[Target]:
+        return [cfg.to_target(name) for name, cfg in self.targets.items()]
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Load `path` (TOML) with environment overrides.
+
+    Raises ConfigError naming the file (or environment variable) and the field.
+    """
+    data: dict[str, Any] = {}
+    where = str(path) if path is not None else "<defaults>"
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: config file not found", path=where) from None
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read config: {exc.strerror}", path=where) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: invalid TOML: {exc}", path=where) from None
+        # Relative paths in the file are relative to the file, not to the cwd.
+        base = Path(path).resolve().parent
+        for key in ("journeys_dir", "data_dir"):
+            if isinstance(data.get(key), str) and not os.path.isabs(data[key]):
+                data[key] = str(base / data[key])
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, data, where), path=where) from None
+
+
+def _format_errors(exc: ValidationError, data: Mapping[str, Any], where: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        dotted = ".".join(loc)
+        env_name = ENV_PREFIX + "__".join(p.upper() for p in loc)
+        if _env_sets(env_name):
+            origin = f"environment {env_name}"
+        elif _in_file(data, err["loc"]) or err["type"] == "missing":
+            origin = where
+        else:
+            origin = "environment"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting (check the spelling; see docs/config.md)"
+        lines.append(f"{origin}: {dotted}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _env_sets(name: str) -> bool:
+    # Environment variables match case-insensitively; a parent key set as JSON counts too.
+    names = {k.upper() for k in os.environ}
+    parts = name.split("__")
+    return any("__".join(parts[:i]) in names for i in range(1, len(parts) + 1))
+
+
+def _in_file(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> bool:
+    node: Any = data
+    for part in loc:
+        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+        else:
+            return False
+    return True

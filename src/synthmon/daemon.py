@@ -1,0 +1,381 @@
+"""The composition root: builds every part from the settings, wires results from the
+runners to the sinks, owns signals and the ordered shutdown.
+
+Lifecycle: created → starting → running → stopping → stopped. Stopping: stop
+scheduling, let in-flight runs finish within the grace period, cancel the rest
+(recorded as error reason "shutdown"), drain the sinks, close the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from synthmon._version import __version__
+from synthmon.config import Settings
+from synthmon.journeys.dsl import Journey
+from synthmon.journeys.loader import LoadReport, load_journeys
+from synthmon.model import Kind, RunResult, RunSource, Status, Target
+from synthmon.runners.base import Runner, new_run_id
+from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
+from synthmon.scheduling import Schedule, Scheduler
+from synthmon.sinks.fanout import Fanout, Sink
+from synthmon.sinks.latest import LatestResults, result_json
+from synthmon.sinks.logs import LogSink
+from synthmon.sinks.metrics import Metrics, MetricsSink
+from synthmon.watchdog import LoopWatchdog
+from synthmon.web.server import StatusServer
+
+log = structlog.get_logger("synthmon.daemon")
+
+
+def user_agent(settings: Settings) -> str:
+    comment = settings.synthetic.user_agent_comment
+    return f"synthmon/{__version__} ({comment})" if comment else f"synthmon/{__version__}"
+
+
+def pair_key(journey: str, target: str) -> str:
+    return f"{journey}@{target}"
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        transport_factory: TransportFactory = default_transport,
+        runners: dict[Kind, Runner] | None = None,
+        extra_sinks: list[tuple[str, Sink]] | None = None,
+        run_source: RunSource = RunSource.DAEMON,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry, location=settings.location)
+        self.latest = LatestResults()
+        self.run_source = run_source
+        self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
+        self.http_runner = HttpRunner(
+            user_agent=user_agent(settings),
+            tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
+            transport_factory=transport_factory,
+        )
+        self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
+        self.fanout = Fanout(
+            [
+                ("metrics", MetricsSink(self.metrics)),
+                ("latest", self.latest),
+                ("logs", LogSink()),
+                *(extra_sinks or []),
+            ],
+            timeout=settings.scheduler.sink_timeout,
+            on_problem=self.metrics.sink_problem,
+        )
+        self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
+        self.server = StatusServer(
+            self, self.registry, host=settings.server.host, port=settings.server.port
+        )
+        self.watchdog = LoopWatchdog(
+            threshold=settings.scheduler.loop_lag_warning,
+            on_lag=self.metrics.set_loop_lag,
+            journey_files=lambda: {j.filename for j in self.journeys.values()},
+        )
+        self.journeys: dict[str, Journey] = {}
+        self.pairs: dict[str, tuple[Journey, Target]] = {}
+        self.load_report = LoadReport()
+        self.state = "created"
+        self._stop_event: asyncio.Event | None = None
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._global_slots: asyncio.Semaphore | None = None
+        self._target_slots: dict[str, asyncio.Semaphore] = {}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.state = "starting"
+        self._stop_event = asyncio.Event()
+        self._global_slots = asyncio.Semaphore(self.settings.scheduler.max_concurrency)
+        self._target_slots = {
+            name: asyncio.Semaphore(t.max_concurrency) for name, t in self.targets.items()
+        }
+        self.fanout.start()
+        await self.server.start()
+        self.watchdog.start()
+        self.reload()
+        self.scheduler.start()
+        self.state = "running"
+        log.info(
+            "daemon_started",
+            version=__version__,
+            listen=self.server.url,
+            journeys=len(self.journeys),
+            pairs=len(self.pairs),
+            targets=sorted(self.targets),
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self.state in ("stopping", "stopped"):
+            return
+        grace = self.settings.scheduler.shutdown_grace if grace is None else grace
+        self.state = "stopping"
+        log.info("shutdown_started", in_flight=len(self._in_flight), grace_seconds=grace)
+        self.scheduler.pause()
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5.0)
+        self.scheduler.shutdown()
+        await self.fanout.close()
+        await self.watchdog.stop()
+        await self.server.stop()
+        for runner in self.runners.values():
+            close = getattr(runner, "aclose", None)
+            if close is not None:
+                await close()
+        self.state = "stopped"
+        log.info("shutdown_complete")
+
+    async def run_forever(self) -> None:
+        """Start, serve until SIGTERM/SIGINT, stop. A second signal exits at once."""
+        loop = asyncio.get_running_loop()
+        await self.start()
+        assert self._stop_event is not None
+        signals_seen = 0
+
+        def on_signal(sig: signal.Signals) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen > 1:
+                log.warning("forced_exit", signal=sig.name)
+                os._exit(1)
+            log.info("signal_received", signal=sig.name)
+            self.request_stop()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await self._stop_event.wait()
+        finally:
+            await self.stop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    def request_stop(self) -> None:
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    # -- journeys ----------------------------------------------------------------------
+
+    def reload(self) -> LoadReport:
+        """(Re)load the journeys folder and (re)schedule every (journey, target) pair.
+        Broken files are reported; the journeys that loaded keep running."""
+        report = load_journeys(self.settings.journeys_dir, known_targets=self.targets)
+        for problem in report.problems:
+            log.error(
+                "journey_load_error",
+                file=problem.filename,
+                line=problem.lineno,
+                error=problem.message,
+            )
+        self.load_report = report
+        self.journeys = {j.name: j for j in report.journeys}
+        pairs: dict[str, tuple[Journey, Target]] = {}
+        for j in report.journeys:
+            names = j.targets if j.targets is not None else tuple(self.targets)
+            for tname in names:
+                pairs[pair_key(j.name, tname)] = (j, self.targets[tname])
+        for key in self.scheduler.keys() - pairs.keys():
+            self.scheduler.remove(key)
+        for key, (j, _) in pairs.items():
+            old = self.pairs.get(key)
+            if old is None or old[0].schedule != j.schedule or old[0].func is not j.func:
+                self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
+        self.pairs = pairs
+        self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
+        self.metrics.set_load_problems(p.filename for p in report.problems)
+        self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
+        return report
+
+    def _job(self, key: str) -> Callable[[], Any]:
+        async def job() -> None:
+            pair = self.pairs.get(key)
+            if pair is not None and self.state == "running":
+                await self.run_pair(*pair)
+
+        return job
+
+    async def run_pair(self, journey: Journey, target: Target, *, attempt: int = 1) -> RunResult:
+        """Run one journey against one target now, within the concurrency limits, and
+        hand the result to the sinks."""
+        task = asyncio.current_task()
+        assert task is not None
+        task.set_name(f"synthmon-run:{pair_key(journey.name, target.name)}")
+        self._in_flight.add(task)
+        self.metrics.set_in_flight(len(self._in_flight))
+        run_id = new_run_id()
+        started = time.time()
+        try:
+            result = await self._limited_run(journey, target, run_id=run_id, attempt=attempt)
+        except asyncio.CancelledError:
+            # Shutdown cut it short: still record that the run happened.
+            self.fanout.emit(
+                _error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    "shutdown",
+                    "run cancelled by daemon shutdown",
+                    attempt,
+                )
+            )
+            raise
+        finally:
+            self._in_flight.discard(task)
+            self.metrics.set_in_flight(len(self._in_flight))
+        self.fanout.emit(result)
+        return result
+
+    async def _limited_run(
+        self, journey: Journey, target: Target, *, run_id: str, attempt: int
+    ) -> RunResult:
+        assert self._global_slots is not None
+        slots = (self._global_slots, self._target_slots[target.name])
+        started = time.time()
+        acquired: list[asyncio.Semaphore] = []
+        try:
+            try:
+                async with asyncio.timeout(journey.timeout):
+                    for sem in slots:
+                        await sem.acquire()
+                        acquired.append(sem)
+            except TimeoutError:
+                self.metrics.skipped_run(journey.name, target.name, "concurrency")
+                return _error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    "concurrency_limit",
+                    f"no run slot free within {journey.timeout:g}s (global max_concurrency="
+                    f"{self.settings.scheduler.max_concurrency}, target max_concurrency="
+                    f"{target.max_concurrency}); raise the limits or spread the journeys",
+                    attempt,
+                )
+            runner = self.runners.get(journey.kind)
+            if runner is None:
+                return _error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    f"{journey.kind.value}_unsupported",
+                    f"no runner for kind={journey.kind.value!r} journeys in this daemon",
+                    attempt,
+                )
+            return await runner.run(
+                journey, target, run_id=run_id, attempt=attempt, run_source=self.run_source
+            )
+        finally:
+            for sem in acquired:
+                sem.release()
+
+    # -- scheduler callbacks ---------------------------------------------------------
+
+    def _on_skip(self, key: str, reason: str, n: int) -> None:
+        pair = self.pairs.get(key)
+        if pair is None:
+            return
+        journey, target = pair
+        self.metrics.skipped_run(journey.name, target.name, reason, n)
+        log.warning("run_skipped", journey=journey.name, target=target.name, reason=reason, runs=n)
+
+    def _on_start(self, key: str, lag: float) -> None:
+        self.metrics.observe_lag(lag)
+
+    # -- status source (web) ---------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {
+            "state": self.state,
+            "scheduler_running": self.scheduler.running,
+            "journeys_loaded": len(self.journeys),
+            "load_errors": [str(p) for p in self.load_report.problems],
+        }
+        ready = self.state == "running" and self.scheduler.running and bool(self.journeys)
+        for kind, runner in self.runners.items():
+            status = getattr(runner, "readiness", None)
+            if status is not None:
+                ok, detail = status()
+                checks[f"{kind.value}_runner"] = detail
+                ready = ready and ok
+        return ready, checks
+
+    def journeys_json(self) -> list[dict[str, Any]]:
+        out = []
+        for key, (j, t) in sorted(self.pairs.items()):
+            state = self.latest.get(j.name, t.name)
+            out.append(
+                {
+                    "journey": j.name,
+                    "target": t.name,
+                    "kind": j.kind.value,
+                    "severity": j.severity.value,
+                    "schedule": j.schedule,
+                    "timeout_seconds": j.timeout,
+                    "tags": list(j.tags),
+                    "description": j.description,
+                    "runbook_url": j.runbook_url,
+                    "file": j.where,
+                    "next_run_at": self.scheduler.next_run(key),
+                    "runs": state.runs if state else 0,
+                    "consecutive_failures": state.consecutive_failures if state else 0,
+                    "last_success_at": state.last_success_at if state else None,
+                    "last_result": result_json(state.last) if state and state.last else None,
+                }
+            )
+        return out
+
+
+def _error_result(
+    journey: Journey,
+    target: Target,
+    run_id: str,
+    started: float,
+    reason: str,
+    message: str,
+    attempt: int,
+) -> RunResult:
+    return RunResult(
+        journey=journey.name,
+        target=target.name,
+        run_id=run_id,
+        trace_id=run_id,
+        status=Status.ERROR,
+        started_at=started,
+        duration=time.time() - started,
+        error_type="InfrastructureError",
+        error_message=message,
+        reason=reason,
+        attempt=attempt,
+    )
+
+
+@contextlib.asynccontextmanager
+async def running(daemon: Daemon) -> Any:
+    """Start `daemon`, yield it, always stop it (for tests and embedding)."""
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop(grace=5.0)

@@ -1,0 +1,207 @@
+"""The `@journey` decorator: turns an async function into a `Journey` definition.
+
+A `Journey` is a frozen description (what to run, how often, how loud). It holds
+no run state: runs produce `RunResult` values instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, overload
+
+from synthmon.durations import format_duration, parse_duration
+from synthmon.errors import JourneyDefinitionError
+from synthmon.model import Kind, Severity
+
+if TYPE_CHECKING:
+    from synthmon.journeys.context import Context
+
+JourneyFunc = Callable[["Context"], Awaitable[None]]
+CleanupFunc = Callable[["Context"], Awaitable[None]]
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+@dataclass(frozen=True, slots=True)
+class Journey:
+    """A user journey as its author declared it."""
+
+    name: str
+    func: JourneyFunc = field(repr=False, compare=False)
+    kind: Kind = Kind.HTTP
+    severity: Severity = Severity.WARNING
+    interval: float | None = 60.0
+    cron: str | None = None
+    timeout: float = 30.0
+    tags: tuple[str, ...] = ()
+    targets: tuple[str, ...] | None = None
+    description: str = ""
+    runbook_url: str | None = None
+    account: str | None = None
+    degraded_after: float | None = None
+    # Alert policy overrides (see the alerting docs); passed through untouched here.
+    alert: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    cleanup: CleanupFunc | None = field(default=None, repr=False, compare=False)
+    filename: str = ""
+    lineno: int = 0
+
+    async def __call__(self, ctx: Context) -> None:
+        await self.func(ctx)
+
+    @property
+    def schedule(self) -> str:
+        """Human spelling of when it runs: "30s" or "cron 0 * * * *"."""
+        if self.cron:
+            return f"cron {self.cron}"
+        assert self.interval is not None
+        return format_duration(self.interval)
+
+    @property
+    def where(self) -> str:
+        return f"{self.filename}:{self.lineno}"
+
+
+@overload
+def journey(func: JourneyFunc, /) -> Journey: ...
+
+
+@overload
+def journey(
+    func: None = None,
+    /,
+    *,
+    name: str | None = None,
+    kind: str = "http",
+    severity: str = "warning",
+    interval: str | float | None = None,
+    cron: str | None = None,
+    timeout: str | float | None = None,
+    tags: Iterable[str] = (),
+    targets: Iterable[str] | None = None,
+    description: str | None = None,
+    runbook_url: str | None = None,
+    account: str | None = None,
+    degraded_after: str | float | None = None,
+    alert: Mapping[str, Any] | None = None,
+    cleanup: CleanupFunc | None = None,
+) -> Callable[[JourneyFunc], Journey]: ...
+
+
+def journey(
+    func: JourneyFunc | None = None,
+    /,
+    *,
+    name: str | None = None,
+    kind: str = "http",
+    severity: str = "warning",
+    interval: str | float | None = None,
+    cron: str | None = None,
+    timeout: str | float | None = None,
+    tags: Iterable[str] = (),
+    targets: Iterable[str] | None = None,
+    description: str | None = None,
+    runbook_url: str | None = None,
+    account: str | None = None,
+    degraded_after: str | float | None = None,
+    alert: Mapping[str, Any] | None = None,
+    cleanup: CleanupFunc | None = None,
+) -> Journey | Callable[[JourneyFunc], Journey]:
+    """Declare a user journey.
+
+    ``interval`` (default "1m") or ``cron`` (5 fields, e.g. "*/5 * * * *") sets when it
+    runs; ``timeout`` (default: the smaller of 30 s and the interval) bounds one run.
+    Bad options raise `JourneyDefinitionError` naming the file and line.
+    """
+
+    def decorate(fn: JourneyFunc) -> Journey:
+        code = getattr(fn, "__code__", None)
+        filename = code.co_filename if code else "<unknown>"
+        lineno = code.co_firstlineno if code else 0
+
+        def bad(message: str) -> JourneyDefinitionError:
+            jname = name or getattr(fn, "__name__", "?")
+            return JourneyDefinitionError(
+                f"journey {jname!r}: {message}", filename=filename, lineno=lineno
+            )
+
+        if not inspect.iscoroutinefunction(fn):
+            raise bad("must be declared with 'async def'")
+        jname = name or fn.__name__
+        if not jname or not set(jname) <= _NAME_CHARS:
+            raise bad("name may only use letters, digits, '_', '-' and '.'")
+        try:
+            jkind = Kind(kind)
+        except ValueError:
+            raise bad(f"kind={kind!r}: use one of {[k.value for k in Kind]}") from None
+        try:
+            jseverity = Severity(severity)
+        except ValueError:
+            raise bad(f"severity={severity!r}: use one of {[s.value for s in Severity]}") from None
+        if interval is not None and cron is not None:
+            raise bad("give either interval= or cron=, not both")
+        jinterval: float | None = None
+        if cron is not None:
+            _check_cron(cron, bad)
+        else:
+            jinterval = _duration("interval", "1m" if interval is None else interval, bad)
+        default_timeout = min(30.0, jinterval) if jinterval else 30.0
+        jtimeout = _duration("timeout", timeout, bad) if timeout is not None else default_timeout
+        if jinterval is not None and jtimeout > jinterval:
+            raise bad(
+                f"timeout ({format_duration(jtimeout)}) is longer than interval "
+                f"({format_duration(jinterval)}): runs would overlap and be skipped; "
+                "shorten the timeout or lengthen the interval"
+            )
+        if isinstance(tags, str) or (targets is not None and isinstance(targets, str)):
+            raise bad("tags= and targets= take a list of strings, e.g. tags=['shop']")
+        jdegraded = (
+            _duration("degraded_after", degraded_after, bad) if degraded_after is not None else None
+        )
+        if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
+            raise bad("cleanup= must be an 'async def' function taking the Context")
+        doc = inspect.getdoc(fn) or ""
+        return Journey(
+            name=jname,
+            func=fn,
+            kind=jkind,
+            severity=jseverity,
+            interval=jinterval,
+            cron=cron,
+            timeout=jtimeout,
+            tags=tuple(tags),
+            targets=tuple(targets) if targets is not None else None,
+            description=description if description is not None else doc.split("\n\n")[0],
+            runbook_url=runbook_url,
+            account=account,
+            degraded_after=jdegraded,
+            alert=dict(alert or {}),
+            cleanup=cleanup,
+            filename=filename,
+            lineno=lineno,
+        )
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+def _duration(
+    option: str, value: str | float, bad: Callable[[str], JourneyDefinitionError]
+) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise bad(f"{option}={value!r}: {exc}") from None
+
+
+def _check_cron(expr: str, bad: Callable[[str], JourneyDefinitionError]) -> None:
+    # Validate here so `synthmon check` reports it at the journey's line, not at
+    # scheduling time.
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expr)
+    except ValueError as exc:
+        raise bad(f"cron={expr!r}: {exc} (5 fields: minute hour day month day-of-week)") from None

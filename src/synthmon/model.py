@@ -1,0 +1,122 @@
+"""Result values. Frozen, I/O free: runners make them, sinks consume them.
+
+A journey definition never holds run state (the same journey runs again and
+again); everything one run learned lives in one `RunResult`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Severity(enum.StrEnum):
+    """How loudly a failing journey should be reported: critical pages, warning
+    notifies, info only records."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Kind(enum.StrEnum):
+    """Which runner executes a journey."""
+
+    HTTP = "http"
+    BROWSER = "browser"
+
+
+class Status(enum.StrEnum):
+    """Outcome of a run or a step.
+
+    - success: every hard step passed.
+    - failure: the target misbehaved (an assertion, an HTTP status, a broken page).
+    - timeout: the run did not finish within its timeout.
+    - error:   anything else: a bug in the journey, or an infrastructure problem
+               of synthmon's own (see `RunResult.reason`).
+    """
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+    @property
+    def is_target_failure(self) -> bool:
+        """True for outcomes that say the *target* is broken (they may page)."""
+        return self in (Status.FAILURE, Status.TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """One `ctx.step(...)` block of one run."""
+
+    name: str
+    status: Status
+    duration: float
+    soft: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    # Navigation timings of a browser step, seconds since navigation start:
+    # {"ttfb": .., "dom_content_loaded": .., "load": ..}.
+    timings: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Everything one run of one (journey, target) pair produced."""
+
+    journey: str
+    target: str
+    run_id: str
+    trace_id: str
+    status: Status
+    started_at: float  # wall clock, seconds since the epoch
+    duration: float  # seconds, monotonic
+    steps: tuple[StepResult, ...] = ()
+    failed_step: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    # Why an `error` happened when it is synthmon's problem rather than the
+    # target's: "browser_crash", "browser_unavailable", "no_account", ...
+    reason: str | None = None
+    artifacts: tuple[str, ...] = ()
+    attempt: int = 1
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.SUCCESS
+
+    @property
+    def is_infrastructure_error(self) -> bool:
+        """An error synthmon caused (no browser, no account, ...): never a target outage."""
+        return self.status is Status.ERROR and self.reason is not None
+
+
+class RunSource(enum.StrEnum):
+    """Where a run happens, so a journey can skip irreversible steps in some modes."""
+
+    DAEMON = "daemon"
+    ONCE = "once"
+    TEST = "test"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A named system under test, as the runners see it."""
+
+    name: str
+    base_url: str
+    allowed_hosts: frozenset[str]
+    headers: tuple[tuple[str, str], ...] = ()
+    block_third_party: bool = False
+    verify_tls: bool = True
+    max_concurrency: int = 4
+    max_requests_per_second: float | None = None
+
+    def allows(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        return any(
+            host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.allowed_hosts
+        )

@@ -1,0 +1,189 @@
+"""What every runner shares: the Runner protocol, run ids, error classification and
+`execute()`, which runs a journey under its hard timeout and builds the RunResult."""
+
+from __future__ import annotations
+
+import asyncio
+import linecache
+import os
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+import httpx
+import structlog
+
+from synthmon.errors import HostNotAllowedError, InfrastructureError, StepFailedError
+from synthmon.model import RunResult, RunSource, Status, Target
+
+if TYPE_CHECKING:
+    from synthmon.journeys.context import Context
+    from synthmon.journeys.dsl import Journey
+
+log = structlog.get_logger("synthmon.runner")
+
+# Cleanup registered with ctx.defer / cleanup= gets its own budget after the run.
+CLEANUP_BUDGET = 10.0
+
+
+class Runner(Protocol):
+    """Turns one (journey, target) into one RunResult. Never raises for the journey's
+    sake: every outcome, including timeouts and crashes, is a RunResult."""
+
+    async def run(
+        self,
+        journey: Journey,
+        target: Target,
+        *,
+        run_id: str,
+        attempt: int = 1,
+        run_source: RunSource = RunSource.DAEMON,
+    ) -> RunResult: ...
+
+
+def new_run_id() -> str:
+    """32 hex digits: 48 bits of milliseconds then 80 random bits.
+
+    Sortable by start time (artifact folders list in order) and usable as a W3C
+    trace id as is, so backend traces join the run that saw the failure.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+def traceparent(trace_id: str) -> str:
+    """A W3C traceparent header for one request of a run (new span id each time)."""
+    return f"00-{trace_id}-{os.urandom(8).hex()}-01"
+
+
+def classify(exc: BaseException) -> tuple[Status, str | None]:
+    """(status, reason) for an exception a journey raised."""
+    if isinstance(exc, InfrastructureError):
+        return Status.ERROR, exc.reason
+    if isinstance(exc, AssertionError | StepFailedError | httpx.HTTPStatusError):
+        return Status.FAILURE, None
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return Status.TIMEOUT, None
+    if isinstance(exc, HostNotAllowedError):
+        # A journey asking for a host it is not allowed is the journey's bug.
+        return Status.ERROR, None
+    if isinstance(exc, httpx.TransportError):
+        # Connection refused/reset, DNS, TLS: customers cannot reach the target.
+        return Status.FAILURE, None
+    return Status.ERROR, None
+
+
+def describe(exc: BaseException, journey_file: str | None = None) -> tuple[str, str]:
+    """(type name, message) for people: includes the URL of a failed request and,
+    for a bare assert, the journey source line that failed."""
+    etype = type(exc).__name__
+    msg = str(exc).strip()
+    if isinstance(exc, httpx.HTTPError):
+        try:
+            req = exc.request
+            where = f"{req.method} {req.url}"
+            if where not in msg:
+                msg = f"{msg or etype} ({where})"
+        except RuntimeError:
+            pass
+    if journey_file and isinstance(exc, AssertionError | StepFailedError | httpx.HTTPError):
+        loc = _journey_line(exc, journey_file)
+        if loc:
+            msg = f"{msg or 'assertion failed'} at {loc}"
+    return etype, msg or etype
+
+
+def _journey_line(exc: BaseException, journey_file: str) -> str | None:
+    found = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == journey_file:
+            found = (lineno, linecache.getline(journey_file, lineno).strip())
+    if not found:
+        return None
+    return f"{os.path.basename(journey_file)}:{found[0]}: {found[1]}"
+
+
+async def execute(
+    journey: Journey,
+    ctx: Context,
+    *,
+    started_at: float,
+    attempt: int = 1,
+    clock: Callable[[], float] = time.monotonic,
+    artifacts: Callable[[Status], tuple[str, ...]] | None = None,
+) -> RunResult:
+    """Run `journey` with `ctx` under its hard timeout and build the RunResult.
+
+    Cancellation from outside (shutdown) propagates; everything else becomes a result.
+    """
+    t0 = clock()
+    status = Status.SUCCESS
+    reason = failed_step = etype = emsg = None
+    try:
+        async with asyncio.timeout(journey.timeout):
+            await journey.func(ctx)
+    except TimeoutError as exc:
+        # Either our deadline (cancelled inside a step) or a TimeoutError the journey
+        # raised; both mean the target did not answer in time.
+        status = Status.TIMEOUT
+        failed_step = ctx.cancelled_in or ctx.failed_step or ctx.current_step
+        if ctx.cancelled_in is not None or not str(exc):
+            emsg = f"journey did not finish within its {journey.timeout:g}s timeout"
+            emsg += f" (in step {failed_step!r})" if failed_step else " (outside any step)"
+            etype = "Timeout"
+        else:
+            etype, emsg = describe(exc, journey.filename)
+    except Exception as exc:  # noqa: BLE001 - every journey outcome becomes a result
+        status, reason = classify(exc)
+        etype, emsg = describe(exc, journey.filename)
+        failed_step = ctx.failed_step
+    if status is Status.SUCCESS and ctx.soft_failures:
+        first = ctx.soft_failures[0]
+        status, failed_step = first.status, first.name
+        etype, emsg = first.error_type, first.error_message
+    duration = clock() - t0
+    paths = artifacts(status) if artifacts is not None else ()
+    return RunResult(
+        journey=journey.name,
+        target=ctx.target.name,
+        run_id=ctx.run_id,
+        trace_id=ctx.trace_id,
+        status=status,
+        started_at=started_at,
+        duration=duration,
+        steps=tuple(ctx.steps),
+        failed_step=failed_step,
+        error_type=etype,
+        error_message=emsg,
+        reason=reason,
+        artifacts=paths,
+        attempt=attempt,
+    )
+
+
+async def run_cleanups(journey: Journey, ctx: Context, budget: float = CLEANUP_BUDGET) -> int:
+    """Run deferred cleanups (last registered first), each within `budget` seconds.
+
+    Returns how many failed; failures are logged and never change the run's result.
+    """
+    calls = list(reversed(ctx.deferred))
+    if journey.cleanup is not None:
+        cleanup = journey.cleanup
+        calls.append(lambda: cleanup(ctx))
+    failed = 0
+    for call in calls:
+        try:
+            async with asyncio.timeout(budget):
+                await call()
+        except Exception as exc:  # noqa: BLE001 - cleanup failures never change the result
+            failed += 1
+            etype, emsg = describe(exc)
+            log.warning(
+                "cleanup_failed",
+                journey=journey.name,
+                target=ctx.target.name,
+                run_id=ctx.run_id,
+                error_type=etype,
+                error=emsg,
+            )
+    return failed

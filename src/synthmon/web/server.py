@@ -1,0 +1,99 @@
+"""The status server: /metrics, /healthz, /readyz and the JSON API.
+
+An aiohttp app run with AppRunner/TCPSite: explicit start and stop, and no signal
+handlers of its own (the daemon owns signals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+class StatusSource(Protocol):
+    """What the server asks the daemon."""
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]: ...
+
+    def journeys_json(self) -> list[dict[str, Any]]: ...
+
+
+class StatusServer:
+    def __init__(
+        self,
+        source: StatusSource,
+        registry: CollectorRegistry,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9321,
+        extra_routes: Callable[[web.Application], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._registry = registry
+        self._host = host
+        self._port = port
+        self.app = web.Application()
+        self.app.router.add_get("/", self._index)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.app.router.add_get("/api/journeys", self._journeys)
+        self.app.router.add_get("/api/journeys/{name}", self._journey)
+        if extra_routes is not None:
+            extra_routes(self.app)
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port, shutdown_timeout=2.0)
+        await site.start()
+        server = site._server  # aiohttp exposes the bound port only here
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self._port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _index(self, request: web.Request) -> web.Response:
+        links = "".join(
+            f'<li><a href="{p}">{p}</a></li>'
+            for p in ("/metrics", "/healthz", "/readyz", "/api/journeys")
+        )
+        return web.Response(
+            text=f"<!doctype html><title>synthmon</title><h1>synthmon</h1><ul>{links}</ul>",
+            content_type="text/html",
+        )
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        # Answering at all means the process and its event loop are alive.
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ready, checks = self._source.readiness()
+        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    async def _journeys(self, request: web.Request) -> web.Response:
+        return web.json_response({"journeys": self._source.journeys_json()})
+
+    async def _journey(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        found = [j for j in self._source.journeys_json() if j["journey"] == name]
+        if not found:
+            return web.json_response({"error": f"no journey named {name!r}"}, status=404)
+        return web.json_response({"journeys": found})
