@@ -201,8 +201,9 @@ def _env_sets(name: str) -> bool:
 def _in_file(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> bool:
     node: Any = data
     for part in loc:
-        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
-            node = node[part]
-        else:
+        if isinstance(node, list) and isinstance(part, int):
+            node = dict(enumerate(node))
+        if not (isinstance(node, Mapping) and part in node):
             return False
+        node = node[part]
     return True
