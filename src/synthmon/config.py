@@ -106,6 +106,48 @@ class SyntheticConfig(_Section):
     user_agent_comment: str = "+https://github.com/synthmon/synthmon"
 
 
+class ViewportConfig(_Section):
+    width: int = Field(default=1280, ge=100, le=10000)
+    height: int = Field(default=800, ge=100, le=10000)
+
+
+class BrowserConfig(_Section):
+    """The browser pool for `kind="browser"` journeys (see docs/browser.md)."""
+
+    # None: Playwright's bundled Chromium if installed, else chromium / chromium-browser /
+    # google-chrome found on PATH.
+    executable_path: str | None = None
+    headless: bool = True
+    # Extra Chromium flags, after synthmon's own (no background networking, no sync, ...).
+    args: list[str] = Field(default_factory=list)
+    # Chromium's sandbox off (--no-sandbox). Only for hosts where it cannot work (some
+    # containers running as root); never switched on behind your back.
+    no_sandbox: bool = False
+    # Browser runs in flight at once (each holds a BrowserContext, ~50-150 MB).
+    max_concurrency: int = Field(default=2, ge=1)
+    # Relaunch the browser after this many runs, or when its processes' RSS passes
+    # max_rss_mb; restart the Playwright driver after driver_recycle_after. Never with a
+    # run in flight.
+    recycle_after_runs: int = Field(default=200, ge=1)
+    max_rss_mb: float = Field(default=1024.0, gt=0)
+    driver_recycle_after: Duration = 6 * 3600.0
+    launch_timeout: Duration = 30.0
+    viewport: ViewportConfig = ViewportConfig()
+    locale: str = "en-US"
+    timezone: str = "UTC"
+
+
+class ArtifactsConfig(_Section):
+    """Failure artifacts of browser runs: screenshot, trace, HTML, console, network."""
+
+    # None: <data_dir>/artifacts.
+    dir: Path | None = None
+    on: Literal["failure", "always", "never"] = "failure"
+    max_age: Duration = 7 * 86400.0
+    max_runs_per_journey: int = Field(default=50, ge=1)
+    max_total_mb: float = Field(default=1024.0, gt=0)
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # auto: readable on a terminal, JSON lines otherwise.
@@ -127,6 +169,8 @@ class Settings(BaseSettings):
     scheduler: SchedulerConfig = SchedulerConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     logging: LoggingConfig = LoggingConfig()
+    browser: BrowserConfig = BrowserConfig()
+    artifacts: ArtifactsConfig = ArtifactsConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
 
     @classmethod
@@ -143,6 +187,10 @@ class Settings(BaseSettings):
 
     def target_list(self) -> list[Target]:
         return [cfg.to_target(name) for name, cfg in self.targets.items()]
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.artifacts.dir if self.artifacts.dir is not None else self.data_dir / "artifacts"
 
 
 def load_settings(path: str | Path | None) -> Settings:
@@ -166,6 +214,9 @@ def load_settings(path: str | Path | None) -> Settings:
         for key in ("journeys_dir", "data_dir"):
             if isinstance(data.get(key), str) and not os.path.isabs(data[key]):
                 data[key] = str(base / data[key])
+        artifacts = data.get("artifacts")
+        if isinstance(artifacts, dict) and isinstance(artifacts.get("dir"), str):
+            artifacts["dir"] = str(base / artifacts["dir"])  # an absolute dir stays as is
     try:
         return Settings(**data)
     except ValidationError as exc:

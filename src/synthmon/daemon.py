@@ -25,13 +25,16 @@ from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
 from synthmon.model import Kind, RunResult, RunSource, Status, Target
 from synthmon.runners.base import Runner, new_run_id
+from synthmon.runners.browser import browser_runner_from_settings
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
 from synthmon.scheduling import Schedule, Scheduler
+from synthmon.sinks.browser_metrics import BrowserMetrics
 from synthmon.sinks.fanout import Fanout, Sink
 from synthmon.sinks.latest import LatestResults, result_json
 from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
 from synthmon.watchdog import LoopWatchdog
+from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
 
 log = structlog.get_logger("synthmon.daemon")
@@ -68,12 +71,22 @@ class Daemon:
             tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
             transport_factory=transport_factory,
         )
-        self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
+        # Browser runs: one Chromium launched on the first browser run (docs/browser.md).
+        self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
+        browser_runner = browser_runner_from_settings(
+            settings, events=self.browser_metrics, http_factory=self.http_runner.client_factory
+        )
+        self.runners: dict[Kind, Runner] = {
+            Kind.HTTP: self.http_runner,
+            Kind.BROWSER: browser_runner,
+            **(runners or {}),
+        }
         self.fanout = Fanout(
             [
                 ("metrics", MetricsSink(self.metrics)),
                 ("latest", self.latest),
                 ("logs", LogSink()),
+                ("browser_metrics", self.browser_metrics),
                 *(extra_sinks or []),
             ],
             timeout=settings.scheduler.sink_timeout,
@@ -81,7 +94,11 @@ class Daemon:
         )
         self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
         self.server = StatusServer(
-            self, self.registry, host=settings.server.host, port=settings.server.port
+            self,
+            self.registry,
+            host=settings.server.host,
+            port=settings.server.port,
+            extra_routes=artifact_routes(settings.artifacts_dir),
         )
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import structlog
+from playwright.async_api import Error as PlaywrightError
 
 from synthmon.errors import HostNotAllowedError, InfrastructureError, StepFailedError
 from synthmon.model import RunResult, RunSource, Status, Target
@@ -70,14 +71,38 @@ def classify(exc: BaseException) -> tuple[Status, str | None]:
     if isinstance(exc, httpx.TransportError):
         # Connection refused/reset, DNS, TLS: customers cannot reach the target.
         return Status.FAILURE, None
+    if isinstance(exc, PlaywrightError):
+        # A Playwright TimeoutError (an element or URL that never showed up within the
+        # action's timeout) and net::ERR_* navigation errors are what a customer would
+        # see as a broken page: failures. The run's own deadline is "timeout" (above).
+        # A closed page/browser is our problem; the browser runner upgrades it to
+        # browser_crash when Chromium really died.
+        if _closed_target(exc):
+            return Status.ERROR, None
+        return Status.FAILURE, None
     return Status.ERROR, None
+
+
+def _closed_target(exc: PlaywrightError) -> bool:
+    msg = exc.message if isinstance(exc.message, str) else str(exc)
+    return type(exc).__name__ == "TargetClosedError" or "has been closed" in msg
+
+
+def _playwright_message(exc: PlaywrightError) -> str:
+    """First line of a Playwright error plus the first line of its call log, which
+    names the selector or URL it waited for ("waiting for locator('#email')")."""
+    text = exc.message if isinstance(exc.message, str) else str(exc)
+    head, _, call_log = text.partition("Call log:")
+    first = head.strip().splitlines()[0] if head.strip() else type(exc).__name__
+    entries = [line.strip(" -\t") for line in call_log.strip().splitlines() if line.strip()]
+    return f"{first} ({entries[0]})" if entries and entries[0] not in first else first
 
 
 def describe(exc: BaseException, journey_file: str | None = None) -> tuple[str, str]:
     """(type name, message) for people: includes the URL of a failed request and,
     for a bare assert, the journey source line that failed."""
     etype = type(exc).__name__
-    msg = str(exc).strip()
+    msg = _playwright_message(exc) if isinstance(exc, PlaywrightError) else str(exc).strip()
     if isinstance(exc, httpx.HTTPError):
         try:
             req = exc.request
@@ -86,7 +111,9 @@ def describe(exc: BaseException, journey_file: str | None = None) -> tuple[str, 
                 msg = f"{msg or etype} ({where})"
         except RuntimeError:
             pass
-    if journey_file and isinstance(exc, AssertionError | StepFailedError | httpx.HTTPError):
+    if journey_file and isinstance(
+        exc, AssertionError | StepFailedError | httpx.HTTPError | PlaywrightError
+    ):
         loc = _journey_line(exc, journey_file)
         if loc:
             msg = f"{msg or 'assertion failed'} at {loc}"

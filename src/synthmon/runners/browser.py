@@ -1,0 +1,536 @@
+"""The browser runner: `kind="browser"` journeys in a fresh BrowserContext per run on
+the pool's long-lived Chromium.
+
+Per run: lease a slot → new context (base_url = the target's, own cookies and cache)
+with request routing (tagging, allowed hosts) and tracing → the journey under its
+hard timeout (`execute`) → failure artifacts → context closed in `finally`, whatever
+happened. See docs/browser.md for the decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+import structlog
+from playwright.async_api import BrowserContext, ConsoleMessage, Page, Request, Route
+from playwright.async_api import Error as PlaywrightError
+
+from synthmon._version import __version__
+from synthmon.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
+from synthmon.errors import (
+    BrowserCrashError,
+    HostNotAllowedError,
+    InfrastructureError,
+)
+from synthmon.journeys.context import Context
+from synthmon.model import RunResult, RunSource, Status, Target
+from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
+from synthmon.runners.browser_pool import BrowserPool, PoolEvents, PoolOptions
+
+if TYPE_CHECKING:
+    from synthmon.config import Settings
+    from synthmon.journeys.dsl import Journey
+
+log = structlog.get_logger("synthmon.browser")
+
+ArtifactPolicy = Literal["failure", "always", "never"]
+
+# Navigation Timing of the current document, ms since its navigation started.
+_NAV_JS = """() => {
+  const n = performance.getEntriesByType('navigation')[0];
+  return n ? [performance.timeOrigin, n.responseStart, n.domContentLoadedEventEnd,
+              n.loadEventEnd] : null;
+}"""
+# Capturing artifacts of a hung page must not hang the runner in turn.
+SCREENSHOT_TIMEOUT = 5.0
+CAPTURE_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 10.0
+
+
+class HttpClientFactory(Protocol):
+    """`HttpRunner.client_factory`: gives browser journeys `ctx.http` too."""
+
+    def __call__(
+        self,
+        target: Target,
+        *,
+        trace_id: str,
+        timeout: float,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> Callable[[], httpx.AsyncClient]: ...
+
+
+@dataclasses.dataclass
+class _RunState:
+    """What one run's browser told us: blocked navigations, crashes, logs."""
+
+    target: Target
+    trace_id: str
+    tags: tuple[tuple[str, str], ...]
+    ua_suffix: str
+    blocked: list[str] = dataclasses.field(default_factory=list)
+    third_party_blocked: int = 0
+    page_crashed: bool = False
+    console: list[str] = dataclasses.field(default_factory=list)
+    network: list[str] = dataclasses.field(default_factory=list)
+    lease_crashed: Callable[[], bool] = lambda: False
+
+    @property
+    def crashed(self) -> bool:
+        return self.page_crashed or self.lease_crashed()
+
+    async def route(self, route: Route, request: Request) -> None:
+        url = request.url
+        host = urlsplit(url).hostname or ""
+        if self.target.allows(host):
+            headers = dict(request.headers)
+            headers.update(self.tags)
+            headers["traceparent"] = traceparent(self.trace_id)
+            ua = headers.get("user-agent", "")
+            headers["user-agent"] = f"{ua} {self.ua_suffix}".strip()
+            await route.continue_(headers=headers)
+            return
+        if request.is_navigation_request() and _is_main_frame(request):
+            self.blocked.append(url)
+            await route.abort("blockedbyclient")
+            return
+        if self.target.block_third_party:
+            self.third_party_blocked += 1
+            await route.abort("blockedbyclient")
+            return
+        # Third-party subresources go out untouched: custom headers on them would turn
+        # simple CORS requests into preflighted ones and break the page.
+        await route.continue_()
+
+    def on_console(self, msg: ConsoleMessage) -> None:
+        if msg.type in ("error", "warning"):
+            self.console.append(f"{msg.type}: {msg.text} ({_location(msg)})")
+
+    def on_page_error(self, error: PlaywrightError) -> None:
+        self.console.append(f"uncaught: {error.message}")
+
+    def on_request_failed(self, request: Request) -> None:
+        self.network.append(f"FAILED {request.method} {request.url}: {request.failure}")
+
+    async def on_response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.network.append(f"HTTP {response.status} {response.request.method} {response.url}")
+
+
+def _is_main_frame(request: Request) -> bool:
+    try:
+        return request.frame.parent_frame is None
+    except PlaywrightError:  # a service worker's request has no frame
+        return False
+
+
+def _location(msg: ConsoleMessage) -> str:
+    loc = msg.location
+    return f"{loc.get('url', '')}:{loc.get('lineNumber', '')}"
+
+
+class BrowserJourneyContext(Context):
+    """`Context` plus Navigation Timing per step: when a step's page is a new
+    document, its TTFB, DOMContentLoaded and load (seconds since navigation start)
+    go into the step's `timings`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._time_origin: float | None = None
+
+    @asynccontextmanager
+    async def step(self, name: str, *, soft: bool = False) -> AsyncIterator[None]:
+        timings: tuple[tuple[str, float], ...] = ()
+        before = len(self.steps)
+        async with super().step(name, soft=soft):
+            yield
+            timings = await self._navigation_timings()
+        if timings and len(self.steps) > before:
+            self.steps[-1] = dataclasses.replace(self.steps[-1], timings=timings)
+
+    async def _navigation_timings(self) -> tuple[tuple[str, float], ...]:
+        if self._page is None:
+            return ()
+        try:
+            async with asyncio.timeout(1.0):
+                nav = await self._page.evaluate(_NAV_JS)
+        except (PlaywrightError, TimeoutError):
+            return ()  # mid-navigation or a closed page: no timings for this step
+        if not nav or nav[0] == self._time_origin:
+            return ()
+        self._time_origin = nav[0]
+        names = ("ttfb", "dom_content_loaded", "load")
+        return tuple((n, v / 1000.0) for n, v in zip(names, nav[1:], strict=True) if v > 0)
+
+
+class BrowserRunner:
+    """Runs `kind="browser"` journeys. Never raises for the journey's sake."""
+
+    def __init__(
+        self,
+        pool: BrowserPool,
+        *,
+        store: ArtifactStore | None = None,
+        artifacts_on: ArtifactPolicy = "failure",
+        tag_headers: Sequence[tuple[str, str]] = (),
+        ua_suffix: str = "",
+        http_factory: HttpClientFactory | None = None,
+        scrub: Scrubber = no_scrub,
+        viewport: tuple[int, int] = (1280, 800),
+        locale: str = "en-US",
+        timezone: str = "UTC",
+        retention_interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        self.store = store
+        self.artifacts_on: ArtifactPolicy = artifacts_on if store is not None else "never"
+        self._tags = tuple(tag_headers)
+        self._ua_suffix = ua_suffix
+        self._http_factory = http_factory
+        self._scrub = scrub
+        self._viewport = {"width": viewport[0], "height": viewport[1]}
+        self._locale = locale
+        self._timezone = timezone
+        self._retention_interval = retention_interval
+        self._retention_task: asyncio.Task[None] | None = None
+        self._clock = clock
+
+    # -- the Runner protocol and the daemon's optional hooks -------------------------
+
+    async def run(
+        self,
+        journey: Journey,
+        target: Target,
+        *,
+        run_id: str,
+        attempt: int = 1,
+        run_source: RunSource = RunSource.DAEMON,
+        account: object = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> RunResult:
+        self._ensure_retention()
+        started_at = time.time()
+        t0 = self._clock()
+        try:
+            async with self.pool.lease(wait=journey.timeout) as lease:
+                return await self._run_in_context(
+                    lease.browser.new_context,
+                    lambda: lease.crashed,
+                    journey,
+                    target,
+                    run_id=run_id,
+                    attempt=attempt,
+                    run_source=run_source,
+                    account=account,
+                    extra_headers=extra_headers,
+                    started_at=started_at,
+                )
+        except InfrastructureError as exc:
+            return _infra_result(
+                journey, target, run_id, started_at, self._clock() - t0, exc, attempt
+            )
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        return self.pool.readiness()
+
+    async def aclose(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+        await self.pool.aclose()
+
+    # -- one run ---------------------------------------------------------------------
+
+    async def _run_in_context(
+        self,
+        new_context: Callable[..., Any],
+        lease_crashed: Callable[[], bool],
+        journey: Journey,
+        target: Target,
+        *,
+        run_id: str,
+        attempt: int,
+        run_source: RunSource,
+        account: object,
+        extra_headers: Sequence[tuple[str, str]],
+        started_at: float,
+    ) -> RunResult:
+        state = _RunState(
+            target=target,
+            trace_id=run_id,
+            tags=(*self._tags, *target.headers, *extra_headers),
+            ua_suffix=self._ua_suffix,
+            lease_crashed=lease_crashed,
+        )
+        context: BrowserContext | None = None
+        ctx: BrowserJourneyContext | None = None
+        try:
+            try:
+                context = await new_context(
+                    base_url=target.base_url,
+                    viewport=self._viewport,
+                    locale=self._locale,
+                    timezone_id=self._timezone,
+                    ignore_https_errors=not target.verify_tls,
+                    service_workers="block",  # keeps every request visible to routing
+                )
+                assert context is not None
+                if self.artifacts_on != "never":
+                    await context.tracing.start(screenshots=True, snapshots=True)
+                await context.route("**/*", state.route)
+                page = await context.new_page()
+            except PlaywrightError as exc:
+                raise BrowserCrashError(
+                    f"could not open a browser context: {_first_line(exc)}"
+                ) from exc
+            # Journey-level waits must never outlive the run's hard timeout.
+            context.set_default_timeout(journey.timeout * 1000)
+            page.on("crash", lambda _: setattr(state, "page_crashed", True))
+            page.on("console", state.on_console)
+            page.on("pageerror", state.on_page_error)
+            page.on("requestfailed", state.on_request_failed)
+            page.on("response", state.on_response)
+            ctx = BrowserJourneyContext(
+                journey=journey.name,
+                target=target,
+                run_id=run_id,
+                trace_id=run_id,
+                classify=lambda exc: _classify(exc, state),
+                describe=lambda exc: _describe(exc, state, journey.filename),
+                http_factory=(
+                    self._http_factory(
+                        target,
+                        trace_id=run_id,
+                        timeout=journey.timeout,
+                        extra_headers=extra_headers,
+                    )
+                    if self._http_factory is not None
+                    else None
+                ),
+                page=page,
+                account=account,
+                run_source=run_source,
+                clock=self._clock,
+            )
+            result = await execute(
+                journey, ctx, started_at=started_at, attempt=attempt, clock=self._clock
+            )
+            result = _explain(result, state, page)
+            if self._keep_artifacts(result.status) and not state.crashed:
+                paths = await self._capture(journey, run_id, context, page, state)
+                result = dataclasses.replace(result, artifacts=paths)
+            return result
+        finally:
+            try:
+                if ctx is not None:
+                    await run_cleanups(journey, ctx)
+            finally:
+                if ctx is not None:
+                    await ctx.aclose()
+                if context is not None:
+                    await _force_close(context)
+
+    def _keep_artifacts(self, status: Status) -> bool:
+        if self.artifacts_on == "always":
+            return True
+        return self.artifacts_on == "failure" and status is not Status.SUCCESS
+
+    async def _capture(
+        self,
+        journey: Journey,
+        run_id: str,
+        context: BrowserContext,
+        page: Page,
+        state: _RunState,
+    ) -> tuple[str, ...]:
+        """Screenshot, trace, HTML, console and network logs; each bounded in time and
+        allowed to fail on its own (a hung page may refuse some)."""
+        assert self.store is not None
+        store, scrub = self.store, self._scrub
+        folder = await asyncio.to_thread(store.run_dir, journey.name, run_id)
+        paths: list[Path] = []
+        shot = folder / "screenshot.png"
+        try:
+            await page.screenshot(
+                path=shot, full_page=True, timeout=SCREENSHOT_TIMEOUT * 1000, animations="disabled"
+            )
+            paths.append(shot)
+        except PlaywrightError as exc:
+            log.warning("artifact_failed", artifact="screenshot", error=_first_line(exc))
+        trace = folder / "trace.zip"
+        try:
+            async with asyncio.timeout(CAPTURE_TIMEOUT):
+                await context.tracing.stop(path=trace)
+            await asyncio.to_thread(scrub_zip, trace, scrub)
+            paths.append(trace)
+        except (PlaywrightError, TimeoutError, OSError) as exc:
+            log.warning("artifact_failed", artifact="trace", error=_first_line(exc))
+        try:
+            async with asyncio.timeout(SCREENSHOT_TIMEOUT):
+                html = await page.content()
+            paths.append(store.write_text(folder, "page.html", html, scrub))
+        except (PlaywrightError, TimeoutError) as exc:
+            log.warning("artifact_failed", artifact="html", error=_first_line(exc))
+        paths.append(store.write_text(folder, "console.txt", _lines(state.console), scrub))
+        paths.append(store.write_text(folder, "network.txt", _lines(state.network), scrub))
+        await asyncio.to_thread(store.enforce)
+        return tuple(str(p) for p in paths if p.exists())
+
+    def _ensure_retention(self) -> None:
+        if self.store is None or self._retention_task is not None:
+            return
+        self._retention_task = asyncio.create_task(
+            self._retention_loop(), name="synthmon-artifact-retention"
+        )
+
+    async def _retention_loop(self) -> None:
+        assert self.store is not None
+        while True:
+            try:
+                await asyncio.to_thread(self.store.enforce)
+            except OSError as exc:
+                log.warning("artifact_retention_failed", error=str(exc))
+            await asyncio.sleep(self._retention_interval)
+
+
+def _classify(exc: BaseException, state: _RunState) -> tuple[Status, str | None]:
+    if state.crashed and isinstance(exc, PlaywrightError):
+        return Status.ERROR, BrowserCrashError.reason
+    if state.blocked and isinstance(exc, PlaywrightError):
+        return Status.ERROR, None
+    return classify(exc)
+
+
+def _describe(exc: BaseException, state: _RunState, journey_file: str) -> tuple[str, str]:
+    if state.crashed and isinstance(exc, PlaywrightError):
+        return BrowserCrashError.__name__, _crash_message(state)
+    if state.blocked and isinstance(exc, PlaywrightError):
+        err = HostNotAllowedError(state.blocked[-1], tuple(state.target.allowed_hosts))
+        return type(err).__name__, str(err)
+    return describe(exc, journey_file)
+
+
+def _crash_message(state: _RunState) -> str:
+    what = "the page crashed" if state.page_crashed else "Chromium died"
+    return (
+        f"{what} during the run (infrastructure, not the target); the browser is "
+        "relaunched for the next run"
+    )
+
+
+def _explain(result: RunResult, state: _RunState, page: Page) -> RunResult:
+    """Name the real cause of a failed run: a crash or a blocked navigation rather
+    than the Playwright error they surfaced as; and where the page was."""
+    if result.status is Status.SUCCESS:
+        return result
+    if state.crashed:
+        return dataclasses.replace(
+            result,
+            status=Status.ERROR,
+            reason=BrowserCrashError.reason,
+            error_type=BrowserCrashError.__name__,
+            error_message=_crash_message(state),
+        )
+    if state.blocked and result.status is Status.ERROR:
+        err = HostNotAllowedError(state.blocked[-1], tuple(state.target.allowed_hosts))
+        return dataclasses.replace(result, error_type=type(err).__name__, error_message=str(err))
+    url = page.url
+    if result.error_message and url and url not in result.error_message:
+        return dataclasses.replace(result, error_message=f"{result.error_message} [page: {url}]")
+    return result
+
+
+async def _force_close(context: BrowserContext) -> None:
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await context.close()
+    except (PlaywrightError, TimeoutError) as exc:
+        # A dead browser has no context to close; the pool reaps it.
+        log.debug("context_close_failed", error=_first_line(exc))
+
+
+def _infra_result(
+    journey: Journey,
+    target: Target,
+    run_id: str,
+    started_at: float,
+    duration: float,
+    exc: InfrastructureError,
+    attempt: int,
+) -> RunResult:
+    return RunResult(
+        journey=journey.name,
+        target=target.name,
+        run_id=run_id,
+        trace_id=run_id,
+        status=Status.ERROR,
+        started_at=started_at,
+        duration=duration,
+        error_type=type(exc).__name__,
+        error_message=str(exc),
+        reason=exc.reason,
+        attempt=attempt,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _lines(items: list[str]) -> str:
+    return "".join(f"{item}\n" for item in items) if items else "(none)\n"
+
+
+def browser_runner_from_settings(
+    settings: Settings,
+    *,
+    events: PoolEvents | None = None,
+    http_factory: HttpClientFactory | None = None,
+    scrub: Scrubber = no_scrub,
+) -> BrowserRunner:
+    """The runner the daemon uses, configured from [browser] and [artifacts]."""
+    b, a = settings.browser, settings.artifacts
+    pool = BrowserPool(
+        PoolOptions(
+            executable_path=b.executable_path,
+            headless=b.headless,
+            args=tuple(b.args),
+            no_sandbox=b.no_sandbox,
+            max_concurrency=b.max_concurrency,
+            recycle_after_runs=b.recycle_after_runs,
+            max_rss_bytes=int(b.max_rss_mb * 1024 * 1024),
+            driver_recycle_after=b.driver_recycle_after,
+            launch_timeout=b.launch_timeout,
+        ),
+        events=events,
+    )
+    store = ArtifactStore(
+        settings.artifacts_dir,
+        max_age=a.max_age,
+        max_runs_per_journey=a.max_runs_per_journey,
+        max_total_bytes=int(a.max_total_mb * 1024 * 1024),
+    )
+    return BrowserRunner(
+        pool,
+        store=store,
+        artifacts_on=a.on,
+        tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
+        ua_suffix=f"synthmon/{__version__}",
+        http_factory=http_factory,
+        scrub=scrub,
+        viewport=(b.viewport.width, b.viewport.height),
+        locale=b.locale,
+        timezone=b.timezone,
+    )

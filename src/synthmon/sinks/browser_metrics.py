@@ -1,0 +1,100 @@
+"""Metrics of browser journeys: navigation timings per step (a sink) and the browser
+pool's own health (the pool's `PoolEvents`, wired here by the daemon, so runners
+never import prometheus_client)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from synthmon.model import RunResult
+
+NAVIGATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
+
+
+class BrowserMetrics:
+    def __init__(self, registry: CollectorRegistry, *, location: str | None = None) -> None:
+        self._loc: tuple[str, ...] = (location,) if location else ()
+        loc = ("location",) if location else ()
+        self.navigation = Histogram(
+            "synthmon_browser_navigation_seconds",
+            "Navigation Timing of browser steps that loaded a page, seconds since the "
+            "navigation started, by phase (ttfb|dom_content_loaded|load).",
+            ("journey", "target", "step", "phase", *loc),
+            buckets=NAVIGATION_BUCKETS,
+            registry=registry,
+        )
+        self.launches = Counter(
+            "synthmon_browser_launches",
+            "Browser launches by result (ok|failed).",
+            ("result", *loc),
+            registry=registry,
+        )
+        self.crashes = Counter(
+            "synthmon_browser_crashes",
+            "Times Chromium died under synthmon (runs in flight end as error browser_crash).",
+            loc,
+            registry=registry,
+        )
+        self.recycles = Counter(
+            "synthmon_browser_recycles",
+            "Planned browser relaunches by reason (runs|rss|driver).",
+            ("reason", *loc),
+            registry=registry,
+        )
+        self.contexts_in_use = Gauge(
+            "synthmon_browser_contexts_in_use",
+            "Browser runs holding a context now.",
+            loc,
+            registry=registry,
+        )
+        self.waiting = Gauge(
+            "synthmon_browser_waiting_runs",
+            "Browser runs waiting for a browser slot.",
+            loc,
+            registry=registry,
+        )
+        self.rss = Gauge(
+            "synthmon_browser_rss_bytes",
+            "Resident memory of the browser's process tree after the last run.",
+            loc,
+            registry=registry,
+        )
+        for result in ("ok", "failed"):
+            self.launches.labels(result, *self._loc)
+        for reason in ("runs", "rss", "driver"):
+            self.recycles.labels(reason, *self._loc)
+
+    # -- PoolEvents ------------------------------------------------------------------
+
+    def count(self, event: str, reason: str = "") -> None:
+        if event == "launch":
+            self.launches.labels(reason, *self._loc).inc()
+        elif event == "crash":
+            _at(self.crashes, self._loc).inc()
+        elif event == "recycle":
+            self.recycles.labels(reason, *self._loc).inc()
+
+    def gauge(self, name: str, value: float) -> None:
+        metric = {
+            "contexts_in_use": self.contexts_in_use,
+            "waiting_runs": self.waiting,
+            "rss_bytes": self.rss,
+        }.get(name)
+        if metric is not None:
+            _at(metric, self._loc).set(value)
+
+    # -- sink ------------------------------------------------------------------------
+
+    async def emit(self, result: RunResult) -> None:
+        for step in result.steps:
+            for phase, seconds in step.timings:
+                self.navigation.labels(
+                    result.journey, result.target, step.name, phase, *self._loc
+                ).observe(seconds)
+
+
+def _at(metric: Any, loc: tuple[str, ...]) -> Any:
+    # prometheus_client refuses .labels() on a metric without labels.
+    return metric.labels(*loc) if loc else metric
