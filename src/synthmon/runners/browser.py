@@ -360,6 +360,7 @@ class BrowserRunner:
         store, scrub = self.store, self._scrub
         folder = await asyncio.to_thread(store.run_dir, journey.name, run_id)
         paths: list[Path] = []
+        await _stop_loading(context, page)
         shot = folder / "screenshot.png"
         try:
             await page.screenshot(
@@ -442,13 +443,30 @@ def _explain(result: RunResult, state: _RunState, page: Page) -> RunResult:
             error_type=BrowserCrashError.__name__,
             error_message=_crash_message(state),
         )
-    if state.blocked and result.status is Status.ERROR:
+    if state.blocked and result.status is not Status.TIMEOUT:
+        # Same status as the HTTP runner's HostNotAllowedError: the journey (or a
+        # redirect the config did not foresee) went somewhere it may not go.
         err = HostNotAllowedError(state.blocked[-1], tuple(state.target.allowed_hosts))
-        return dataclasses.replace(result, error_type=type(err).__name__, error_message=str(err))
+        return dataclasses.replace(
+            result, status=Status.ERROR, error_type=type(err).__name__, error_message=str(err)
+        )
     url = page.url
     if result.error_message and url and url not in result.error_message:
         return dataclasses.replace(result, error_message=f"{result.error_message} [page: {url}]")
     return result
+
+
+async def _stop_loading(context: BrowserContext, page: Page) -> None:
+    """Stop a navigation still pending (a hung or slow page at the deadline): until it
+    commits or stops, Chromium answers neither screenshots nor page.content(). The
+    capture then shows what the user was looking at when the run gave up."""
+    try:
+        async with asyncio.timeout(2.0):
+            cdp = await context.new_cdp_session(page)
+            await cdp.send("Page.stopLoading")
+            await cdp.detach()
+    except (PlaywrightError, TimeoutError) as exc:
+        log.debug("stop_loading_failed", error=_first_line(exc))
 
 
 async def _force_close(context: BrowserContext) -> None:

@@ -134,6 +134,7 @@ class BrowserPool:
         self._recycle_reason: str | None = None
         self._waiting = 0
         self._tree: list[psutil.Process] = []
+        self._reaping: set[asyncio.Future[Any]] = set()
         self._closed = False
         self.browser_pid: int | None = None
         self.executable: str | None = None
@@ -231,6 +232,7 @@ class BrowserPool:
                 await asyncio.shield(self._launch_task)
         await self._close_browser()
         await self._stop_driver()
+        await self.settled()
 
     # -- internals -------------------------------------------------------------------
 
@@ -246,6 +248,7 @@ class BrowserPool:
                 if reason == "driver":
                     await self._stop_driver()
             if self._browser is None or not self._browser.is_connected():
+                await self.settled()
                 self._browser = await self._launch()
             self._runs_on_browser += 1
             return self._browser
@@ -359,12 +362,25 @@ class BrowserPool:
 
     def _reap(self) -> None:
         """Kill what is left of the last known process tree (renderers of a crashed
-        browser get re-parented away from us and could linger)."""
+        browser get re-parented away from us and could linger), and wait for them in
+        a thread so the next launch and shutdown can make sure they are gone."""
+        doomed = []
         for proc in self._tree:
             with contextlib.suppress(psutil.Error):
                 if proc.is_running():
                     proc.kill()
+                    doomed.append(proc)
         self._tree = []
+        if doomed:
+            self._reaping.add(
+                asyncio.ensure_future(asyncio.to_thread(psutil.wait_procs, doomed, 5.0))
+            )
+
+    async def settled(self) -> None:
+        """Wait until the processes of closed or crashed browsers have exited."""
+        while self._reaping:
+            pending, self._reaping = self._reaping, set()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _close_browser(self) -> None:
         browser, self._browser = self._browser, None

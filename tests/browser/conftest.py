@@ -1,0 +1,69 @@
+"""Browser test fixtures: a real headless Chromium (the pool) and runners on it.
+
+Every runner made here is closed at teardown, so no test leaves a Chromium behind.
+Chromium's sandbox cannot start as root on CI, so the pools here switch it off
+explicitly (`no_sandbox=True`), as a deployment running as root would have to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from synthmon.artifacts import ArtifactStore
+from synthmon.journeys.dsl import Journey
+from synthmon.journeys.loader import load_journeys
+from synthmon.model import Target
+from synthmon.runners.browser import BrowserRunner
+from synthmon.runners.browser_pool import BrowserPool, PoolOptions
+from synthmon.runners.http import HttpRunner
+
+REPO = Path(__file__).resolve().parents[2]
+NO_SANDBOX = os.geteuid() == 0
+PASSWORD = "shopper1-pass"
+
+pytestmark = pytest.mark.browser
+
+MakeRunner = Callable[..., BrowserRunner]
+
+
+@pytest.fixture
+async def make_runner(tmp_path: Path) -> AsyncIterator[MakeRunner]:
+    """Build BrowserRunners (pool options and runner options as keywords)."""
+    made: list[BrowserRunner] = []
+
+    def make(
+        *, pool: dict[str, Any] | None = None, store: ArtifactStore | None = None, **kw: Any
+    ) -> BrowserRunner:
+        options = PoolOptions(**{"no_sandbox": NO_SANDBOX, **(pool or {})})
+        http = HttpRunner(user_agent="synthmon/test")
+        runner = BrowserRunner(
+            BrowserPool(options),
+            store=store or ArtifactStore(tmp_path / "artifacts"),
+            tag_headers=[("X-Synthetic-Monitor", "synthmon")],
+            ua_suffix="synthmon/test",
+            http_factory=http.client_factory,
+            **kw,
+        )
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:
+        await runner.aclose()
+
+
+def example_journey(name: str = "browser_checkout", **changes: Any) -> Journey:
+    """A journey of the repository's journeys/ folder, optionally with other options."""
+    report = load_journeys(REPO / "journeys", known_targets=["demo"])
+    found = {j.name: j for j in report.journeys}[name]
+    return dataclasses.replace(found, **changes)
+
+
+def target_for(url: str, **kw: Any) -> Target:
+    return Target(name="demo", base_url=url, allowed_hosts=frozenset({"127.0.0.1"}), **kw)
