@@ -46,6 +46,7 @@ BASE_ARGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
 )
+_HAS_PSS = psutil.LINUX
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_HINT = (
     "install one (Debian/Ubuntu: 'apt-get install chromium'; or 'playwright install "
@@ -136,6 +137,7 @@ class BrowserPool:
         self._tree: list[psutil.Process] = []
         self._reaping: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._marker_prefix = f"--synthmon-browser={os.getpid()}-{id(self)}-"
         self.browser_pid: int | None = None
         self.executable: str | None = None
         self.last_error: str | None = None
@@ -218,10 +220,14 @@ class BrowserPool:
             return []
 
     def rss_bytes(self) -> int:
+        """Memory of the browser's process tree. On Linux the sum of PSS: Chromium's
+        processes share most of their pages, and summing plain RSS counts those once
+        per process (about twice the real figure). Elsewhere, the sum of RSS."""
         total = 0
         for proc in self.process_tree():
             with contextlib.suppress(psutil.Error):
-                total += proc.memory_info().rss
+                info = proc.memory_full_info() if _HAS_PSS else proc.memory_info()
+                total += getattr(info, "pss", info.rss)
         return total
 
     async def aclose(self) -> None:
@@ -257,7 +263,7 @@ class BrowserPool:
         reason = None
         if lease.generation == self._generation and self._browser is not None:
             self._snapshot_tree()
-            rss = self.rss_bytes()
+            rss = await asyncio.to_thread(self.rss_bytes)  # reads /proc/*/smaps_rollup
             self._events.gauge("rss_bytes", rss)
             if self._runs_on_browser >= self.options.recycle_after_runs:
                 reason = "runs"
@@ -298,12 +304,14 @@ class BrowserPool:
             )
             self._launch_failed(f"{where}: {INSTALL_HINT}")
             raise BrowserUnavailableError(self.last_error or "")
-        before = {p.pid for p in _children()}
+        # A switch Chromium ignores, unique per launch: how we find *this* browser's
+        # main process among our descendants, even with several pools in one process.
+        marker = f"{self._marker_prefix}{self._generation + 1}"
         try:
             browser = await self._pw.chromium.launch(
                 executable_path=exe,
                 headless=opts.headless,
-                args=[*BASE_ARGS, *opts.args],
+                args=[*BASE_ARGS, *opts.args, marker],
                 chromium_sandbox=not opts.no_sandbox,
                 timeout=opts.launch_timeout * 1000,
                 # The daemon owns signals and closes the browser in its ordered shutdown.
@@ -326,7 +334,7 @@ class BrowserPool:
         self.launches += 1
         self.last_error = None
         self._runs_on_browser = 0
-        self.browser_pid = _new_browser_pid(before)
+        self.browser_pid = _browser_pid(marker)
         self._snapshot_tree()
         generation = self._generation
         browser.on("disconnected", lambda _: self._on_disconnected(browser, generation))
@@ -407,11 +415,19 @@ class BrowserPool:
                 await pw.stop()
         except Exception as exc:  # noqa: BLE001 - shutting down regardless
             log.warning("playwright_stop_failed", error=str(exc))
-        # Anything Chromium-like still below us now is a leak: end it.
+        # Any browser of this pool still below us now is a leak: end it and its children
+        # (other pools' browsers in the same process, e.g. in the benchmark, are spared).
+        leftovers = []
         for proc in _children():
             with contextlib.suppress(psutil.Error):
-                if _is_chromium(proc):
-                    proc.kill()
+                if _is_chromium(proc) and any(
+                    a.startswith(self._marker_prefix) for a in proc.cmdline()
+                ):
+                    leftovers += [proc, *proc.children(recursive=True)]
+        if leftovers:
+            log.warning("browser_leftovers_killed", pids=[p.pid for p in leftovers])
+            self._tree = leftovers
+            self._reap()
 
 
 def _children() -> list[psutil.Process]:
@@ -429,16 +445,14 @@ def _is_chromium(proc: psutil.Process) -> bool:
     return "chrom" in name or "headless_shell" in name
 
 
-def _new_browser_pid(before: set[int]) -> int | None:
-    """The main process of the Chromium just launched: a new chromium descendant of
-    ours whose parent is not itself Chromium (that is the Playwright driver)."""
+def _browser_pid(marker: str) -> int | None:
+    """The main process of the Chromium launched with `marker` on its command line."""
     for proc in _children():
-        if proc.pid in before or not _is_chromium(proc):
-            continue
         with contextlib.suppress(psutil.Error):
-            parent = proc.parent()
-            if parent is None or not _is_chromium(parent):
-                return proc.pid
+            if _is_chromium(proc) and marker in proc.cmdline():
+                parent = proc.parent()
+                if parent is None or not _is_chromium(parent):
+                    return proc.pid
     return None
 
 

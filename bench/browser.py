@@ -1,0 +1,267 @@
+"""Browser journeys: pooled Chromium vs a browser launched per run, and memory growth.
+
+Against the demo shop in a child process (its CPU and memory are not counted):
+
+  (a) launch-per-run: every run launches its own Chromium (a fresh BrowserPool),
+      runs the journey and closes it again, the way naive setups do;
+  (b) pooled: the daemon's BrowserRunner (one Chromium, a fresh BrowserContext per
+      run, tracing on as in production);
+  (c) leak check: the pooled runner for --leak-runs runs; RSS of this process (the
+      "daemon") and of the browser's process tree after run 50 and after the last.
+
+Both (a) and (b) run the same journey with the same concurrency ([browser]
+max_concurrency default, 2). Peak RSS is this process plus all its descendants,
+sampled every 100 ms.
+
+    python bench/browser.py                 # the real figures (500 leak runs)
+    python bench/browser.py --quick         # smaller counts for a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from synthmon import Context, journey  # noqa: E402
+from synthmon.artifacts import ArtifactStore  # noqa: E402
+from synthmon.model import Status, Target  # noqa: E402
+from synthmon.runners.base import new_run_id  # noqa: E402
+from synthmon.runners.browser import BrowserRunner  # noqa: E402
+from synthmon.runners.browser_pool import BrowserPool, PoolOptions  # noqa: E402
+
+CONCURRENCY = 2
+NO_SANDBOX = os.geteuid() == 0  # Chromium's sandbox does not start as root here
+
+
+@journey(kind="browser", interval="1m", timeout="30s")
+async def browse(ctx: Context) -> None:
+    """Sign-in page, then the product list: two navigations, a few assertions."""
+    async with ctx.step("login page"):
+        r = await ctx.page.goto("/login")
+        assert r is not None
+        assert r.ok
+        await ctx.page.fill("#email", "synthetic+shopper1@shop.example")
+    async with ctx.step("products"):
+        r = await ctx.page.goto("/products")
+        assert r is not None
+        assert r.ok
+        assert await ctx.page.get_by_test_id("product-1").is_visible()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_shop() -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "synthmon.demo", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/healthz", timeout=0.5)
+        except httpx.TransportError:
+            time.sleep(0.05)
+        else:
+            return proc, url
+    proc.kill()
+    raise RuntimeError("demo shop did not start")
+
+
+class PeakRss:
+    """Peak RSS of this process plus its descendants (shop excluded), sampled."""
+
+    def __init__(self, exclude: int) -> None:
+        self._exclude = exclude
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.1):
+            total = me.memory_info().rss
+            for child in me.children(recursive=True):
+                if child.pid == self._exclude:
+                    continue
+                with contextlib.suppress(psutil.Error):
+                    total += child.memory_info().rss
+            self.peak = max(self.peak, total)
+
+
+def _runner(pool: BrowserPool, artifacts: Path) -> BrowserRunner:
+    return BrowserRunner(pool, store=ArtifactStore(artifacts), ua_suffix="synthmon/bench")
+
+
+def _pool() -> BrowserPool:
+    return BrowserPool(PoolOptions(no_sandbox=NO_SANDBOX, max_concurrency=CONCURRENCY))
+
+
+async def _spread(runs: int, one: Any) -> list[Any]:
+    """`runs` calls of `one()`, CONCURRENCY at a time."""
+    queue = list(range(runs))
+    results: list[Any] = []
+
+    async def worker() -> None:
+        while queue:
+            queue.pop()
+            results.append(await one())
+
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return results
+
+
+async def launch_per_run(target: Target, runs: int, artifacts: Path) -> list[Status]:
+    async def one() -> Status:
+        runner = _runner(_pool(), artifacts)
+        try:
+            return (await runner.run(browse, target, run_id=new_run_id())).status
+        finally:
+            await runner.aclose()
+
+    return await _spread(runs, one)
+
+
+async def pooled(runner: BrowserRunner, target: Target, runs: int) -> list[Status]:
+    async def one() -> Status:
+        return (await runner.run(browse, target, run_id=new_run_id())).status
+
+    return await _spread(runs, one)
+
+
+def _mb(n: float) -> float:
+    return round(n / 1024 / 1024, 1)
+
+
+async def bench(runs: int = 40, leak_runs: int = 500) -> dict[str, Any]:
+    shop, url = _start_shop()
+    target = Target("bench", url, frozenset({"127.0.0.1"}))
+    out: dict[str, Any] = {"runs_per_mode": runs, "concurrency": CONCURRENCY}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            artifacts = Path(tmp)
+            # Warm the page cache for Chromium's binary so (a) does not pay a cold start.
+            await launch_per_run(target, 1, artifacts)
+
+            with PeakRss(shop.pid) as rss:
+                t0 = time.monotonic()
+                statuses = await launch_per_run(target, runs, artifacts)
+                elapsed = time.monotonic() - t0
+            out["launch_per_run"] = {
+                "runs_per_minute": round(runs / elapsed * 60, 1),
+                "peak_rss_mb": _mb(rss.peak),
+                "failed_runs": sum(s is not Status.SUCCESS for s in statuses),
+            }
+
+            runner = _runner(_pool(), artifacts)
+            try:
+                await pooled(runner, target, 2)  # launch outside the measurement
+                with PeakRss(shop.pid) as rss:
+                    t0 = time.monotonic()
+                    statuses = await pooled(runner, target, runs)
+                    elapsed = time.monotonic() - t0
+                out["pooled"] = {
+                    "runs_per_minute": round(runs / elapsed * 60, 1),
+                    "peak_rss_mb": _mb(rss.peak),
+                    "failed_runs": sum(s is not Status.SUCCESS for s in statuses),
+                }
+            finally:
+                await runner.aclose()
+            out["speedup"] = round(
+                out["pooled"]["runs_per_minute"] / out["launch_per_run"]["runs_per_minute"], 2
+            )
+            out["leak"] = await leak_check(target, leak_runs, artifacts)
+    finally:
+        shop.kill()
+        shop.wait()
+    return out
+
+
+async def leak_check(target: Target, total: int, artifacts: Path) -> dict[str, Any]:
+    """RSS after run 50 and after run `total` of one pooled runner (recycling as
+    configured by default: a fresh browser every 200 runs)."""
+    runner = _runner(_pool(), artifacts)
+    me = psutil.Process()
+    marks: dict[int, dict[str, float]] = {}
+    failed = 0
+    try:
+        done = 0
+        for mark in (50, total):
+            statuses = await pooled(runner, target, mark - done)
+            failed += sum(s is not Status.SUCCESS for s in statuses)
+            done = mark
+            marks[mark] = {
+                "daemon_rss_mb": _mb(me.memory_info().rss),
+                "browser_rss_mb": _mb(runner.pool.rss_bytes()),
+            }
+        launches = runner.pool.launches
+    finally:
+        await runner.aclose()
+    first, last = marks[50], marks[total]
+    return {
+        "runs": total,
+        "after_50": first,
+        f"after_{total}": last,
+        "daemon_growth_pct": round(
+            (last["daemon_rss_mb"] - first["daemon_rss_mb"]) / first["daemon_rss_mb"] * 100, 1
+        ),
+        "browser_launches": launches,
+        "failed_runs": failed,
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Entry point for bench/run.py: the figures as a dict."""
+    return asyncio.run(bench(runs=10 if quick else 40, leak_runs=60 if quick else 500))
+
+
+def main() -> None:
+    import logging
+
+    import structlog
+
+    # Figures on stdout; only warnings (failed captures, crashes) on stderr.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
+    args = parser.parse_args()
+    print(json.dumps(run(quick=args.quick), indent=2))
+
+
+if __name__ == "__main__":
+    main()
