@@ -45,6 +45,8 @@ system-deps:
 run: setup
 	@trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
 	$(PY) -m synthmon.demo --host 127.0.0.1 --port $(DEMO_PORT) & demo=$$!; \
+	if [ "$$(id -u)" = 0 ]; then export SYNTHMON_BROWSER__NO_SANDBOX=true; \
+	  echo "make run as root: Chromium's sandbox is off (SYNTHMON_BROWSER__NO_SANDBOX=true)"; fi; \
 	SYNTHMON_TARGETS__DEMO__BASE_URL=http://127.0.0.1:$(DEMO_PORT) \
 	  $(BIN)/synthmon run --config config.example.toml
 

@@ -242,26 +242,33 @@ async def leak_check(target: Target, total: int, artifacts: Path) -> dict[str, A
     }
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Entry point for bench/run.py: the figures as a dict."""
-    return asyncio.run(bench(runs=10 if quick else 40, leak_runs=60 if quick else 500))
+async def main(quick: bool = False) -> dict[str, Any]:
+    """Entry point of bench/run.py (`make bench`): prints the figures, returns them."""
+    figures = await bench(runs=10 if quick else 40, leak_runs=60 if quick else 500)
+    print(json.dumps(figures, indent=2), flush=True)
+    lpr, pooled = figures["launch_per_run"], figures["pooled"]
+    leak = figures["leak"]
+    print(
+        f"== browser: pooled {pooled['runs_per_minute']} runs/min vs launch-per-run "
+        f"{lpr['runs_per_minute']} ({figures['speedup']}x, target >= 2x); peak RSS "
+        f"{pooled['peak_rss_mb']} MB vs {lpr['peak_rss_mb']} MB; daemon RSS growth "
+        f"run 50 -> {leak['runs']}: {leak['daemon_growth_pct']}% (target <= 10%)",
+        flush=True,
+    )
+    return figures
 
 
-def main() -> None:
+if __name__ == "__main__":
     import logging
 
     import structlog
 
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
+    args = parser.parse_args()
     # Figures on stdout; only warnings (failed captures, crashes) on stderr.
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
-    args = parser.parse_args()
-    print(json.dumps(run(quick=args.quick), indent=2))
-
-
-if __name__ == "__main__":
-    main()
+    asyncio.run(main(args.quick))

@@ -74,7 +74,10 @@ class Daemon:
         # Browser runs: one Chromium launched on the first browser run (docs/browser.md).
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
         browser_runner = browser_runner_from_settings(
-            settings, events=self.browser_metrics, http_factory=self.http_runner.client_factory
+            settings,
+            events=self.browser_metrics,
+            http_factory=self.http_runner.client_factory,
+            needed=lambda: any(j.kind is Kind.BROWSER for j in self.journeys.values()),
         )
         self.runners: dict[Kind, Runner] = {
             Kind.HTTP: self.http_runner,

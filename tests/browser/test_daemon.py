@@ -56,6 +56,11 @@ def _browser_toml(**extra: object) -> str:
     return "\n".join(lines) + "\n"
 
 
+async def _get(base_url: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        return await client.get(path)
+
+
 class TestBrowserInDaemon:
     async def test_runs_exports_metrics_serves_artifacts_and_leaves_no_chromium(
         self, tmp_path: Path, shop: RunningShop
@@ -121,6 +126,21 @@ class TestBrowserInDaemon:
             assert not result.status.is_target_failure
             http = await daemon.run_pair(*daemon.pairs["home@demo"])
             assert http.status is Status.SUCCESS
+
+    async def test_without_browser_journeys_missing_chromium_keeps_daemon_ready(
+        self, tmp_path: Path, shop: RunningShop
+    ):
+        """A daemon with only HTTP journeys is ready even when no Chromium exists."""
+        settings = make_settings(
+            tmp_path,
+            targets={"demo": shop.url},
+            journeys={"home.py": HTTP_JOURNEY},
+            extra_toml=_browser_toml(executable_path="/nonexistent/chromium"),
+        )
+        async with run_daemon(settings) as (daemon, _):
+            r = await _get(daemon.server.url, "/readyz")
+            assert r.status_code == 200, r.text
+            assert r.json()["checks"]["browser_runner"]["needed"] is False
 
     async def test_run_waiting_longer_than_its_timeout_is_browser_exhausted(
         self, tmp_path: Path, shop: RunningShop

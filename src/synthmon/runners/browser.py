@@ -189,9 +189,11 @@ class BrowserRunner:
         locale: str = "en-US",
         timezone: str = "UTC",
         retention_interval: float = 60.0,
+        needed: Callable[[], bool] = lambda: True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool
+        self._needed = needed
         self.store = store
         self.artifacts_on: ArtifactPolicy = artifacts_on if store is not None else "never"
         self._tags = tuple(tag_headers)
@@ -241,7 +243,13 @@ class BrowserRunner:
             )
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        return self.pool.readiness()
+        """Not ready when browser journeys exist and no browser can run them; a daemon
+        with only HTTP journeys stays ready without Chromium (the detail still says)."""
+        ok, detail = self.pool.readiness()
+        if not self._needed():
+            detail["needed"] = False
+            return True, detail
+        return ok, detail
 
     async def aclose(self) -> None:
         if self._retention_task is not None:
@@ -517,6 +525,7 @@ def browser_runner_from_settings(
     events: PoolEvents | None = None,
     http_factory: HttpClientFactory | None = None,
     scrub: Scrubber = no_scrub,
+    needed: Callable[[], bool] = lambda: True,
 ) -> BrowserRunner:
     """The runner the daemon uses, configured from [browser] and [artifacts]."""
     b, a = settings.browser, settings.artifacts
@@ -551,4 +560,5 @@ def browser_runner_from_settings(
         viewport=(b.viewport.width, b.viewport.height),
         locale=b.locale,
         timezone=b.timezone,
+        needed=needed,
     )

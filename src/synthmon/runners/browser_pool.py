@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psutil
@@ -93,7 +93,6 @@ class Lease:
     generation: int
     crashed: bool = False
     crash_detail: str = ""
-    on_crash: list[Callable[[], None]] = field(default_factory=list)
 
 
 def find_executable(configured: str | None, bundled: str | None = None) -> str | None:
@@ -357,8 +356,6 @@ class BrowserPool:
             if lease.generation == generation:
                 lease.crashed = True
                 lease.crash_detail = detail
-                for callback in lease.on_crash:
-                    callback()
         if self._browser is browser:
             self._browser = None
         self._reap()
