@@ -44,10 +44,17 @@ class TestJourneyDecorator:
         async def f(ctx: Context) -> None: ...
 
         assert (f.name, f.kind, f.severity, f.interval, f.timeout) == (
-            "buy", Kind.BROWSER, Severity.CRITICAL, 120.0, 45.0
+            "buy",
+            Kind.BROWSER,
+            Severity.CRITICAL,
+            120.0,
+            45.0,
         )
         assert (f.tags, f.targets, f.runbook_url, f.degraded_after) == (
-            ("shop",), ("production",), "https://rb", 2.0
+            ("shop",),
+            ("production",),
+            "https://rb",
+            2.0,
         )
 
     def test_timeout_defaults_to_interval_when_shorter(self) -> None:

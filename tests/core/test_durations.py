@@ -25,5 +25,9 @@ class TestDurations:
     def test_format_round_trips(self) -> None:
         """Formatting picks the shortest spelling."""
         assert [format_duration(s) for s in (0.25, 30, 90, 3600, 5400.5)] == [
-            "250ms", "30s", "1m30s", "1h", "1h30m0.5s"
+            "250ms",
+            "30s",
+            "1m30s",
+            "1h",
+            "1h30m0.5s",
         ]

@@ -274,9 +274,7 @@ class TestTagging:
         finally:
             await runner.cleanup()
         assert (result.status, result.failed_step) == (Status.ERROR, "follow")
-        assert f"http://localhost:{shop.port}/api/products blocked" in (
-            result.error_message or ""
-        )
+        assert f"http://localhost:{shop.port}/api/products blocked" in (result.error_message or "")
         assert shop.state.seen() == []
 
 
