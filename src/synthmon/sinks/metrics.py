@@ -96,6 +96,11 @@ class Metrics:
             "Journey metadata, always 1: join on journey.",
             ("journey", "severity", "kind", "interval_seconds", "schedule", "tags", *loc),
         )
+        self.interval = g(
+            "synthmon_journey_interval_seconds",
+            "How often the journey runs (0 for cron schedules): for staleness alerts.",
+            ("journey", *loc),
+        )
         self.load_errors = g(
             "synthmon_journey_load_errors",
             "Problems found when loading a journey file.",
@@ -153,6 +158,7 @@ class Metrics:
             for result in RESULTS:
                 self.runs.labels(*key, *self._loc, result)
         self.info.clear()
+        self.interval.clear()
         for j in {j.name: j for j in new.values()}.values():
             self.info.labels(
                 j.name,
@@ -163,6 +169,7 @@ class Metrics:
                 ",".join(j.tags),
                 *self._loc,
             ).set(1)
+            self.interval.labels(j.name, *self._loc).set(j.interval or 0)
         _at(self.journeys_loaded, self._loc).set(len({j for j, _ in new}))
 
     def _remove_pair(self, key: tuple[str, str], j: Journey) -> None:
