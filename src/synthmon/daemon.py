@@ -224,6 +224,14 @@ class Daemon:
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
         self.metrics.set_load_problems(p.filename for p in report.problems)
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
+        log.info(
+            "journeys_loaded",
+            directory=str(self.settings.journeys_dir),
+            files=len(report.files),
+            journeys=len(report.journeys),
+            pairs=len(pairs),
+            problems=len(report.problems),
+        )
         return report
 
     def _job(self, key: str) -> Callable[[], Any]:
@@ -303,9 +311,21 @@ class Daemon:
                     f"no runner for kind={journey.kind.value!r} journeys in this daemon",
                     attempt,
                 )
-            return await runner.run(
-                journey, target, run_id=run_id, attempt=attempt, run_source=self.run_source
-            )
+            try:
+                return await runner.run(
+                    journey, target, run_id=run_id, attempt=attempt, run_source=self.run_source
+                )
+            except Exception as exc:
+                log.exception("runner_failed", journey=journey.name, target=target.name)
+                return _error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    "internal",
+                    f"synthmon failed to run the journey: {type(exc).__name__}: {exc}",
+                    attempt,
+                )
         finally:
             for sem in acquired:
                 sem.release()

@@ -155,7 +155,7 @@ class TestBrowserInDaemon:
         )
         async with run_daemon(settings) as (daemon, _):
             holder = asyncio.create_task(daemon.run_pair(*daemon.pairs["holds_the_slot@demo"]))
-            while not shop.state.seen("/"):  # noqa: ASYNC110 - the shop has no event
+            while not shop.state.seen("/"):  # the shop records, it has no event to await
                 await asyncio.sleep(0.05)
             waiting = await daemon.run_pair(*daemon.pairs["wants_a_slot@demo"])
             assert waiting.status is Status.ERROR

@@ -122,7 +122,7 @@ class TestCrashRecovery:
             runner.run(example_journey(timeout=20.0), target_for(shop.url), run_id=new_run_id())
         )
         # The shop only records requests (no event to await); then the run is hanging.
-        while not shop.state.seen("/products"):  # noqa: ASYNC110
+        while not shop.state.seen("/products"):
             await asyncio.sleep(0.05)
         pids = [p.pid for p in runner.pool.process_tree()]
         assert pids

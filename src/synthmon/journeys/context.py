@@ -51,10 +51,8 @@ class Context:
         self.trace_id = trace_id
         self.account = account
         self.run_source = run_source
-        self.log = structlog.get_logger("synthmon.journey").bind(
-            journey=journey, target=target.name, run_id=run_id
-        )
         self._page = page
+        self._log: Any = None
         self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
         self._classify = classify
@@ -69,6 +67,15 @@ class Context:
         self.soft_failures: list[StepResult] = []
 
     # -- resources ---------------------------------------------------------------
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound to this run (journey, target, run_id)."""
+        if self._log is None:
+            self._log = structlog.get_logger("synthmon.journey").bind(
+                journey=self.journey, target=self.target.name, run_id=self.run_id
+            )
+        return self._log
 
     @property
     def base_url(self) -> str:
@@ -118,7 +125,7 @@ class Context:
             self._record(full, Status.TIMEOUT, start, soft, None)
             raise
         except Exception as exc:
-            status, _ = self._classify(exc)
+            status, _ = self.classify_error(exc)
             result = self._record(full, status, start, soft, exc)
             if soft and not isinstance(exc, InfrastructureError):
                 self.soft_failures.append(result)
@@ -138,12 +145,18 @@ class Context:
         """Register cleanup that runs after the journey, whatever its outcome."""
         self.deferred.append(cleanup)
 
+    def classify_error(self, exc: BaseException) -> tuple[Status, str | None]:
+        return self._classify(exc)
+
+    def describe_error(self, exc: BaseException) -> tuple[str, str]:
+        return self._describe(exc)
+
     def _record(
         self, name: str, status: Status, start: float, soft: bool, exc: BaseException | None
     ) -> StepResult:
         etype = emsg = None
         if exc is not None:
-            etype, emsg = self._describe(exc)
+            etype, emsg = self.describe_error(exc)
         result = StepResult(
             name=name,
             status=status,
