@@ -202,7 +202,8 @@ async def bench(runs: int = 40, leak_runs: int = 500) -> dict[str, Any]:
             out["speedup"] = round(
                 out["pooled"]["runs_per_minute"] / out["launch_per_run"]["runs_per_minute"], 2
             )
-            out["leak"] = await leak_check(target, leak_runs, artifacts)
+            if leak_runs:
+                out["leak"] = await leak_check(target, leak_runs, artifacts)
     finally:
         shop.kill()
         shop.wait()
@@ -242,19 +243,26 @@ async def leak_check(target: Target, total: int, artifacts: Path) -> dict[str, A
     }
 
 
-async def main(quick: bool = False) -> dict[str, Any]:
+async def main(quick: bool = False, leak_runs: int | None = None) -> dict[str, Any]:
     """Entry point of bench/run.py (`make bench`): prints the figures, returns them."""
-    figures = await bench(runs=10 if quick else 40, leak_runs=60 if quick else 500)
+    if leak_runs is None:
+        leak_runs = 60 if quick else 500
+    figures = await bench(runs=10 if quick else 40, leak_runs=leak_runs)
     print(json.dumps(figures, indent=2), flush=True)
     lpr, pooled = figures["launch_per_run"], figures["pooled"]
-    leak = figures["leak"]
     print(
         f"== browser: pooled {pooled['runs_per_minute']} runs/min vs launch-per-run "
         f"{lpr['runs_per_minute']} ({figures['speedup']}x, target >= 2x); peak RSS "
-        f"{pooled['peak_rss_mb']} MB vs {lpr['peak_rss_mb']} MB; daemon RSS growth "
-        f"run 50 -> {leak['runs']}: {leak['daemon_growth_pct']}% (target <= 10%)",
+        f"{pooled['peak_rss_mb']} MB vs {lpr['peak_rss_mb']} MB",
         flush=True,
     )
+    if "leak" in figures:
+        leak = figures["leak"]
+        print(
+            f"== browser: daemon RSS growth run 50 -> {leak['runs']}: "
+            f"{leak['daemon_growth_pct']}% (target <= 10%)",
+            flush=True,
+        )
     return figures
 
 
@@ -265,10 +273,11 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
+    parser.add_argument("--leak-runs", type=int, help="runs of the leak check (0: skip it)")
     args = parser.parse_args()
     # Figures on stdout; only warnings (failed captures, crashes) on stderr.
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
-    asyncio.run(main(args.quick))
+    asyncio.run(main(args.quick, args.leak_runs))

@@ -143,6 +143,8 @@ class ArtifactsConfig(_Section):
     # None: <data_dir>/artifacts.
     dir: Path | None = None
     on: Literal["failure", "always", "never"] = "failure"
+    # A screencast in the trace (filmstrip); costs ~20% CPU per browser run.
+    trace_screenshots: bool = False
     max_age: Duration = 7 * 86400.0
     max_runs_per_journey: int = Field(default=50, ge=1)
     max_total_mb: float = Field(default=1024.0, gt=0)

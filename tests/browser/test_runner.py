@@ -219,3 +219,31 @@ class TestTagging:
             assert result.status is Status.SUCCESS, result.error_message
             assert shop.state.seen("/products")
             assert third.state.seen() == []
+
+
+class TestRecycling:
+    async def test_recycle_waits_for_runs_in_flight(
+        self, shop: RunningShop, make_runner: MakeRunner
+    ):
+        """With recycle_after_runs=1 the browser is relaunched between runs, but never
+        under a run in flight: overlapping runs all pass and the old browser is gone."""
+
+        @journey(kind="browser", timeout="20s")
+        async def linger(ctx) -> None:  # type: ignore[no-untyped-def]
+            async with ctx.step("home"):
+                await ctx.page.goto("/")
+                await asyncio.sleep(1)
+                assert await ctx.page.title() == "Home - Demo Shop"
+
+        runner = make_runner(pool={"recycle_after_runs": 1})
+        target = target_for(shop.url)
+        first = await runner.run(linger, target, run_id=new_run_id())
+        assert first.status is Status.SUCCESS, first.error_message
+        old = [p.pid for p in runner.pool.process_tree()]
+        results = await asyncio.gather(
+            *(runner.run(linger, target, run_id=new_run_id()) for _ in range(3))
+        )
+        assert [r.status for r in results] == [Status.SUCCESS] * 3, results
+        assert runner.pool.launches >= 3
+        await runner.pool.settled()
+        assert chromium_processes(old) == []

@@ -190,9 +190,13 @@ class BrowserRunner:
         timezone: str = "UTC",
         retention_interval: float = 60.0,
         needed: Callable[[], bool] = lambda: True,
+        trace_screenshots: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool
+        # The trace's screencast costs ~20% of a run's CPU; DOM snapshots per action and
+        # the full-page screenshot at the end are kept either way (docs/browser.md).
+        self._trace_screenshots = trace_screenshots
         self._needed = needed
         self.store = store
         self.artifacts_on: ArtifactPolicy = artifacts_on if store is not None else "never"
@@ -295,7 +299,7 @@ class BrowserRunner:
                 )
                 assert context is not None
                 if self.artifacts_on != "never":
-                    await context.tracing.start(screenshots=True, snapshots=True)
+                    await context.tracing.start(screenshots=self._trace_screenshots, snapshots=True)
                 await context.route("**/*", state.route)
                 page = await context.new_page()
             except PlaywrightError as exc:
@@ -561,4 +565,5 @@ def browser_runner_from_settings(
         locale=b.locale,
         timezone=b.timezone,
         needed=needed,
+        trace_screenshots=a.trace_screenshots,
     )

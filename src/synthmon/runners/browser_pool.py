@@ -254,7 +254,8 @@ class BrowserPool:
                     await self._stop_driver()
             if self._browser is None or not self._browser.is_connected():
                 await self.settled()
-                self._browser = await self._launch()
+                await self._launch()
+            assert self._browser is not None
             self._runs_on_browser += 1
             return self._browser
 
@@ -275,12 +276,15 @@ class BrowserPool:
                 self._recycle_reason = reason
             self._cond.notify_all()
 
-    async def _launch(self) -> Browser:
-        # Launch in a task of our own: a run cancelled while waiting must not abandon a
-        # Chromium half-way through its start.
+    async def _launch(self) -> None:
+        # Launch in a task of our own that also installs the browser: a run that gives up
+        # waiting (its timeout) neither abandons a half-started Chromium nor loses the
+        # started one (the next run finds it in self._browser).
         if self._launch_task is None or self._launch_task.done():
             self._launch_task = asyncio.create_task(self._do_launch(), name="synthmon-browser")
-        return await asyncio.shield(self._launch_task)
+            # A failure nobody waited for any more is already logged by _launch_failed.
+            self._launch_task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        await asyncio.shield(self._launch_task)
 
     async def _do_launch(self) -> Browser:
         opts = self.options
@@ -337,6 +341,7 @@ class BrowserPool:
         self._snapshot_tree()
         generation = self._generation
         browser.on("disconnected", lambda _: self._on_disconnected(browser, generation))
+        self._browser = browser
         self._events.count("launch", "ok")
         log.info("browser_launched", executable=exe, pid=self.browser_pid, version=browser.version)
         return browser
