@@ -2,8 +2,9 @@
 
 Against the demo shop in a child process (its CPU and memory are not counted):
 
-  (a) launch-per-run: every run launches its own Chromium (a fresh BrowserPool),
-      runs the journey and closes it again, the way naive setups do;
+  (a) launch-per-run: every run launches its own Chromium (a fresh BrowserPool on one
+      shared Playwright driver), runs the journey and closes it again, the way naive
+      setups do;
   (b) pooled: the daemon's BrowserRunner (one Chromium, a fresh BrowserContext per
       run, tracing on as in production);
   (c) leak check: the pooled runner for --leak-runs runs; RSS of this process (the
@@ -24,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from typing import Any
 
 import httpx
 import psutil
+from playwright.async_api import Playwright, async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -125,8 +128,10 @@ def _runner(pool: BrowserPool, artifacts: Path) -> BrowserRunner:
     return BrowserRunner(pool, store=ArtifactStore(artifacts), ua_suffix="synthmon/bench")
 
 
-def _pool() -> BrowserPool:
-    return BrowserPool(PoolOptions(no_sandbox=NO_SANDBOX, max_concurrency=CONCURRENCY))
+def _pool(playwright: Playwright | None = None) -> BrowserPool:
+    return BrowserPool(
+        PoolOptions(no_sandbox=NO_SANDBOX, max_concurrency=CONCURRENCY), playwright=playwright
+    )
 
 
 async def _spread(runs: int, one: Any) -> list[Any]:
@@ -144,14 +149,18 @@ async def _spread(runs: int, one: Any) -> list[Any]:
 
 
 async def launch_per_run(target: Target, runs: int, artifacts: Path) -> list[Status]:
-    async def one() -> Status:
-        runner = _runner(_pool(), artifacts)
-        try:
-            return (await runner.run(browse, target, run_id=new_run_id())).status
-        finally:
-            await runner.aclose()
+    # One Playwright driver for all runs (as a naive daemon would keep), a Chromium
+    # launched and closed per run: the only difference to (b) is the browser launch.
+    async with async_playwright() as pw:
 
-    return await _spread(runs, one)
+        async def one() -> Status:
+            runner = _runner(_pool(pw), artifacts)
+            try:
+                return (await runner.run(browse, target, run_id=new_run_id())).status
+            finally:
+                await runner.aclose()
+
+        return await _spread(runs, one)
 
 
 async def pooled(runner: BrowserRunner, target: Target, runs: int) -> list[Status]:
@@ -280,4 +289,6 @@ if __name__ == "__main__":
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
+    # SIGTERM unwinds like Ctrl-C, so the demo shop child is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     asyncio.run(main(args.quick, args.leak_runs))

@@ -116,15 +116,18 @@ class BrowserPool:
         options: PoolOptions,
         *,
         events: PoolEvents | None = None,
+        playwright: Playwright | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.options = options
+        # A driver passed in belongs to the caller: never restarted or stopped here.
+        self._own_driver = playwright is None
         self._events: PoolEvents = events or NoEvents()
         self._clock = clock
         self._slots = asyncio.Semaphore(options.max_concurrency)
         self._cond = asyncio.Condition()
-        self._pw: Playwright | None = None
-        self._pw_started = 0.0
+        self._pw: Playwright | None = playwright
+        self._pw_started = clock()
         self._browser: Browser | None = None
         self._generation = 0
         self._launch_task: asyncio.Task[Browser] | None = None
@@ -269,7 +272,10 @@ class BrowserPool:
                 reason = "runs"
             elif rss > self.options.max_rss_bytes:
                 reason = "rss"
-            elif self._clock() - self._pw_started > self.options.driver_recycle_after:
+            elif (
+                self._own_driver
+                and self._clock() - self._pw_started > self.options.driver_recycle_after
+            ):
                 reason = "driver"
         async with self._cond:
             if reason is not None and self._recycle_reason is None:
@@ -409,14 +415,14 @@ class BrowserPool:
             self.browser_pid = None
 
     async def _stop_driver(self) -> None:
-        pw, self._pw = self._pw, None
-        if pw is None:
-            return
-        try:
-            async with asyncio.timeout(10):
-                await pw.stop()
-        except Exception as exc:  # noqa: BLE001 - shutting down regardless
-            log.warning("playwright_stop_failed", error=str(exc))
+        if self._own_driver:
+            pw, self._pw = self._pw, None
+            if pw is not None:
+                try:
+                    async with asyncio.timeout(10):
+                        await pw.stop()
+                except Exception as exc:  # noqa: BLE001 - shutting down regardless
+                    log.warning("playwright_stop_failed", error=str(exc))
         # Any browser of this pool still below us now is a leak: end it and its children
         # (other pools' browsers in the same process, e.g. in the benchmark, are spared).
         leftovers = []
