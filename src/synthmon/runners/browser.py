@@ -289,22 +289,29 @@ class BrowserRunner:
         ctx: BrowserJourneyContext | None = None
         try:
             try:
-                context = await new_context(
-                    base_url=target.base_url,
-                    viewport=self._viewport,
-                    locale=self._locale,
-                    timezone_id=self._timezone,
-                    ignore_https_errors=not target.verify_tls,
-                    service_workers="block",  # keeps every request visible to routing
-                )
-                assert context is not None
-                if self.artifacts_on != "never":
-                    await context.tracing.start(screenshots=self._trace_screenshots, snapshots=True)
-                await context.route("**/*", state.route)
-                page = await context.new_page()
-            except PlaywrightError as exc:
+                # Outside the journey's deadline, so bounded here: a Chromium that cannot
+                # open a page is broken, not the target.
+                async with asyncio.timeout(journey.timeout):
+                    context = await new_context(
+                        base_url=target.base_url,
+                        viewport=self._viewport,
+                        locale=self._locale,
+                        timezone_id=self._timezone,
+                        ignore_https_errors=not target.verify_tls,
+                        service_workers="block",  # keeps every request visible to routing
+                    )
+                    assert context is not None
+                    if self.artifacts_on != "never":
+                        await context.tracing.start(
+                            screenshots=self._trace_screenshots, snapshots=True
+                        )
+                    await context.route("**/*", state.route)
+                    page = await context.new_page()
+            except (PlaywrightError, TimeoutError) as exc:
+                self.pool.recycle_soon("unresponsive")
                 raise BrowserCrashError(
-                    f"could not open a browser context: {_first_line(exc)}"
+                    f"Chromium could not open a page for the run ({_first_line(exc)}); "
+                    "it is relaunched for the next run"
                 ) from exc
             # Journey-level waits must never outlive the run's hard timeout.
             context.set_default_timeout(journey.timeout * 1000)

@@ -58,7 +58,7 @@ class PoolEvents(Protocol):
     """Where the pool reports what happened (the daemon wires it to metrics)."""
 
     def count(self, event: str, reason: str = "") -> None:
-        """launch(reason=ok|failed), crash, recycle(reason=runs|rss|driver)."""
+        """launch(reason=ok|failed), crash, recycle(reason=runs|rss|driver|unresponsive)."""
 
     def gauge(self, name: str, value: float) -> None:
         """contexts_in_use, waiting_runs, rss_bytes."""
@@ -194,6 +194,12 @@ class BrowserPool:
             self._events.gauge("contexts_in_use", len(self._leases))
             self._slots.release()
             await self._after_run(lease)
+
+    def recycle_soon(self, reason: str) -> None:
+        """Relaunch the browser once the runs in flight are done (a browser that
+        stopped answering, say)."""
+        if self._browser is not None and self._recycle_reason is None:
+            self._recycle_reason = reason
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         exe = self.executable or find_executable(self.options.executable_path)

@@ -39,7 +39,7 @@ class BrowserMetrics:
         )
         self.recycles = Counter(
             "synthmon_browser_recycles",
-            "Planned browser relaunches by reason (runs|rss|driver).",
+            "Browser relaunches by reason (runs|rss|driver|unresponsive).",
             ("reason", *loc),
             registry=registry,
         )
@@ -63,7 +63,7 @@ class BrowserMetrics:
         )
         for result in ("ok", "failed"):
             self.launches.labels(result, *self._loc)
-        for reason in ("runs", "rss", "driver"):
+        for reason in ("runs", "rss", "driver", "unresponsive"):
             self.recycles.labels(reason, *self._loc)
 
     # -- PoolEvents ------------------------------------------------------------------
