@@ -192,8 +192,12 @@ class BrowserPool:
         finally:
             self._leases.discard(lease)
             self._events.gauge("contexts_in_use", len(self._leases))
-            self._slots.release()
-            await self._after_run(lease)
+            try:
+                # Decide on recycling before the slot frees up, or the next run could
+                # take the browser that should have been relaunched.
+                await self._after_run(lease)
+            finally:
+                self._slots.release()
 
     def recycle_soon(self, reason: str) -> None:
         """Relaunch the browser once the runs in flight are done (a browser that
