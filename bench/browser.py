@@ -134,8 +134,8 @@ def _pool(playwright: Playwright | None = None) -> BrowserPool:
     )
 
 
-async def _spread(runs: int, one: Any) -> list[Any]:
-    """`runs` calls of `one()`, CONCURRENCY at a time."""
+async def _spread(runs: int, one: Any, concurrency: int = CONCURRENCY) -> list[Any]:
+    """`runs` calls of `one()`, `concurrency` at a time."""
     queue = list(range(runs))
     results: list[Any] = []
 
@@ -144,11 +144,13 @@ async def _spread(runs: int, one: Any) -> list[Any]:
             queue.pop()
             results.append(await one())
 
-    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return results
 
 
-async def launch_per_run(target: Target, runs: int, artifacts: Path) -> list[Status]:
+async def launch_per_run(
+    target: Target, runs: int, artifacts: Path, concurrency: int = CONCURRENCY
+) -> list[Status]:
     # One Playwright driver for all runs (as a naive daemon would keep), a Chromium
     # launched and closed per run: the only difference to (b) is the browser launch.
     async with async_playwright() as pw:
@@ -163,11 +165,13 @@ async def launch_per_run(target: Target, runs: int, artifacts: Path) -> list[Sta
         return await _spread(runs, one)
 
 
-async def pooled(runner: BrowserRunner, target: Target, runs: int) -> list[Status]:
+async def pooled(
+    runner: BrowserRunner, target: Target, runs: int, concurrency: int = CONCURRENCY
+) -> list[Status]:
     async def one() -> Status:
         return (await runner.run(browse, target, run_id=new_run_id())).status
 
-    return await _spread(runs, one)
+    return await _spread(runs, one, concurrency)
 
 
 def _mb(n: float) -> float:
@@ -177,45 +181,56 @@ def _mb(n: float) -> float:
 async def bench(runs: int = 40, leak_runs: int = 500) -> dict[str, Any]:
     shop, url = _start_shop()
     target = Target("bench", url, frozenset({"127.0.0.1"}))
-    out: dict[str, Any] = {"runs_per_mode": runs, "concurrency": CONCURRENCY}
+    out: dict[str, Any] = {"runs_per_mode": runs}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             artifacts = Path(tmp)
             # Warm the page cache for Chromium's binary so (a) does not pay a cold start.
             await launch_per_run(target, 1, artifacts)
 
-            with PeakRss(shop.pid) as rss:
-                t0 = time.monotonic()
-                statuses = await launch_per_run(target, runs, artifacts)
-                elapsed = time.monotonic() - t0
-            out["launch_per_run"] = {
-                "runs_per_minute": round(runs / elapsed * 60, 1),
-                "peak_rss_mb": _mb(rss.peak),
-                "failed_runs": sum(s is not Status.SUCCESS for s in statuses),
-            }
-
-            runner = _runner(_pool(), artifacts)
-            try:
-                await pooled(runner, target, 2)  # launch outside the measurement
-                with PeakRss(shop.pid) as rss:
-                    t0 = time.monotonic()
-                    statuses = await pooled(runner, target, runs)
-                    elapsed = time.monotonic() - t0
-                out["pooled"] = {
-                    "runs_per_minute": round(runs / elapsed * 60, 1),
-                    "peak_rss_mb": _mb(rss.peak),
-                    "failed_runs": sum(s is not Status.SUCCESS for s in statuses),
-                }
-            finally:
-                await runner.aclose()
-            out["speedup"] = round(
-                out["pooled"]["runs_per_minute"] / out["launch_per_run"]["runs_per_minute"], 2
-            )
+            for concurrency in (CONCURRENCY, 1):
+                out[f"concurrency_{concurrency}"] = await compare(
+                    target, runs, artifacts, shop.pid, concurrency
+                )
             if leak_runs:
                 out["leak"] = await leak_check(target, leak_runs, artifacts)
     finally:
         shop.kill()
         shop.wait()
+    return out
+
+
+async def compare(
+    target: Target, runs: int, artifacts: Path, shop_pid: int, concurrency: int
+) -> dict[str, Any]:
+    """(a) and (b) with `concurrency` runs at a time."""
+    out: dict[str, Any] = {}
+    with PeakRss(shop_pid) as rss:
+        t0 = time.monotonic()
+        statuses = await launch_per_run(target, runs, artifacts, concurrency)
+        elapsed = time.monotonic() - t0
+    out["launch_per_run"] = {
+        "runs_per_minute": round(runs / elapsed * 60, 1),
+        "peak_rss_mb": _mb(rss.peak),
+        "failed_runs": sum(s is not Status.SUCCESS for s in statuses),
+    }
+    runner = _runner(_pool(), artifacts)
+    try:
+        await pooled(runner, target, 2)  # launch outside the measurement
+        with PeakRss(shop_pid) as rss:
+            t0 = time.monotonic()
+            statuses = await pooled(runner, target, runs, concurrency)
+            elapsed = time.monotonic() - t0
+        out["pooled"] = {
+            "runs_per_minute": round(runs / elapsed * 60, 1),
+            "peak_rss_mb": _mb(rss.peak),
+            "failed_runs": sum(s is not Status.SUCCESS for s in statuses),
+        }
+    finally:
+        await runner.aclose()
+    out["speedup"] = round(
+        out["pooled"]["runs_per_minute"] / out["launch_per_run"]["runs_per_minute"], 2
+    )
     return out
 
 
@@ -258,13 +273,15 @@ async def main(quick: bool = False, leak_runs: int | None = None) -> dict[str, A
         leak_runs = 60 if quick else 500
     figures = await bench(runs=10 if quick else 40, leak_runs=leak_runs)
     print(json.dumps(figures, indent=2), flush=True)
-    lpr, pooled = figures["launch_per_run"], figures["pooled"]
-    print(
-        f"== browser: pooled {pooled['runs_per_minute']} runs/min vs launch-per-run "
-        f"{lpr['runs_per_minute']} ({figures['speedup']}x, target >= 2x); peak RSS "
-        f"{pooled['peak_rss_mb']} MB vs {lpr['peak_rss_mb']} MB",
-        flush=True,
-    )
+    for concurrency in (CONCURRENCY, 1):
+        fig = figures[f"concurrency_{concurrency}"]
+        lpr, pool = fig["launch_per_run"], fig["pooled"]
+        print(
+            f"== browser (concurrency {concurrency}): pooled {pool['runs_per_minute']} "
+            f"runs/min vs launch-per-run {lpr['runs_per_minute']} ({fig['speedup']}x, "
+            f"target >= 2x); peak RSS {pool['peak_rss_mb']} MB vs {lpr['peak_rss_mb']} MB",
+            flush=True,
+        )
     if "leak" in figures:
         leak = figures["leak"]
         print(
