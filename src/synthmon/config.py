@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from synthmon.alerting.settings import AlertingConfig
 from synthmon.durations import parse_duration
 from synthmon.errors import ConfigError
 from synthmon.model import Target
@@ -127,6 +128,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerConfig = SchedulerConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     logging: LoggingConfig = LoggingConfig()
+    alerting: AlertingConfig = AlertingConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
 
     @classmethod

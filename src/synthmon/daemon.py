@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -20,6 +21,7 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from synthmon._version import __version__
+from synthmon.alerting.engine import AlertEngine
 from synthmon.config import Settings
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
@@ -61,6 +63,14 @@ class Daemon:
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry, location=settings.location)
         self.latest = LatestResults()
+        self.alerting = AlertEngine(
+            settings.alerting,
+            data_dir=settings.data_dir,
+            registry=self.registry,
+            journeys=lambda name: self.journeys.get(name),
+            location=settings.location,
+            external_url=settings.server.external_url,
+        )
         self.run_source = run_source
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
         self.http_runner = HttpRunner(
@@ -74,6 +84,7 @@ class Daemon:
                 ("metrics", MetricsSink(self.metrics)),
                 ("latest", self.latest),
                 ("logs", LogSink()),
+                ("alerting", self.alerting),
                 *(extra_sinks or []),
             ],
             timeout=settings.scheduler.sink_timeout,
@@ -106,6 +117,7 @@ class Daemon:
         self._target_slots = {
             name: asyncio.Semaphore(t.max_concurrency) for name, t in self.targets.items()
         }
+        self.alerting.start()
         self.fanout.start()
         await self.server.start()
         self.watchdog.start()
@@ -136,6 +148,8 @@ class Daemon:
                 await asyncio.wait(pending, timeout=5.0)
         self.scheduler.shutdown()
         await self.fanout.close()
+        # After the sinks drained: the last results' notifications get a short flush.
+        await self.alerting.stop(flush_seconds=2.0)
         await self.watchdog.stop()
         await self.server.stop()
         for runner in self.runners.values():
@@ -215,13 +229,36 @@ class Daemon:
         return job
 
     async def run_pair(self, journey: Journey, target: Target, *, attempt: int = 1) -> RunResult:
-        """Run one journey against one target now, within the concurrency limits, and
-        hand the result to the sinks."""
+        """Run one journey against one target now and hand each attempt to the sinks.
+
+        Retry-before-counting: a target failure is re-run after the policy's delay, up
+        to its `retries`; the attempts before the last are emitted with retried=True, so
+        they are recorded but alerting counts only the final one."""
+        policy = self.alerting.policy_for(journey)
         task = asyncio.current_task()
         assert task is not None
         task.set_name(f"synthmon-run:{pair_key(journey.name, target.name)}")
+        # In flight across retries too, so shutdown waits for (or cancels) the retry.
         self._in_flight.add(task)
         self.metrics.set_in_flight(len(self._in_flight))
+        try:
+            while True:
+                may_retry = attempt <= policy.retries
+                result = await self._run_attempt(
+                    journey, target, attempt=attempt, may_retry=may_retry
+                )
+                if not result.retried:
+                    return result
+                self.alerting.metrics.retried(journey.name, target.name)
+                await asyncio.sleep(policy.retry_delay)
+                attempt += 1
+        finally:
+            self._in_flight.discard(task)
+            self.metrics.set_in_flight(len(self._in_flight))
+
+    async def _run_attempt(
+        self, journey: Journey, target: Target, *, attempt: int, may_retry: bool
+    ) -> RunResult:
         run_id = new_run_id()
         started = time.time()
         try:
@@ -240,9 +277,8 @@ class Daemon:
                 )
             )
             raise
-        finally:
-            self._in_flight.discard(task)
-            self.metrics.set_in_flight(len(self._in_flight))
+        if may_retry and result.status.is_target_failure:
+            result = dataclasses.replace(result, retried=True)
         self.fanout.emit(result)
         return result
 

@@ -82,6 +82,9 @@ class RunResult:
     reason: str | None = None
     artifacts: tuple[str, ...] = ()
     attempt: int = 1
+    # True when a retry follows (retry-before-counting): this attempt is recorded but
+    # is not the run's final word, so alerting does not count it.
+    retried: bool = False
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
