@@ -18,10 +18,18 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from synthmon.durations import parse_duration
 from synthmon.model import Severity
 
 
@@ -90,7 +98,9 @@ class PolicyOverride(BaseModel):
     resolve_passes: int | None = Field(default=None, ge=1)
     notify: bool | None = None
     retries: int | None = Field(default=None, ge=0, le=3)
-    retry_delay: float | None = Field(default=None, ge=0)
+    retry_delay: Annotated[float, BeforeValidator(parse_duration)] | None = Field(
+        default=None, ge=0
+    )
     alert_on_degraded: bool | None = None
 
     @model_validator(mode="after")
