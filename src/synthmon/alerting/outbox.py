@@ -167,7 +167,7 @@ class Outbox:
             "notification_sent",
             notifier=entry.notifier,
             key=alert.key,
-            event=alert.event.value,
+            kind=alert.event.value,
             attempt=entry.attempts + 1,
         )
         return True

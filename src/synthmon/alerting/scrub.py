@@ -10,7 +10,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
             r"routing[_-]?key|authorization|cookie|session|otp|totp)"
-            r"(\"?'?\s*[:=]\s*\"?'?)(?:bearer\s+|basic\s+)?[^\s\"'&,;}]+"
+            r"(\"?'?\s*[:=]\s*\"?'?)(?:bearer\s+|basic\s+)?[^\s\"'&,;})]+"
         ),
         r"\1\2***",
     ),

@@ -1,7 +1,13 @@
-"""One POST with httpx, translated into `DeliveryError`."""
+"""One POST with httpx, translated into `DeliveryError`.
+
+Bodies are compact UTF-8 JSON with keys in the documented order
+(`json.dumps(body, separators=(",", ":"), ensure_ascii=False)`), so receivers and
+tests can rely on the exact bytes.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -15,7 +21,11 @@ async def post_json(
     # `where` replaces the URL in errors: webhook URLs carry their secret in the path.
     shown = where or url
     try:
-        response = await client.post(url, json=body)
+        response = await client.post(
+            url,
+            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json"},
+        )
     except httpx.HTTPError as exc:
         raise DeliveryError(notifier, f"POST {shown} failed: {type(exc).__name__}: {exc}") from exc
     if response.status_code >= 300:
