@@ -200,7 +200,7 @@ class TestPayloads:
     async def test_pagerduty_events_v2(self, engine: AlertEngine, receiver: Receiver) -> None:
         """PagerDuty gets a trigger and a resolve sharing one stable dedup_key."""
         await incident(engine, receiver)
-        trigger, resolve = receiver.json("/pd")
+        trigger, _ = receiver.json("/pd")
         dedup = trigger["dedup_key"]
         assert receiver.bodies["/pd"] == [
             compact(PAGERDUTY_TRIGGER | {"dedup_key": dedup}),
