@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config and every journey file")
     check.add_argument("--config", "-c", help="TOML config file")
     check.add_argument("journeys_dir", nargs="?", help="journeys folder (default: from config)")
+
+    from synthmon.alerting import silence_cli
+
+    silence_cli.add_parser(sub)
     return p
 
 
@@ -49,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"synthmon: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "silence":
+        from synthmon.alerting import silence_cli
+
+        return silence_cli.main(args, settings.data_dir, out=sys.stdout, err=sys.stderr)
     if args.command == "check":
         return check(settings, args.journeys_dir, out=sys.stdout, err=sys.stderr)
     return run(settings)

@@ -200,10 +200,11 @@ class AlertEngine:
             self._tick_task.cancel()
             await asyncio.gather(self._tick_task, return_exceptions=True)
             self._tick_task = None
-        if self.outbox is not None:
+        if self.outbox is not None and self._store is not None:
             await self.outbox.stop(flush_seconds)
         if self._client is not None:
             await self._client.aclose()
+            self._client = None
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -37,8 +37,9 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 NOTIFIERS = ("alertmanager", "pagerduty", "slack", "webhook")
 # Used when [alerting.routes] does not name a severity; notifiers that are not
 # configured are left out.
+# Critical pages and is also posted to chat, so the team sees what the on-call sees.
 DEFAULT_ROUTES: dict[str, list[str]] = {
-    "critical": ["pagerduty", "alertmanager"],
+    "critical": ["pagerduty", "alertmanager", "slack", "webhook"],
     "warning": ["slack", "webhook", "alertmanager"],
     "info": [],
 }
