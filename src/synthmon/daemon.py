@@ -216,7 +216,9 @@ class Daemon:
                 self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
-        self.alerting.metrics.set_intervals({j.name: j.interval for j in report.journeys})
+        self.alerting.set_catalog(
+            [(j, t.name) for j, t in pairs.values()], complete=not report.problems
+        )
         self.metrics.set_load_problems(p.filename for p in report.problems)
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
         return report

@@ -30,7 +30,7 @@ SRC = str(Path(synthmon.__file__).resolve().parents[1])
 HOME = """
 from synthmon import Context, journey
 
-@journey(severity="critical", interval="1s", timeout="0.8s", tags=["shop"],
+@journey(severity="critical", interval="{interval}", timeout="0.5s", tags=["shop"],
          description="The home page loads.", runbook_url="https://runbooks.example/home"{alert})
 async def home(ctx: Context) -> None:
     async with ctx.step("home"):
@@ -66,12 +66,13 @@ def settings_for(
     am: Alertmanager,
     rec: Receiver,
     alert: str = "",
+    interval: str = "1s",
     **extra: str,
 ) -> Any:
     return make_settings(
         tmp_path,
         targets={"demo": shop.url},
-        journeys={"home.py": HOME.format(alert=alert)},
+        journeys={"home.py": HOME.format(alert=alert, interval=interval)},
         extra_toml=alerting_toml(am, rec, **extra),
     )
 
@@ -89,7 +90,7 @@ def am_notifications(rec: Receiver, status: str, alertname: str = AlertName.FAIL
 async def wait_until(predicate: Any, within: float = 15.0, what: str = "") -> None:
     """Poll `predicate` (state in another process: nothing to wait on but polling)."""
     async with asyncio.timeout(within):
-        while not await predicate():  # noqa: ASYNC110
+        while not await predicate():
             await asyncio.sleep(0.1)
 
 
@@ -151,7 +152,8 @@ class TestAlertmanagerPath:
             alertmanager,
             receiver,
             alert=', alert={"consecutive": 1}',
-            retry_delay="0.6s",
+            interval="2s",
+            retry_delay="1s",
         )
         async with run_daemon(settings) as (daemon, results):
             await results.wait_for(lambda rs: any(r.ok for r in rs))

@@ -252,3 +252,31 @@ class TestRouting:
         """A route naming a notifier without its config section is a config error."""
         with pytest.raises(ValueError, match=r"notifier 'pagerduty' is not configured"):
             AlertingConfig.model_validate({"routes": {"critical": ["pagerduty"]}})
+
+
+class TestRemovedJourney:
+    async def test_removing_a_firing_journey_resolves_it(
+        self, engine: AlertEngine, receiver: Receiver
+    ) -> None:
+        """A journey deleted during its incident sends a resolve instead of leaving the
+        page open."""
+        for result in (failed(1), failed(2)):
+            await engine.emit(result)
+        await receiver.wait_for("/webhook", 1)
+        engine.set_catalog([])
+        [_, resolve] = await receiver.wait_for("/webhook", 2)
+        assert resolve["event"] == "resolve"
+        assert "no longer monitored" in resolve["summary"]
+
+    async def test_load_problem_keeps_the_incident(
+        self, engine: AlertEngine, receiver: Receiver
+    ) -> None:
+        """When journey files failed to load, a missing journey is not resolved."""
+        for result in (failed(1), failed(2)):
+            await engine.emit(result)
+        await receiver.wait_for("/webhook", 1)
+        engine.set_catalog([], complete=False)
+        await engine.emit(failed(3))
+        assert engine.outbox is not None
+        await engine.outbox.deliver_due()
+        assert [b["event"] for b in receiver.json("/webhook")] == ["trigger"]

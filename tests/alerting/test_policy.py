@@ -173,3 +173,19 @@ class TestPersistence:
         """A persisted state reads back equal, so restarts continue the same incident."""
         state, _ = feed(DEFAULTS[Severity.WARNING], "FPFF")
         assert PairState.from_json(state.to_json()) == state
+
+
+class TestRetryFitsInterval:
+    def test_retry_dropped_when_it_cannot_fit_before_next_run(self) -> None:
+        """A 1 s critical journey gets no 5 s retry: its next run is the confirmation."""
+        from synthmon import journey
+        from synthmon.alerting.engine import PolicyBook
+        from synthmon.alerting.settings import AlertingConfig
+
+        async def f(ctx: object) -> None: ...
+
+        book = PolicyBook(AlertingConfig())
+        fast = journey(name="fast", severity="critical", interval="1s")(f)  # type: ignore[arg-type]
+        slow = journey(name="slow", severity="critical", interval="30s", timeout="10s")(f)  # type: ignore[arg-type]
+        assert book.for_journey(fast).retries == 0
+        assert book.for_journey(slow).retries == 1

@@ -179,7 +179,7 @@ class TestHeartbeat:
         engine.start()
         try:
             async with asyncio.timeout(10):
-                while not (beats := await alertmanager.alerts(alertname="SynthmonHeartbeat")):  # noqa: ASYNC110 - polling another process
+                while not (beats := await alertmanager.alerts(alertname="SynthmonHeartbeat")):
                     await asyncio.sleep(0.1)
         finally:
             await engine.stop()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -62,7 +62,8 @@ DB_NAME = "alerting.sqlite3"
 class PolicyBook:
     """The effective policy of each journey: severity defaults < [alerting.severity.X]
     < @journey(alert=...) < [alerting.journeys.NAME]. A bad override is logged once,
-    naming the journey, and the defaults apply: it never stops the daemon."""
+    naming the journey, and the defaults apply: it never stops the daemon. Retries are
+    dropped when retry_delay + timeout does not fit in the interval."""
 
     def __init__(self, config: AlertingConfig) -> None:
         self._config = config
@@ -87,6 +88,11 @@ class PolicyBook:
         cfg = self._config.journeys.get(journey.name)
         if cfg is not None:
             policy = self._apply(policy, cfg.apply, f"[alerting.journeys.{journey.name}]")
+        # A retry that cannot finish before the next scheduled run would only make that
+        # run skip: then the next run is the confirmation.
+        interval = journey.interval
+        if policy.retries and interval and policy.retry_delay + journey.timeout > interval:
+            policy = dataclasses.replace(policy, retries=0)
         self._cache[journey.name] = (journey, policy)
         return policy
 
@@ -234,6 +240,35 @@ class AlertEngine:
         if c.webhook is not None:
             out["webhook"] = WebhookNotifier("webhook", c.webhook.url, client=client)
         return out
+
+    def set_catalog(self, pairs: Sequence[tuple[Journey, str]], *, complete: bool = True) -> None:
+        """The (journey, target) pairs that exist now. Alerts of pairs that disappeared
+        are resolved (a removed journey must not leave a page open) and forgotten.
+        `complete=False` (some journey file failed to load): forget nothing, since a
+        typo in a file must not resolve the incident its journey is reporting."""
+        self.metrics.set_intervals({j.name: j.interval for j, _ in pairs})
+        if not complete:
+            return
+        live = {(j.name, t) for j, t in pairs}
+        for key, t in list(self._tracked.items()):
+            if (t.journey, t.target) in live:
+                continue
+            if t.policy.state is AlertState.FIRING and t.notified and t.last is not None:
+                now = self._clock()
+                alert = dataclasses.replace(
+                    self._last(t),
+                    state="resolved",
+                    event=Event.RESOLVE,
+                    resolved_at=now,
+                    summary=f"Journey {t.journey} on {t.target} is no longer monitored "
+                    "(removed from the journeys folder or config)",
+                )
+                for notifier in t.routes:
+                    self._enqueue(notifier, alert)
+            del self._tracked[key]
+            if self._store is not None:
+                self._store.delete_state(key)
+            self.metrics.forget_pair(t.alertname.value, t.journey, t.target)
 
     # -- the sink ----------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -79,6 +80,15 @@ class AlertMetrics:
 
     def set_degraded(self, journey: str, target: str, degraded: bool) -> None:
         self.degraded.labels(journey, target, *self._loc).set(1 if degraded else 0)
+
+    def forget_pair(self, alertname: str, journey: str, target: str) -> None:
+        for metric, labels in (
+            (self.state, (alertname, journey, target, *self._loc)),
+            (self.degraded, (journey, target, *self._loc)),
+            (self.retries, (journey, target, *self._loc)),
+        ):
+            with contextlib.suppress(KeyError):
+                metric.remove(*labels)
 
     def retried(self, journey: str, target: str) -> None:
         self.retries.labels(journey, target, *self._loc).inc()

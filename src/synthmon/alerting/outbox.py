@@ -51,6 +51,9 @@ class Outbox:
         self._blocked_until: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._wake = asyncio.Event()
+        # One delivery pass at a time: the background loop and stop()'s flush must not
+        # both pick up the same row (a duplicate page).
+        self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         for name in self._notifiers:
             metrics.init_notifier(name)
@@ -103,6 +106,10 @@ class Outbox:
 
     async def deliver_due(self) -> int:
         """Deliver every due notification once; returns how many were delivered."""
+        async with self._lock:
+            return await self._deliver_due()
+
+    async def _deliver_due(self) -> int:
         now = self._clock()
         blocked = {n for n, t in self._blocked_until.items() if t > now}
         delivered = 0
