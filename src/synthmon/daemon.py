@@ -236,7 +236,9 @@ class Daemon:
 
         Retry-before-counting: a target failure is re-run after the policy's delay, up
         to its `retries`; the attempts before the last are emitted with retried=True, so
-        they are recorded but alerting counts only the final one."""
+        they are recorded but alerting counts only the final one. A failed final run is
+        then re-checked (a new run) after the same delay, up to the policy's `rechecks`,
+        instead of waiting for the next scheduled run."""
         policy = self.alerting.policy_for(journey)
         task = asyncio.current_task()
         assert task is not None
@@ -244,17 +246,22 @@ class Daemon:
         # In flight across retries too, so shutdown waits for (or cancels) the retry.
         self._in_flight.add(task)
         self.metrics.set_in_flight(len(self._in_flight))
+        rechecks = policy.rechecks
         try:
             while True:
                 may_retry = attempt <= policy.retries
                 result = await self._run_attempt(
                     journey, target, attempt=attempt, may_retry=may_retry
                 )
-                if not result.retried:
+                if result.retried:
+                    self.alerting.metrics.retried(journey.name, target.name)
+                    attempt += 1
+                elif result.status.is_target_failure and rechecks > 0:
+                    rechecks -= 1
+                    attempt = 1
+                else:
                     return result
-                self.alerting.metrics.retried(journey.name, target.name)
                 await asyncio.sleep(policy.retry_delay)
-                attempt += 1
         finally:
             self._in_flight.discard(task)
             self.metrics.set_in_flight(len(self._in_flight))

@@ -87,8 +87,9 @@ class TestCriticalDefaults:
         assert state.failed_runs == 2
 
     def test_retry_is_on(self) -> None:
-        """Critical journeys retry a failed attempt once, after 5 s, before counting."""
-        assert (self.policy.retries, self.policy.retry_delay) == (1, 5.0)
+        """Critical journeys retry a failed attempt once after 5 s before counting it,
+        and re-check a failed run once after 5 s instead of waiting a whole interval."""
+        assert (self.policy.retries, self.policy.retry_delay, self.policy.rechecks) == (1, 5.0, 1)
 
 
 class TestWarningDefaults:
@@ -187,5 +188,5 @@ class TestRetryFitsInterval:
         book = PolicyBook(AlertingConfig())
         fast = journey(name="fast", severity="critical", interval="1s")(f)  # type: ignore[arg-type]
         slow = journey(name="slow", severity="critical", interval="30s", timeout="10s")(f)  # type: ignore[arg-type]
-        assert book.for_journey(fast).retries == 0
-        assert book.for_journey(slow).retries == 1
+        assert (book.for_journey(fast).retries, book.for_journey(fast).rechecks) == (0, 0)
+        assert (book.for_journey(slow).retries, book.for_journey(slow).rechecks) == (1, 1)

@@ -63,7 +63,7 @@ class PolicyBook:
     """The effective policy of each journey: severity defaults < [alerting.severity.X]
     < @journey(alert=...) < [alerting.journeys.NAME]. A bad override is logged once,
     naming the journey, and the defaults apply: it never stops the daemon. Retries are
-    dropped when retry_delay + timeout does not fit in the interval."""
+    dropped (with rechecks) when retry_delay + timeout does not fit in the interval."""
 
     def __init__(self, config: AlertingConfig) -> None:
         self._config = config
@@ -92,7 +92,7 @@ class PolicyBook:
         # run skip: then the next run is the confirmation.
         interval = journey.interval
         if policy.retries and interval and policy.retry_delay + journey.timeout > interval:
-            policy = dataclasses.replace(policy, retries=0)
+            policy = dataclasses.replace(policy, retries=0, rechecks=0)
         self._cache[journey.name] = (journey, policy)
         return policy
 
