@@ -84,3 +84,33 @@ class TestAlertmanagerConfig:
             *labels.split(),
         )
         assert done.stdout.strip() == receivers, done.stdout + done.stderr
+
+
+class TestRuleInputs:
+    def test_retried_attempts_do_not_count_as_failed_runs(self) -> None:
+        """fail+retry-fail is one failed run for synthmon_journey_consecutive_failures,
+        so the Prometheus rule agrees with synthmon's own policy."""
+        from synthmon.model import RunResult, Status
+        from tests.harness import sample
+
+        registry = CollectorRegistry()
+        metrics = Metrics(registry)
+
+        def attempt(n: int, retried: bool) -> RunResult:
+            return RunResult(
+                journey="j",
+                target="t",
+                run_id=str(n),
+                trace_id=str(n),
+                status=Status.FAILURE,
+                started_at=0.0,
+                duration=0.1,
+                retried=retried,
+            )
+
+        metrics.observe(attempt(1, retried=True))
+        metrics.observe(attempt(2, retried=False))
+        from prometheus_client import generate_latest
+
+        text = generate_latest(registry).decode()
+        assert sample(text, "synthmon_journey_consecutive_failures", journey="j", target="t") == 1

@@ -231,7 +231,9 @@ class Metrics:
             assert result.reason is not None
             self._reasons.setdefault(key, set()).add(("infra_errors", result.reason))
             self.infra_errors.labels(*labels, result.reason).inc()
-        else:
+        elif not result.retried:
+            # An attempt followed by a retry is not a failed run (yet): counting it would
+            # make the shipped "failing for 2 runs" rule fire on one confirmed failure.
             self.consecutive_failures.labels(*labels).inc()
         steps = self._steps.setdefault(key, set())
         for step in result.steps:
