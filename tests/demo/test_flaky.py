@@ -14,7 +14,7 @@ from synthmon.demo import RunningShop, ShopState, serve
 @pytest.fixture
 async def shop() -> AsyncIterator[RunningShop]:
     # Seeded: the share of failures is the same on every run of the test.
-    async with serve(state=ShopState(rng=random.Random(4))) as running:  # noqa: S311
+    async with serve(state=ShopState(rng=random.Random(4))) as running:
         yield running
 
 
