@@ -35,7 +35,7 @@ class Outbox:
         metrics: AlertMetrics,
         *,
         base_delay: float = 1.0,
-        max_delay: float = 300.0,
+        max_delay: float = 60.0,
         send_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,

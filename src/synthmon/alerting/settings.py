@@ -112,7 +112,9 @@ class AlertingConfig(_Section):
     heartbeat: bool = True
     # Outbox retry backoff: base, doubling per failure, capped.
     retry_base_delay: Duration = Field(default=1.0, gt=0)
-    retry_max_delay: Duration = Field(default=300.0, gt=0)
+    # Capped at a minute: after a receiver outage, alerts arrive within a minute of
+    # its return.
+    retry_max_delay: Duration = Field(default=60.0, gt=0)
     send_timeout: Duration = Field(default=10.0, gt=0)
     alertmanager: AlertmanagerConfig | None = None
     pagerduty: PagerDutyConfig | None = None

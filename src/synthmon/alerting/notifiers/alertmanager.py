@@ -9,6 +9,7 @@ instance names), so several synthmon replicas posting the same alert collapse in
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -83,13 +84,16 @@ class AlertmanagerNotifier:
 
     async def send(self, alert: Alert) -> None:
         body = [self.payload(alert)]
-        problems = []
-        # Every Alertmanager of the cluster gets it: they deduplicate among themselves.
-        for url in self.urls:
-            try:
-                await post_json(self._client, self.name, f"{url}/api/v2/alerts", body)
-            except DeliveryError as exc:
-                problems.append(str(exc))
+        # Every Alertmanager of the cluster gets it (they deduplicate among themselves),
+        # concurrently: one black-holed instance must not hold back the others.
+        results = await asyncio.gather(
+            *(post_json(self._client, self.name, f"{u}/api/v2/alerts", body) for u in self.urls),
+            return_exceptions=True,
+        )
+        problems = [str(r) for r in results if isinstance(r, DeliveryError)]
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, DeliveryError):
+                raise r
         if problems:
             # Re-sending to the ones that took it is harmless: same labels, same alert.
             raise DeliveryError(self.name, "; ".join(problems))
