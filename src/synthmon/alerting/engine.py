@@ -539,3 +539,23 @@ class AlertEngine:
         if "://" in artifact or self._external_url is None:
             return artifact
         return f"{self._external_url}/artifacts/{quote(artifact.lstrip('/'))}"
+
+
+def policy_problems(journeys: Sequence[Journey], config: AlertingConfig) -> list[str]:
+    """Problems with `@journey(alert=...)` overrides, as `file:line: message` lines, for
+    `synthmon check` (the daemon logs them and uses the defaults instead)."""
+    problems = []
+    for j in journeys:
+        if not j.alert:
+            continue
+        where = f"{j.where}: journey {j.name!r}: alert="
+        base = DEFAULTS[j.severity]
+        sev = config.severity.get(j.severity.value)
+        try:
+            if sev is not None:
+                base = sev.apply(base)
+            parse_override(j.alert, where).apply(base)
+        except ValueError as exc:
+            message = str(exc)
+            problems.append(message if message.startswith(where) else f"{where} {message}")
+    return problems
