@@ -17,7 +17,7 @@ run`), Prometheus, blackbox_exporter and Alertmanager. Time is compressed by SCA
     COPIES journeys / probe targets run until each side made >= 500 attempts; every
     alert that reaches Alertmanager is a false alert.
 
-    python bench/detection.py [--trials 20] [--quick]
+    python bench/detection.py [--trials 20] [--quick]     (or: python bench/run.py detection)
 """
 
 from __future__ import annotations
@@ -362,7 +362,8 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(ok), "p95": p95, "missed": len(values) - len(ok)}
 
 
-async def main(trials: int = 20, quick: bool = False, scale: float = 1 / 15) -> dict[str, Any]:
+async def main(quick: bool = False, trials: int = 20, scale: float = 1 / 15) -> dict[str, Any]:
+    """Run both phases; `bench/run.py` calls `main(quick)`."""
     rng = random.Random()
     copies, attempts = (5, 100) if quick else (10, 500)
     trials = 3 if quick else trials
@@ -416,4 +417,4 @@ if __name__ == "__main__":
     p.add_argument("--quick", action="store_true", help="3 trials, 100 flaky attempts")
     p.add_argument("--scale", type=float, default=1 / 15, help="time compression (1 = real)")
     args = p.parse_args()
-    asyncio.run(main(args.trials, args.quick, args.scale))
+    asyncio.run(main(args.quick, args.trials, args.scale))
