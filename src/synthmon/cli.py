@@ -57,10 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(settings: Settings) -> int:
     from synthmon.daemon import Daemon
     from synthmon.logsetup import configure_logging
+    from synthmon.safety import scrubber_for
 
     configure_logging(
         level=settings.logging.level,
         fmt=settings.logging.format,
+        extra_processors=[scrubber_for(settings).processor],
         static={"location": settings.location} if settings.location else None,
     )
     asyncio.run(Daemon(settings).run_forever())

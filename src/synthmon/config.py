@@ -7,6 +7,7 @@ nest with `__`: `SYNTHMON_SERVER__LISTEN=0.0.0.0:9321`,
 
 from __future__ import annotations
 
+import base64
 import os
 import tomllib
 from collections.abc import Mapping
@@ -14,12 +15,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from synthmon.durations import parse_duration
 from synthmon.errors import ConfigError
 from synthmon.model import Target
+from synthmon.secrets import SecretRef
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -31,10 +43,33 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MetricsAuthConfig(_Section):
+    """Credentials `/metrics` requires: a bearer `token`, or basic `username`+`password`."""
+
+    token: SecretRef | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> MetricsAuthConfig:
+        basic = self.username is not None or self.password is not None
+        if self.token is not None and basic:
+            raise ValueError("give either token or username+password, not both")
+        if basic and (self.username is None or self.password is None):
+            raise ValueError("basic auth needs both username and password")
+        if self.token is None and not basic:
+            raise ValueError("give token, or username and password")
+        return self
+
+
 class ServerConfig(_Section):
     listen: str = "127.0.0.1:9321"
     # Public URL of this instance's status pages, used in alert links.
     external_url: str | None = None
+    # Bearer token for mutating endpoints (POST /api/pause, ...); required to use them
+    # when listen is not a loopback address. See docs/safety.md.
+    api_token: SecretRef | None = None
+    metrics_auth: MetricsAuthConfig | None = None
 
     @field_validator("listen")
     @classmethod
@@ -104,6 +139,36 @@ class SyntheticConfig(_Section):
     value: str = "synthmon"
     # Appended after "synthmon/<version>" in the User-Agent.
     user_agent_comment: str = "+https://github.com/synthmon/synthmon"
+    # Sent with the pool name on every request of a run that holds an account.
+    account_header: str = "X-Synthetic-Account"
+    # How long a run waits for a free account before it is an error "no_account".
+    account_wait: Duration = 5.0
+
+
+class AccountConfig(_Section):
+    """One synthetic account (`[[accounts]]`); secrets load via SecretRef only."""
+
+    pool: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: SecretRef
+    totp_secret: SecretRef | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    # Targets the account exists on; default: every target.
+    targets: list[str] | None = None
+
+    @field_validator("totp_secret")
+    @classmethod
+    def _base32(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            try:
+                base64.b32decode(
+                    v.get_secret_value().upper() + "=" * (-len(v.get_secret_value()) % 8)
+                )
+            except ValueError:
+                raise ValueError(
+                    "totp_secret must be base32 (A-Z, 2-7), as MFA apps expect"
+                ) from None
+        return v
 
 
 class LoggingConfig(_Section):
@@ -128,6 +193,20 @@ class Settings(BaseSettings):
     synthetic: SyntheticConfig = SyntheticConfig()
     logging: LoggingConfig = LoggingConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    accounts: list[AccountConfig] = Field(default_factory=list)
+
+    @field_validator("accounts")
+    @classmethod
+    def _account_targets(cls, v: list[AccountConfig], info: ValidationInfo) -> list[AccountConfig]:
+        known = set(info.data.get("targets") or {})
+        for account in v:
+            unknown = sorted(set(account.targets or ()) - known)
+            if unknown:
+                raise ValueError(
+                    f"account {account.username!r} names unknown targets {unknown}; "
+                    f"configured targets: {sorted(known)}"
+                )
+        return v
 
     @classmethod
     def settings_customise_sources(

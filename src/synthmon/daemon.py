@@ -21,11 +21,13 @@ from prometheus_client import CollectorRegistry
 
 from synthmon._version import __version__
 from synthmon.config import Settings
+from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
 from synthmon.model import Kind, RunResult, RunSource, Status, Target
 from synthmon.runners.base import Runner, new_run_id
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
+from synthmon.safety import Safety
 from synthmon.scheduling import Schedule, Scheduler
 from synthmon.sinks.fanout import Fanout, Sink
 from synthmon.sinks.latest import LatestResults, result_json
@@ -63,10 +65,12 @@ class Daemon:
         self.latest = LatestResults()
         self.run_source = run_source
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
+        self.safety = Safety(settings, self.registry, pairs=lambda: self.pairs.values())
         self.http_runner = HttpRunner(
             user_agent=user_agent(settings),
             tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
             transport_factory=transport_factory,
+            rate_limits=self.safety.rate_limits,
         )
         self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
         self.fanout = Fanout(
@@ -74,6 +78,7 @@ class Daemon:
                 ("metrics", MetricsSink(self.metrics)),
                 ("latest", self.latest),
                 ("logs", LogSink()),
+                ("safety", self.safety.metrics),
                 *(extra_sinks or []),
             ],
             timeout=settings.scheduler.sink_timeout,
@@ -81,7 +86,11 @@ class Daemon:
         )
         self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
         self.server = StatusServer(
-            self, self.registry, host=settings.server.host, port=settings.server.port
+            self,
+            self.registry,
+            host=settings.server.host,
+            port=settings.server.port,
+            extra_routes=self.safety.install_web,
         )
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
@@ -100,6 +109,7 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.safety.load()  # persisted pauses apply before anything is scheduled
         self.state = "starting"
         self._stop_event = asyncio.Event()
         self._global_slots = asyncio.Semaphore(self.settings.scheduler.max_concurrency)
@@ -203,13 +213,16 @@ class Daemon:
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
         self.metrics.set_load_problems(p.filename for p in report.problems)
+        self.safety.refresh()
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
         return report
 
     def _job(self, key: str) -> Callable[[], Any]:
         async def job() -> None:
             pair = self.pairs.get(key)
-            if pair is not None and self.state == "running":
+            if pair is not None and self.safety.is_paused(pair[0], pair[1].name):
+                self.metrics.skipped_run(pair[0].name, pair[1].name, "paused")
+            elif pair is not None and self.state == "running":
                 await self.run_pair(*pair)
 
         return job
@@ -243,6 +256,8 @@ class Daemon:
         finally:
             self._in_flight.discard(task)
             self.metrics.set_in_flight(len(self._in_flight))
+        # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
+        result = self.safety.scrub.result(result)
         self.fanout.emit(result)
         return result
 
@@ -283,9 +298,20 @@ class Daemon:
                     f"no runner for kind={journey.kind.value!r} journeys in this daemon",
                     attempt,
                 )
-            return await runner.run(
-                journey, target, run_id=run_id, attempt=attempt, run_source=self.run_source
-            )
+            try:
+                async with self.safety.lease(journey, target) as account_args:
+                    return await runner.run(
+                        journey,
+                        target,
+                        run_id=run_id,
+                        attempt=attempt,
+                        run_source=self.run_source,
+                        **account_args,
+                    )
+            except NoAccountError as exc:
+                return _error_result(
+                    journey, target, run_id, started, exc.reason, str(exc), attempt
+                )
         finally:
             for sem in acquired:
                 sem.release()
@@ -302,6 +328,11 @@ class Daemon:
 
     def _on_start(self, key: str, lag: float) -> None:
         self.metrics.observe_lag(lag)
+
+    def is_paused(self, journey: str, target: str) -> bool:
+        """True while the kill switch pauses the pair (alerting stays quiet for it)."""
+        j = self.journeys.get(journey)
+        return j is not None and self.safety.is_paused(j, target)
 
     # -- status source (web) ---------------------------------------------------------
 
@@ -336,6 +367,7 @@ class Daemon:
                     "tags": list(j.tags),
                     "description": j.description,
                     "runbook_url": j.runbook_url,
+                    "paused": self.safety.is_paused(j, t.name),
                     "file": j.where,
                     "next_run_at": self.scheduler.next_run(key),
                     "runs": state.runs if state else 0,

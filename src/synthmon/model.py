@@ -82,6 +82,8 @@ class RunResult:
     reason: str | None = None
     artifacts: tuple[str, ...] = ()
     attempt: int = 1
+    # Cleanups (ctx.defer / cleanup=) that failed after the run; never changes `status`.
+    cleanup_failures: int = 0
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
