@@ -1,4 +1,4 @@
-"""Command line: `synthmon run`, `synthmon check`."""
+"""Command line: `synthmon run`, `synthmon check`, `synthmon pause` / `resume`."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config and every journey file")
     check.add_argument("--config", "-c", help="TOML config file")
     check.add_argument("journeys_dir", nargs="?", help="journeys folder (default: from config)")
+    from synthmon.pausecli import add_parsers
+
+    add_parsers(sub)
     return p
 
 
@@ -44,6 +47,13 @@ def _settings(path: str | None) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("pause", "resume"):
+        from synthmon.pausecli import pause_command
+
+        path = args.config
+        if path is None and Path(DEFAULT_CONFIG).exists():
+            path = DEFAULT_CONFIG
+        return pause_command(args, path, out=sys.stdout, err=sys.stderr)
     try:
         settings = _settings(args.config)
     except ConfigError as exc:
