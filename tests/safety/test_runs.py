@@ -1,0 +1,211 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+from synthmon.demo import RunningShop
+from synthmon.model import RunSource, Status
+from tests.harness import make_settings, run_daemon, sample, scrape
+
+from .conftest import ACCOUNTS_TOML
+
+CLEANUP_JOURNEYS = {
+    "orders.py": """
+        import asyncio
+        from synthmon import Context, journey
+
+        async def place_order(ctx):
+            r = await ctx.http.post("/api/login", json={
+                "username": ctx.account.username,
+                "password": ctx.account.password.get_secret_value(),
+            })
+            r.raise_for_status()
+            (await ctx.http.post("/api/cart", json={"product_id": 1})).raise_for_status()
+            r = await ctx.http.post("/api/checkout")
+            r.raise_for_status()
+            order_id = r.json()["order_id"]
+
+            async def cancel():
+                (await ctx.http.delete(f"/api/orders/{order_id}")).raise_for_status()
+
+            ctx.defer(cancel)
+
+        @journey(interval="1h", timeout="5s", account="shopper")
+        async def order_pass(ctx: Context) -> None:
+            await place_order(ctx)
+
+        @journey(interval="1h", timeout="5s", account="shopper")
+        async def order_fail(ctx: Context) -> None:
+            await place_order(ctx)
+            assert False, "order page looked wrong"
+
+        @journey(interval="1h", timeout="1s", account="shopper")
+        async def order_timeout(ctx: Context) -> None:
+            await place_order(ctx)
+            await asyncio.sleep(10)
+
+        async def broken_cleanup(ctx: Context) -> None:
+            raise RuntimeError("cleanup endpoint gone")
+
+        @journey(interval="1h", timeout="5s", cleanup=broken_cleanup)
+        async def cleanup_breaks(ctx: Context) -> None:
+            async def also_broken():
+                await asyncio.sleep(0)
+                raise ValueError("nope")
+            ctx.defer(also_broken)
+
+        @journey(interval="1h", timeout="5s")
+        async def source(ctx: Context) -> None:
+            await ctx.http.get("/healthz", headers={"x-run-source": ctx.run_source.value})
+    """
+}
+
+
+class TestCleanup:
+    async def test_cleanup_runs_on_pass_fail_and_timeout(
+        self, tmp_path: Path, shop: RunningShop, secret_env: dict[str, str]
+    ) -> None:
+        """The order a journey placed is cancelled by its deferred cleanup whether the
+        run passed, failed or timed out, and the run's status is unchanged."""
+        settings = make_settings(
+            tmp_path,
+            targets={"demo": shop.url},
+            journeys=CLEANUP_JOURNEYS,
+            extra_toml=ACCOUNTS_TOML,
+        )
+        async with run_daemon(settings) as (daemon, _):
+            statuses = {}
+            for name in ("order_pass", "order_fail", "order_timeout"):
+                result = await daemon.run_pair(*daemon.pairs[f"{name}@demo"])
+                statuses[name] = result.status
+                assert result.cleanup_failures == 0
+        assert statuses == {
+            "order_pass": Status.SUCCESS,
+            "order_fail": Status.FAILURE,
+            "order_timeout": Status.TIMEOUT,
+        }
+        cancels = [r for r in shop.state.seen() if r.method == "DELETE"]
+        assert len(cancels) == 3
+        for r in cancels:
+            order_id = int(r.path.rsplit("/", 1)[1])
+            owners = [
+                shop.state.order(order_id, f"synthetic+shopper{n}@shop.example") for n in (1, 2)
+            ]
+            assert [o.status for o in owners if o is not None] == ["cancelled"]
+
+    async def test_cleanup_failures_are_counted_not_fatal(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """Failing cleanups leave the run passing and show in
+        synthmon_journey_cleanup_failures_total."""
+        settings = make_settings(tmp_path, targets={"demo": shop.url}, journeys=CLEANUP_JOURNEYS)
+        async with run_daemon(settings) as (daemon, _):
+            result = await daemon.run_pair(*daemon.pairs["cleanup_breaks@demo"])
+            await daemon.fanout.flush()
+            text = await scrape(daemon)
+        assert result.status is Status.SUCCESS
+        assert result.cleanup_failures == 2
+        assert (
+            sample(
+                text,
+                "synthmon_journey_cleanup_failures_total",
+                journey="cleanup_breaks",
+                target="demo",
+            )
+            == 2
+        )
+
+
+class TestRunSource:
+    async def test_journey_sees_where_it_runs(self, tmp_path: Path, shop: RunningShop) -> None:
+        """ctx.run_source is "daemon" under the daemon and "test" when a test says so."""
+        settings = make_settings(tmp_path, targets={"demo": shop.url}, journeys=CLEANUP_JOURNEYS)
+        for source in (RunSource.DAEMON, RunSource.TEST):
+            async with run_daemon(settings, run_source=source) as (daemon, _):
+                await daemon.run_pair(*daemon.pairs["source@demo"])
+        seen = [r.headers.get("x-run-source") for r in shop.state.seen("/healthz")]
+        assert seen == ["daemon", "test"]
+
+
+@asynccontextmanager
+async def redirector(location: str) -> AsyncIterator[str]:
+    """A loopback server that redirects every request to `location`."""
+
+    async def handler(request: web.Request) -> web.Response:
+        raise web.HTTPFound(location)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+class TestTrafficLimits:
+    async def test_redirect_to_other_host_is_blocked(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """A redirect to a host outside allowed_hosts is never followed: the run errors
+        naming the URL and the other host receives nothing."""
+        elsewhere = f"http://localhost:{shop.port}/api/products"
+        async with redirector(elsewhere) as url:
+            settings = make_settings(
+                tmp_path,
+                targets={"site": url},
+                journeys={
+                    "r.py": """
+                        from synthmon import journey
+                        @journey(interval="1h", timeout="5s")
+                        async def follow(ctx):
+                            async with ctx.step("home"):
+                                await ctx.http.get("/")
+                    """
+                },
+            )
+            async with run_daemon(settings) as (daemon, _):
+                result = await daemon.run_pair(*daemon.pairs["follow@site"])
+        assert result.status is Status.ERROR
+        assert result.error_type == "HostNotAllowedError"
+        assert "localhost" in (result.error_message or "")
+        assert shop.state.seen() == []
+
+    async def test_rate_limit_holds_across_concurrent_runs(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """Four journeys firing requests at once never exceed the target's
+        max_requests_per_second as counted by the shop."""
+        journeys = {
+            "burst.py": "from synthmon import journey\n"
+            + "".join(
+                f"""
+@journey(interval="1h", timeout="20s")
+async def burst{i}(ctx):
+    for _ in range(4):
+        (await ctx.http.get("/api/products")).raise_for_status()
+"""
+                for i in range(4)
+            )
+        }
+        settings = make_settings(
+            tmp_path,
+            targets={},
+            journeys=journeys,
+            extra_toml=f'[targets.demo]\nbase_url = "{shop.url}"\nmax_requests_per_second = 4\n',
+        )
+        async with run_daemon(settings) as (daemon, _):
+            results = await asyncio.gather(
+                *(daemon.run_pair(*daemon.pairs[f"burst{i}@demo"]) for i in range(4))
+            )
+        assert all(r.status is Status.SUCCESS for r in results), results
+        stats = shop.state.stats("/api/products")
+        assert stats.total == 16
+        assert stats.max_per_second <= 4, stats.per_second
