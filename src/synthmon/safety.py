@@ -123,7 +123,8 @@ class Safety:
 
     def pause(self, selector: dict[str, str | None], reason: str) -> dict[str, Any]:
         self._check_selector(selector)
-        rule = self.controls.pause(**selector, reason=reason)
+        # The reason is free text persisted to disk and served by /api: scrub it first.
+        rule = self.controls.pause(**selector, reason=self.scrub(reason))
         self.refresh()
         return {"paused": rule.as_json(), "pairs": self._matching(selector)}
 
