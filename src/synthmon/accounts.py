@@ -18,8 +18,10 @@ from types import MappingProxyType
 import pyotp
 from pydantic import SecretStr
 
-from synthmon.config import AccountConfig
+from synthmon.config import AccountConfig, Settings
 from synthmon.errors import NoAccountError
+from synthmon.journeys.dsl import Journey
+from synthmon.journeys.loader import Problem
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -135,3 +137,22 @@ class AccountPools:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def pool_problems(journeys: Iterable[Journey], settings: Settings) -> list[Problem]:
+    """Journeys asking for an account pool that has no account on one of their targets
+    (every such run would end as error "no_account")."""
+    pools = AccountPools.from_config(settings.accounts)
+    return [
+        Problem(
+            j.filename,
+            j.lineno,
+            f"journey {j.name!r} asks for account pool {j.account!r} but no [[accounts]] "
+            f'entry with pool = "{j.account}" exists on target {target!r}; add one '
+            "(see docs/safety.md)",
+        )
+        for j in journeys
+        if j.account is not None
+        for target in (j.targets if j.targets is not None else tuple(settings.targets))
+        if pools.size(j.account, target) == 0
+    ]

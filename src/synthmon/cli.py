@@ -102,14 +102,17 @@ def check(settings: Settings, journeys_dir: str | None, *, out: TextIO, err: Tex
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=out)
     if not settings.targets:
         print("warning: no [targets.*] configured: nothing will run", file=err)
-    for problem in report.problems:
+    from synthmon.accounts import pool_problems
+
+    problems = [*report.problems, *pool_problems(report.journeys, settings)]
+    for problem in problems:
         print(problem, file=err)
     print(
         f"{len(report.journeys)} journeys in {len(report.files)} files, "
-        f"{len(settings.targets)} targets, {len(report.problems)} problems",
+        f"{len(settings.targets)} targets, {len(problems)} problems",
         file=out,
     )
-    return EXIT_PROBLEMS if report.problems else EXIT_OK
+    return EXIT_PROBLEMS if problems else EXIT_OK
 
 
 if __name__ == "__main__":

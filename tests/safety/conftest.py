@@ -6,12 +6,14 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from synthmon.demo import DEMO_TOTP_SECRET
+
 # The demo shop's accounts (synthmon.demo.state.default_users), passed as env secrets.
 SECRETS = {
     "T_SHOPPER1_PASSWORD": "shopper1-pass",
     "T_SHOPPER2_PASSWORD": "shopper2-pass",
     "T_MFA_PASSWORD": "mfa-pass",
-    "T_MFA_TOTP": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+    "T_MFA_TOTP": DEMO_TOTP_SECRET,
     "T_API_TOKEN": "tok-7f3a9c1e5b",
 }
 

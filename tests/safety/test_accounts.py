@@ -233,3 +233,53 @@ class TestAccountsInDaemon:
                 json={"username": "synthetic+mfa@shop.example", "password": "mfa-pass"},
             )
         assert r.status_code == 401
+
+
+class TestCheckCommand:
+    def test_check_reports_journey_without_pool(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`synthmon check` flags a journey whose account pool has no accounts, at its line."""
+        from synthmon.cli import main
+
+        make_settings(
+            tmp_path,
+            targets={"demo": "http://127.0.0.1:9"},
+            journeys={
+                "j.py": """
+                    from synthmon import journey
+                    @journey(account="ghosts")
+                    async def haunted(ctx):
+                        pass
+                """
+            },
+        )
+        assert main(["check", "-c", str(tmp_path / "synthmon.toml")]) == 1
+        err = capsys.readouterr().err
+        assert "j.py:2: journey 'haunted' asks for account pool 'ghosts'" in err
+
+    def test_example_config_checks_clean_with_demo_secrets(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """config.example.toml + journeys/ pass `check` with the Makefile's demo secrets,
+        and name each missing variable without them."""
+        from synthmon.cli import main
+        from synthmon.demo import DEMO_TOTP_SECRET
+
+        root = Path(__file__).resolve().parents[2]
+        args = ["check", "-c", str(root / "config.example.toml"), str(root / "journeys")]
+        for name in ("DEMO_SHOPPER1_PASSWORD", "DEMO_MFA_TOTP_SECRET"):
+            monkeypatch.delenv(name, raising=False)
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "accounts.0.password" in err
+        assert "DEMO_SHOPPER1_PASSWORD is not set" in err
+        for name, value in {
+            "DEMO_SHOPPER1_PASSWORD": "shopper1-pass",
+            "DEMO_SHOPPER2_PASSWORD": "shopper2-pass",
+            "DEMO_MFA_PASSWORD": "mfa-pass",
+            "DEMO_MFA_TOTP_SECRET": DEMO_TOTP_SECRET,
+        }.items():
+            monkeypatch.setenv(name, value)
+        assert main(args) == 0
+        assert "0 problems" in capsys.readouterr().out
