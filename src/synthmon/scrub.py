@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
-from collections.abc import Iterable
-from typing import Any
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import quote, quote_plus
 
 from structlog.processors import format_exc_info
@@ -61,6 +65,46 @@ class Scrubber:
             encoding, errors="surrogateescape"
         )
 
+    def scrub_file(self, path: str | Path) -> bool:
+        """Scrub an artifact in place: a zip (Playwright trace) member by member, any
+        other file as text. Returns True if anything was replaced.
+
+        For the browser runner: call it on every HTML snapshot, console log and trace
+        zip before the artifact path goes into a RunResult. Playwright traces record
+        what `page.fill` typed; with the value being a configured secret, this masks it.
+        """
+        path = Path(path)
+        if self._pattern is None:
+            return False
+        if zipfile.is_zipfile(path):
+            return self._scrub_zip(path)
+        data = path.read_bytes()
+        cleaned = self.scrub_bytes(data)
+        if cleaned == data:
+            return False
+        _replace(path, lambda f: f.write(cleaned))
+        return True
+
+    def _scrub_zip(self, path: Path) -> bool:
+        changed = False
+        members: list[tuple[zipfile.ZipInfo, bytes]] = []
+        with zipfile.ZipFile(path) as src:
+            for info in src.infolist():
+                data = src.read(info)
+                cleaned = self.scrub_bytes(data)
+                changed = changed or cleaned != data
+                members.append((info, cleaned))
+        if not changed:
+            return False
+
+        def write(f: IO[bytes]) -> None:
+            with zipfile.ZipFile(f, "w") as dst:
+                for info, data in members:
+                    dst.writestr(info, data)
+
+        _replace(path, write)
+        return True
+
     def value(self, obj: Any) -> Any:
         """Scrub strings inside nested dicts, lists and tuples; other values as is."""
         if isinstance(obj, str):
@@ -104,3 +148,15 @@ def _scrub_step(scrub: Scrubber, step: StepResult) -> StepResult:
     if step.error_message is None:
         return step
     return dataclasses.replace(step, error_message=scrub(step.error_message))
+
+
+def _replace(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write a new version of `path` next to it, then swap it in atomically."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".scrub")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
