@@ -13,6 +13,7 @@ process-global registry (STYLE.md #4).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,7 +24,7 @@ from pydantic import BaseModel, BeforeValidator, SecretStr
 INLINE_HELP = (
     "secrets may not be written inline in the config file; pass the value through an "
     'environment variable as { env = "NAME" } or a file as { file = "/run/secrets/name" } '
-    "(see docs/safety.md)"
+    '(in a SYNTHMON_* environment override, as JSON: \'{"env": "NAME"}\'; see docs/safety.md)'
 )
 
 
@@ -36,6 +37,13 @@ def load_secret(value: Any) -> SecretStr:
     """
     if isinstance(value, SecretStr):
         return value
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        # A SYNTHMON_* environment override carries the reference as JSON:
+        # SYNTHMON_SERVER__API_TOKEN='{"file": "/run/secrets/token"}'.
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"not a valid JSON secret reference; {INLINE_HELP}") from None
     if isinstance(value, str):
         raise ValueError(INLINE_HELP)  # noqa: TRY004 - pydantic wants ValueError
     if not isinstance(value, Mapping) or len(value) != 1 or not ({"env", "file"} & set(value)):

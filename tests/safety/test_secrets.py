@@ -80,6 +80,20 @@ class TestSecretRef:
         with pytest.raises(ConfigError, match=r"accounts\.0\.password: .*T_NOT_SET is not set"):
             load_settings(cfg)
 
+    def test_environment_override_takes_json_reference(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """SYNTHMON_SERVER__API_TOKEN='{"env": ...}' works; a bare value there is refused."""
+        monkeypatch.setenv("T_TOKEN_SRC", "tok-from-env")
+        monkeypatch.setenv("SYNTHMON_SERVER__API_TOKEN", '{"env": "T_TOKEN_SRC"}')
+        token = load_settings(None).server.api_token
+        assert token is not None
+        assert token.get_secret_value() == "tok-from-env"
+        monkeypatch.setenv("SYNTHMON_SERVER__API_TOKEN", "tok-bare")
+        with pytest.raises(ConfigError, match=r"environment SYNTHMON_SERVER__API_TOKEN") as err:
+            load_settings(None)
+        assert "tok-bare" not in str(err.value)
+
     def test_missing_secret_file_is_named(self, tmp_path: Path) -> None:
         """An unreadable secret file is reported with its path."""
         cfg = write_config(
