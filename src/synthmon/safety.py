@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -26,6 +27,8 @@ from synthmon.scrub import Scrubber
 from synthmon.secrets import secret_values
 from synthmon.sinks.safety import SafetyMetrics
 from synthmon.web import control
+
+log = structlog.get_logger("synthmon.safety")
 
 PAUSE_FILE = "pauses.json"
 
@@ -59,6 +62,15 @@ class Safety:
     def load(self) -> None:
         """Read persisted pause rules (ConfigError if the file is corrupt)."""
         self.controls.load()
+        server = self.settings.server
+        if server.api_token is None and not control.is_loopback(server.host):
+            log.warning(
+                "changes_disabled",
+                listen=server.listen,
+                hint="set server.api_token to use POST /api/pause and /api/resume",
+            )
+        if self.controls.rules:
+            log.warning("pause_rules_active", rules=[r.describe() for r in self.controls.rules])
 
     # -- accounts ----------------------------------------------------------------
 
