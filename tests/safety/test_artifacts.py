@@ -27,6 +27,7 @@ def _contains(path: Path, needle: bytes) -> bool:
 
 class TestArtifactScrubbing:
     @pytest.mark.browser
+    @pytest.mark.slow
     async def test_password_typed_with_fill_is_masked_in_trace(
         self, tmp_path: Path, shop: RunningShop
     ) -> None:

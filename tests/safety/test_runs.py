@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from synthmon.demo import RunningShop
@@ -178,6 +179,7 @@ class TestTrafficLimits:
         assert "localhost" in (result.error_message or "")
         assert shop.state.seen() == []
 
+    @pytest.mark.slow
     async def test_rate_limit_holds_across_concurrent_runs(
         self, tmp_path: Path, shop: RunningShop
     ) -> None:
