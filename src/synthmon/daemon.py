@@ -312,6 +312,17 @@ class Daemon:
                 return _error_result(
                     journey, target, run_id, started, exc.reason, str(exc), attempt
                 )
+            except Exception as exc:
+                log.exception("runner_failed", journey=journey.name, target=target.name)
+                return _error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    "internal",
+                    f"synthmon failed to run the journey: {type(exc).__name__}: {exc}",
+                    attempt,
+                )
         finally:
             for sem in acquired:
                 sem.release()

@@ -46,7 +46,7 @@ async def paused_flags(daemon: Daemon) -> dict[str, bool]:
 
 async def wait_until(predicate: Any, within: float = 10.0) -> None:
     async with asyncio.timeout(within):
-        while not await predicate():  # noqa: ASYNC110 - polls a scrape; no event exists
+        while not await predicate():
             await asyncio.sleep(0.05)
 
 

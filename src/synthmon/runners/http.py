@@ -39,12 +39,14 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         *,
         trace_id: str,
         headers: Sequence[tuple[str, str]],
+        on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
         pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._inner = inner
         self._target = target
         self._trace_id = trace_id
         self._headers = headers
+        self._on_response = on_response
         self._pace = pace
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -56,7 +58,10 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         if self._pace is not None:
             # The target's max_requests_per_second, shared with every other run.
             await self._pace()
-        return await self._inner.handle_async_request(request)
+        response = await self._inner.handle_async_request(request)
+        if self._on_response is not None:
+            self._on_response(request, response)
+        return response
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -106,6 +111,7 @@ class HttpRunner:
         trace_id: str,
         timeout: float,
         extra_headers: Sequence[tuple[str, str]] = (),
+        on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
     ) -> Callable[[], httpx.AsyncClient]:
         """A factory for the per-run client (also used by browser journeys' ctx.http)."""
         headers = (*self._tag_headers, *target.headers, *extra_headers)
@@ -117,6 +123,7 @@ class HttpRunner:
                 target,
                 trace_id=trace_id,
                 headers=headers,
+                on_response=on_response,
                 pace=pacer.acquire if pacer is not None else None,
             )
             return httpx.AsyncClient(
@@ -141,15 +148,31 @@ class HttpRunner:
         account: object = None,
         extra_headers: Sequence[tuple[str, str]] = (),
     ) -> RunResult:
+        last: list[str] = []
+
+        def seen(request: httpx.Request, response: httpx.Response) -> None:
+            last[:] = [f"{response.status_code} from {request.method} {request.url}"]
+
+        def describe_exc(exc: BaseException) -> tuple[str, str]:
+            etype, msg = describe(exc, journey.filename)
+            # A bare assert says little at 3 a.m.; what the target last answered helps.
+            if last and isinstance(exc, AssertionError):
+                msg = f"{msg} (last response: {last[0]})"
+            return etype, msg
+
         ctx = Context(
             journey=journey.name,
             target=target,
             run_id=run_id,
             trace_id=run_id,
             classify=classify,
-            describe=lambda exc: describe(exc, journey.filename),
+            describe=describe_exc,
             http_factory=self.client_factory(
-                target, trace_id=run_id, timeout=journey.timeout, extra_headers=extra_headers
+                target,
+                trace_id=run_id,
+                timeout=journey.timeout,
+                extra_headers=extra_headers,
+                on_response=seen,
             ),
             account=account,
             run_source=run_source,
