@@ -4,6 +4,7 @@ since runners may not touch prometheus_client)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -39,18 +40,28 @@ class SafetyMetrics:
             ("pool", *loc),
             registry=registry,
         )
+        # Pairs with a cleanup_failures series.
+        self._ran: set[tuple[str, str]] = set()
 
     def set_paused(self, pairs: Iterable[tuple[str, str, bool]]) -> None:
-        """(journey, target, paused) for every pair that exists now."""
+        """(journey, target, paused) for every pair that exists now. Series of pairs
+        that no longer exist are removed, not left stale."""
         self.paused.clear()
+        current = set()
         for journey, target, paused in pairs:
+            current.add((journey, target))
             self.paused.labels(journey, target, *self._loc).set(1 if paused else 0)
+        for gone in self._ran - current:
+            with contextlib.suppress(KeyError):
+                self.cleanup_failures.remove(*gone, *self._loc)
+        self._ran &= current
 
     def set_pool(self, pool: str, size: int, in_use: int) -> None:
         self.pool_size.labels(pool, *self._loc).set(size)
         self.pool_in_use.labels(pool, *self._loc).set(in_use)
 
     async def emit(self, result: RunResult) -> None:
+        self._ran.add((result.journey, result.target))
         labels = (result.journey, result.target, *self._loc)
         counter = self.cleanup_failures.labels(*labels)  # exists at 0 once the pair ran
         if result.cleanup_failures:
