@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from synthmon.durations import parse_duration
 from synthmon.errors import ConfigError
 from synthmon.model import Target
-from synthmon.secrets import SecretRef
+from synthmon.secrets import SecretRef, UnresolvedSecret
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -159,7 +159,7 @@ class AccountConfig(_Section):
     @field_validator("totp_secret")
     @classmethod
     def _base32(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
+        if v is not None and not isinstance(v, UnresolvedSecret):
             try:
                 base64.b32decode(
                     v.get_secret_value().upper() + "=" * (-len(v.get_secret_value()) % 8)

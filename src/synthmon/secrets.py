@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +28,56 @@ INLINE_HELP = (
     'environment variable as { env = "NAME" } or a file as { file = "/run/secrets/name" } '
     '(in a SYNTHMON_* environment override, as JSON: \'{"env": "NAME"}\'; see docs/safety.md)'
 )
+
+
+class UnresolvedSecret(SecretStr):
+    """Stands in for a secret whose variable/file is missing while the config is only
+    being checked (`synthmon check` in CI has no production secrets)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__("")
+        self.problem = problem
+
+
+_lenient: ContextVar[bool] = ContextVar("synthmon_unresolved_secrets_allowed", default=False)
+
+
+@contextmanager
+def unresolved_secrets_allowed() -> Iterator[None]:
+    """Within the block, a secret whose environment variable or file is missing loads
+    as an `UnresolvedSecret` (find them with `unresolved_secrets`) instead of failing
+    validation. Inline secrets and malformed references still fail."""
+    token = _lenient.set(True)
+    try:
+        yield
+    finally:
+        _lenient.reset(token)
+
+
+def _missing(problem: str) -> SecretStr:
+    if not _lenient.get():
+        raise ValueError(problem)
+    return UnresolvedSecret(problem)
+
+
+def unresolved_secrets(node: Any, path: str = "") -> list[tuple[str, str]]:
+    """(dotted field, problem) of every `UnresolvedSecret` reachable from `node`."""
+    if isinstance(node, UnresolvedSecret):
+        return [(path, node.problem)]
+    if isinstance(node, BaseModel):
+        items: Iterable[tuple[object, Any]] = (
+            (name, getattr(node, name)) for name in type(node).model_fields
+        )
+    elif isinstance(node, Mapping):
+        items = node.items()
+    elif isinstance(node, list | tuple):
+        items = enumerate(node)
+    else:
+        return []
+    found = []
+    for key, child in items:
+        found += unresolved_secrets(child, f"{path}.{key}" if path else str(key))
+    return found
 
 
 def load_secret(value: Any) -> SecretStr:
@@ -54,9 +106,9 @@ def load_secret(value: Any) -> SecretStr:
             raise ValueError('env must name an environment variable, e.g. { env = "SHOP_TOKEN" }')
         secret = os.environ.get(name)
         if secret is None:
-            raise ValueError(f"environment variable {name} is not set; export it before starting")
+            return _missing(f"environment variable {name} is not set; export it before starting")
         if not secret:
-            raise ValueError(f"environment variable {name} is empty")
+            return _missing(f"environment variable {name} is empty")
         return SecretStr(secret)
     path = value["file"]
     if not isinstance(path, str) or not path:
@@ -64,11 +116,11 @@ def load_secret(value: Any) -> SecretStr:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"cannot read secret file {path}: {exc.strerror or exc}") from None
+        return _missing(f"cannot read secret file {path}: {exc.strerror or exc}")
     # Secret files written with `echo` end in a newline that is not part of the secret.
     text = text.rstrip("\r\n")
     if not text:
-        raise ValueError(f"secret file {path} is empty")
+        return _missing(f"secret file {path} is empty")
     return SecretStr(text)
 
 
