@@ -86,12 +86,10 @@ class Daemon:
         )
         self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
         self.server = StatusServer(
-            self,
-            self.registry,
-            host=settings.server.host,
-            port=settings.server.port,
-            extra_routes=self.safety.install_web,
+            self, self.registry, host=settings.server.host, port=settings.server.port
         )
+        # Access control, response scrubbing and the pause/resume routes.
+        self.safety.install_web(self.server.app)
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
             on_lag=self.metrics.set_loop_lag,
