@@ -211,3 +211,43 @@ async def burst{i}(ctx):
         stats = shop.state.stats("/api/products")
         assert stats.total == 16
         assert stats.max_per_second <= 4, stats.per_second
+
+
+class TestPacer:
+    async def test_concurrent_callers_are_spaced_by_one_over_rate(self) -> None:
+        """Ten simultaneous requests at 5/s are handed send times 0.2 s apart, in order."""
+        from synthmon.ratelimit import Pacer
+
+        now = [100.0]
+        sent: list[float] = []
+
+        async def fake_sleep(seconds: float) -> None:
+            await asyncio.sleep(0)
+            sent_at = now[0] + seconds
+            sent.append(sent_at)
+
+        pacer = Pacer(5, clock=lambda: now[0], sleep=fake_sleep)
+
+        async def request() -> None:
+            before = len(sent)
+            await pacer.acquire()
+            if len(sent) == before:  # no wait: sent immediately
+                sent.append(now[0])
+
+        await asyncio.gather(*(request() for _ in range(10)))
+        assert sorted(sent) == pytest.approx([100.0 + 0.2 * i for i in range(10)])
+        assert max(sum(1 for t in sent if s <= t < s + 1) for s in sent) == 5
+
+    def test_rate_limits_only_for_limited_targets(self) -> None:
+        """Targets without max_requests_per_second get no pacer (no added latency)."""
+        from synthmon.model import Target
+        from synthmon.ratelimit import RateLimits
+
+        limits = RateLimits(
+            [
+                Target("a", "http://a", frozenset({"a"}), max_requests_per_second=2),
+                Target("b", "http://b", frozenset({"b"})),
+            ]
+        )
+        assert limits.for_target("a") is not None
+        assert limits.for_target("b") is None
