@@ -199,6 +199,7 @@ class Settings(BaseSettings):
     @classmethod
     def _account_targets(cls, v: list[AccountConfig], info: ValidationInfo) -> list[AccountConfig]:
         known = set(info.data.get("targets") or {})
+        seen: dict[str, set[str]] = {}
         for account in v:
             unknown = sorted(set(account.targets or ()) - known)
             if unknown:
@@ -206,6 +207,14 @@ class Settings(BaseSettings):
                     f"account {account.username!r} names unknown targets {unknown}; "
                     f"configured targets: {sorted(known)}"
                 )
+            # One real account listed twice could be leased by two runs at once.
+            on = set(account.targets) if account.targets is not None else known
+            if seen.get(account.username, set()) & on or (account.username in seen and not known):
+                raise ValueError(
+                    f"account {account.username!r} is listed twice for the same target; "
+                    "list it once (one pool), or give the entries disjoint targets"
+                )
+            seen.setdefault(account.username, set()).update(on)
         return v
 
     @classmethod

@@ -168,3 +168,57 @@ class TestScrubber:
         assert "s3cr3t-value" not in text
         assert text.count("***") >= 3
         assert "RuntimeError" in text
+
+
+class TestAccountConfig:
+    def test_same_account_twice_on_one_target_is_refused(
+        self, tmp_path: Path, secret_env: dict[str, str]
+    ) -> None:
+        """An account listed in two pools for the same target is a config error (two
+        runs could otherwise use it at once); disjoint targets are fine."""
+        entry = (
+            '[[accounts]]\npool = "{pool}"\nusername = "same@shop.example"\n'
+            'password = {{ env = "T_SHOPPER1_PASSWORD" }}\n{targets}\n'
+        )
+        targets = '[targets.a]\nbase_url = "http://a.example"\n[targets.b]\nbase_url = "http://b.example"\n'
+        cfg = write_config(
+            tmp_path / "dup.toml",
+            targets + entry.format(pool="p1", targets="") + entry.format(pool="p2", targets=""),
+        )
+        with pytest.raises(ConfigError, match=r"'same@shop\.example' is listed twice"):
+            load_settings(cfg)
+        cfg = write_config(
+            tmp_path / "ok.toml",
+            targets
+            + entry.format(pool="p1", targets='targets = ["a"]')
+            + entry.format(pool="p2", targets='targets = ["b"]'),
+        )
+        assert len(load_settings(cfg).accounts) == 2
+
+    def test_unknown_account_target_is_named(
+        self, tmp_path: Path, secret_env: dict[str, str]
+    ) -> None:
+        """An account for a target that is not configured names it and the known ones."""
+        cfg = write_config(
+            tmp_path / "c.toml",
+            '[targets.prod]\nbase_url = "http://p.example"\n[[accounts]]\npool = "p"\n'
+            'username = "u"\npassword = { env = "T_SHOPPER1_PASSWORD" }\ntargets = ["prd"]\n',
+        )
+        with pytest.raises(
+            ConfigError, match=r"unknown targets \['prd'\]; configured targets: \['prod'\]"
+        ):
+            load_settings(cfg)
+
+    def test_bad_totp_secret_is_refused_without_echoing_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, secret_env: dict[str, str]
+    ) -> None:
+        """A TOTP secret that is not base32 is a config error that does not print it."""
+        monkeypatch.setenv("T_BAD_TOTP", "not-base32-!!")
+        cfg = write_config(
+            tmp_path / "c.toml",
+            '[[accounts]]\npool = "p"\nusername = "u"\n'
+            'password = { env = "T_SHOPPER1_PASSWORD" }\ntotp_secret = { env = "T_BAD_TOTP" }\n',
+        )
+        with pytest.raises(ConfigError, match=r"accounts\.0\.totp_secret: .*base32") as err:
+            load_settings(cfg)
+        assert "not-base32" not in str(err.value)
