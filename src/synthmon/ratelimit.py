@@ -15,8 +15,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from synthmon.model import Target
+
+if TYPE_CHECKING:
+    from playwright.async_api import BrowserContext, Route
 
 
 class Pacer:
@@ -73,3 +78,20 @@ class RateLimits:
         pacer = self._pacers.get(target)
         if pacer is not None:
             await pacer.acquire()
+
+
+async def pace_browser(context: BrowserContext, pacer: Pacer, target: Target) -> None:
+    """Hold each browser request to `target`'s hosts until the pacer allows it.
+
+    Requests to other hosts (third parties) are not paced. The handler ends with
+    `route.fallback()`, so routes registered *before* this one (allowed-hosts checks,
+    third-party blocking) still decide what happens to the request: Playwright runs
+    route handlers in reverse order of registration. Register this last.
+    """
+
+    async def handler(route: Route) -> None:
+        if target.allows(urlsplit(route.request.url).hostname or ""):
+            await pacer.acquire()
+        await route.fallback()
+
+    await context.route("**/*", handler)

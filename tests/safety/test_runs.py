@@ -251,3 +251,36 @@ class TestPacer:
         )
         assert limits.for_target("a") is not None
         assert limits.for_target("b") is None
+
+
+class TestBrowserPacing:
+    @pytest.mark.browser
+    @pytest.mark.slow
+    async def test_browser_requests_to_the_target_are_paced(self, shop: RunningShop) -> None:
+        """A page firing twelve fetches at once reaches the shop at no more than the
+        target's max_requests_per_second."""
+        from playwright.async_api import async_playwright
+
+        from synthmon.model import Target
+        from synthmon.ratelimit import Pacer, pace_browser
+
+        from .test_artifacts import CHROMIUM, CHROMIUM_ARGS
+
+        target = Target("demo", shop.url, frozenset({"127.0.0.1"}), max_requests_per_second=4)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                context = await browser.new_context()
+                await pace_browser(context, Pacer(4), target)
+                page = await context.new_page()
+                await page.goto(f"{shop.url}/healthz")
+                statuses = await page.evaluate(
+                    """() => Promise.all(Array.from({length: 12}, (_, i) =>
+                        fetch('/api/products?q=' + i).then(r => r.status)))"""
+                )
+            finally:
+                await browser.close()
+        assert statuses == [200] * 12
+        stats = shop.state.stats("/api/products")
+        assert stats.total == 12
+        assert stats.max_per_second <= 4, stats.per_second
