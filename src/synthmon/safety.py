@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
@@ -22,13 +22,16 @@ from synthmon.config import Settings
 from synthmon.controls import PauseControls
 from synthmon.journeys.dsl import Journey
 from synthmon.model import Target
-from synthmon.ratelimit import RateLimits
+from synthmon.ratelimit import RateLimits, pace_browser
 from synthmon.scrub import Scrubber
 from synthmon.secrets import secret_values
 from synthmon.sinks.safety import SafetyMetrics
 from synthmon.web import control
 
 log = structlog.get_logger("synthmon.safety")
+
+if TYPE_CHECKING:
+    from playwright.async_api import BrowserContext
 
 PAUSE_FILE = "pauses.json"
 
@@ -97,6 +100,15 @@ class Safety:
     def _pool_metrics(self, pool: str, returning: int = 0) -> None:
         in_use = self.accounts.in_use(pool) - returning
         self.metrics.set_pool(pool, self.accounts.size(pool), in_use)
+
+    # -- rate limits -------------------------------------------------------------
+
+    async def pace_browser(self, context: BrowserContext, target: Target) -> None:
+        """For the browser runner: pace the context's requests to `target` by its
+        max_requests_per_second, shared with HTTP runs (no-op without a limit)."""
+        pacer = self.rate_limits.for_target(target.name)
+        if pacer is not None:
+            await pace_browser(context, pacer, target)
 
     # -- kill switch ---------------------------------------------------------------
 
