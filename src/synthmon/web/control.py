@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from pydantic import SecretStr
 
 from synthmon.scrub import Scrubber
@@ -96,7 +96,7 @@ def _unauthorized(message: str, challenge: str) -> web.Response:
     )
 
 
-def guard(policy: AccessPolicy, scrub: Scrubber) -> Any:
+def guard(policy: AccessPolicy, scrub: Scrubber) -> Middleware:
     """The middleware: refuse unauthorised requests, scrub what goes out."""
 
     @web.middleware
