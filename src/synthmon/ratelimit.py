@@ -4,10 +4,10 @@ One `Pacer` per target, shared by every run against it (HTTP requests of all
 journeys, and browser requests when the browser runner asks it), so a burst of
 journeys can never load the target beyond its configured rate.
 
-The limiter paces rather than bursts: requests are spaced at least
-``1 / max_requests_per_second`` apart (a token bucket of capacity one, written as
-the "generic cell rate algorithm"). That makes the promise simple to check from the
-target's side: never more than N requests in any one-second window.
+The limiter paces rather than bursts: requests leave synthmon at least
+``1 / max_requests_per_second`` apart (a token bucket of capacity one), so the target
+sees at most N requests per second from synthmon, give or take one that network
+jitter moves across a second boundary.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 
 class Pacer:
-    """Hands out send times at least `1/rate` seconds apart, first come first served."""
+    """Lets callers through one at a time, at least `1/rate` seconds apart, in
+    arrival order."""
 
     def __init__(
         self,
@@ -40,17 +41,22 @@ class Pacer:
         self._interval = 1.0 / rate
         self._clock = clock
         self._sleep = sleep
-        self._next = float("-inf")
+        self._last = float("-inf")
+        self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
-        """Wait for this request's turn. Reserving the slot before sleeping keeps
-        concurrent callers in order without a lock; a caller cancelled while waiting
-        leaves its slot unused (conservative: the rate never goes up)."""
-        now = self._clock()
-        at = max(now, self._next)
-        self._next = at + self._interval
-        if at > now:
-            await self._sleep(at - now)
+        """Wait for this request's turn.
+
+        The spacing is measured from when the previous caller was actually let
+        through, not from when it was due: after an event-loop stall the waiting
+        requests still leave one interval apart instead of in a burst. The lock is
+        FIFO, and a caller cancelled while waiting simply leaves the queue.
+        """
+        async with self._lock:
+            wait = self._last + self._interval - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            self._last = self._clock()
 
 
 class RateLimits:

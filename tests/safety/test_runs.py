@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -183,8 +184,8 @@ class TestTrafficLimits:
     async def test_rate_limit_holds_across_concurrent_runs(
         self, tmp_path: Path, shop: RunningShop
     ) -> None:
-        """Four journeys firing requests at once never exceed the target's
-        max_requests_per_second as counted by the shop."""
+        """Four journeys firing requests at once reach the shop at the target's
+        max_requests_per_second (not all at once), as counted by the shop."""
         journeys = {
             "burst.py": "from synthmon import journey\n"
             + "".join(
@@ -210,33 +211,54 @@ async def burst{i}(ctx):
         assert all(r.status is Status.SUCCESS for r in results), results
         stats = shop.state.stats("/api/products")
         assert stats.total == 16
-        assert stats.max_per_second <= 4, stats.per_second
+        # Requests leave 0.25 s apart; scheduling jitter on this shared machine can
+        # move one across a second boundary, hence +1. Unpaced, all 16 land at once.
+        assert stats.max_per_second <= 4 + 1, stats.per_second
 
 
 class TestPacer:
     async def test_concurrent_callers_are_spaced_by_one_over_rate(self) -> None:
-        """Ten simultaneous requests at 5/s are handed send times 0.2 s apart, in order."""
+        """Ten simultaneous requests at 5/s are let through 0.2 s apart."""
         from synthmon.ratelimit import Pacer
 
         now = [100.0]
-        sent: list[float] = []
 
         async def fake_sleep(seconds: float) -> None:
+            now[0] += seconds
             await asyncio.sleep(0)
-            sent_at = now[0] + seconds
-            sent.append(sent_at)
 
         pacer = Pacer(5, clock=lambda: now[0], sleep=fake_sleep)
+        granted: list[float] = []
 
         async def request() -> None:
-            before = len(sent)
             await pacer.acquire()
-            if len(sent) == before:  # no wait: sent immediately
-                sent.append(now[0])
+            granted.append(now[0])
 
         await asyncio.gather(*(request() for _ in range(10)))
-        assert sorted(sent) == pytest.approx([100.0 + 0.2 * i for i in range(10)])
-        assert max(sum(1 for t in sent if s <= t < s + 1) for s in sent) == 5
+        assert granted == pytest.approx([100.0 + 0.2 * i for i in range(10)])
+
+    async def test_no_burst_after_a_stall(self) -> None:
+        """When the process stalls while requests wait, they still leave one interval
+        apart afterwards instead of all at once."""
+        from synthmon.ratelimit import Pacer
+
+        now = [0.0]
+        stalls = [3.0]  # the first wake-up comes 3 s late (a blocked event loop)
+
+        async def late_sleep(seconds: float) -> None:
+            now[0] += seconds + (stalls.pop() if stalls else 0.0)
+            await asyncio.sleep(0)
+
+        pacer = Pacer(4, clock=lambda: now[0], sleep=late_sleep)
+        granted: list[float] = []
+
+        async def request() -> None:
+            await pacer.acquire()
+            granted.append(now[0])
+
+        await asyncio.gather(*(request() for _ in range(6)))
+        gaps = [b - a for a, b in itertools.pairwise(granted)]
+        assert min(gaps) >= 0.25 - 1e-9
 
     def test_rate_limits_only_for_limited_targets(self) -> None:
         """Targets without max_requests_per_second get no pacer (no added latency)."""
@@ -283,4 +305,6 @@ class TestBrowserPacing:
         assert statuses == [200] * 12
         stats = shop.state.stats("/api/products")
         assert stats.total == 12
-        assert stats.max_per_second <= 4, stats.per_second
+        # Chromium adds its own send latency after the route lets a request go, so
+        # one may cross a second boundary (+1). Unpaced, all 12 land in one second.
+        assert stats.max_per_second <= 4 + 1, stats.per_second
