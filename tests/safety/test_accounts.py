@@ -146,7 +146,7 @@ JOURNEYS = {
                 })
                 assert r.status_code == 200, r.text
                 assert ctx.account.attributes["customer_id"].startswith("synthetic-")
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.6)  # holds the account while the others ask
             finally:
                 HELD.discard(name)
 
