@@ -23,10 +23,12 @@ from synthmon._version import __version__
 from synthmon.config import Settings
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
+from synthmon.location import location_stamp
 from synthmon.model import Kind, RunResult, RunSource, Status, Target
 from synthmon.runners.base import Runner, new_run_id
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
 from synthmon.scheduling import Schedule, Scheduler
+from synthmon.sharding import Shard, owned, parse_shard
 from synthmon.sinks.fanout import Fanout, Sink
 from synthmon.sinks.latest import LatestResults, result_json
 from synthmon.sinks.logs import LogSink
@@ -78,7 +80,9 @@ class Daemon:
             ],
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
+            stamp=location_stamp(settings.location),
         )
+        self.shard: Shard | None = parse_shard(settings.shard) if settings.shard else None
         self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
         self.server = StatusServer(
             self, self.registry, host=settings.server.host, port=settings.server.port
@@ -194,6 +198,8 @@ class Daemon:
             names = j.targets if j.targets is not None else tuple(self.targets)
             for tname in names:
                 pairs[pair_key(j.name, tname)] = (j, self.targets[tname])
+        # Sharded replicas run only the pairs they own (docs/deploy.md#sharding).
+        pairs = owned(pairs, self.shard)
         for key in self.scheduler.keys() - pairs.keys():
             self.scheduler.remove(key)
         for key, (j, _) in pairs.items():
@@ -329,6 +335,8 @@ class Daemon:
                 {
                     "journey": j.name,
                     "target": t.name,
+                    "location": self.settings.location,
+                    "shard": str(self.shard) if self.shard else None,
                     "kind": j.kind.value,
                     "severity": j.severity.value,
                     "schedule": j.schedule,
