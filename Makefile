@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 DEMO_PORT ?= 8080
 # Debian packages and the binary each provides.
 APT_PACKAGES := chromium:chromium prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager prometheus-blackbox-exporter:prometheus-blackbox-exporter fonts-liberation:
+# tini: PID 1 of the container image; the entrypoint test runs the image's exact command.
+APT_PACKAGES += tini:tini
 
 .PHONY: setup venv system-deps run test lint typecheck check pytest bench lock clean
 
