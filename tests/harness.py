@@ -7,7 +7,7 @@ import asyncio
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +73,11 @@ class Collector:
         while not predicate(self.results):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(
-                    f"condition not met within {timeout}s; results so far: "
-                    f"{[(r.journey, r.target, r.status.value, r.failed_step) for r in self.results]}"
-                )
+                seen = [(r.journey, r.target, r.status.value, r.failed_step) for r in self.results]
+                raise AssertionError(f"condition not met within {timeout}s; results so far: {seen}")
             self._changed.clear()
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
         return self.results
 
     def of(self, journey: str) -> list[RunResult]:

@@ -289,9 +289,21 @@ class Daemon:
                     f"no runner for kind={journey.kind.value!r} journeys in this daemon",
                     attempt,
                 )
-            return await runner.run(
-                journey, target, run_id=run_id, attempt=attempt, run_source=self.run_source
-            )
+            try:
+                return await runner.run(
+                    journey, target, run_id=run_id, attempt=attempt, run_source=self.run_source
+                )
+            except Exception as exc:
+                log.exception("runner_failed", journey=journey.name, target=target.name)
+                return _error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    "internal",
+                    f"synthmon failed to run the journey: {type(exc).__name__}: {exc}",
+                    attempt,
+                )
         finally:
             for sem in acquired:
                 sem.release()

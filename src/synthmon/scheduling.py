@@ -140,7 +140,14 @@ class Scheduler:
 
     def _on_event(self, event: JobEvent) -> None:
         key = event.job_id
-        if isinstance(event, JobSubmissionEvent):
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            assert isinstance(event, JobSubmissionEvent)
+            # Counted here; must not be counted again as coalesced by the next run.
+            self._last_due[key] = event.scheduled_run_times[-1]
+            self._on_skip(key, "overlap", 1)
+        elif event.code == EVENT_JOB_MISSED:
+            self._on_skip(key, "missed", 1)
+        elif isinstance(event, JobSubmissionEvent):
             due = event.scheduled_run_times[-1]
             interval = self._intervals.get(key)
             prev = self._last_due.get(key)
@@ -150,7 +157,3 @@ class Scheduler:
                 behind = round((due - prev).total_seconds() / interval) - 1
                 if behind > 0:
                     self._on_skip(key, "coalesced", behind)
-        elif event.code == EVENT_JOB_MAX_INSTANCES:
-            self._on_skip(key, "overlap", 1)
-        elif event.code == EVENT_JOB_MISSED:
-            self._on_skip(key, "missed", 1)

@@ -154,6 +154,13 @@ class TestHtmlShopping:
             assert response.status_code == 303
             assert response.headers["location"] == "/login"
 
+    async def test_sign_out_ends_the_session(self, client: httpx.AsyncClient) -> None:
+        """POST /logout forgets the session: /account then redirects to /login."""
+        await html_login(client)
+        await client.post("/logout")
+        response = await client.get("/account", follow_redirects=False)
+        assert response.headers["location"] == "/login"
+
     async def test_checkout_of_an_empty_cart_is_refused(self, client: httpx.AsyncClient) -> None:
         """Placing an order with an empty cart answers 400 "Your cart is empty"."""
         await html_login(client)

@@ -29,7 +29,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--third-party-origin",
         default=None,
         metavar="URL",
-        help="origin of a second server whose /static/pixel.gif /products embeds",
+        help="origin of another server; /products then embeds its /static/pixel.gif",
     )
     return parser.parse_args(argv)
 

@@ -37,10 +37,9 @@ def money(cents: int) -> str:
 
 
 def _layout(title: str, body: str, *, email: str | None = None) -> str:
+    # No buttons up here: a journey's `button[type=submit]` must find the page's own form.
     who = (
-        f'<span data-testid="signed-in-as">{escape(email)}</span> '
-        '<form method="post" action="/logout" style="display:inline">'
-        '<button type="submit" id="logout">Sign out</button></form>'
+        f'<a href="/account" data-testid="signed-in-as">{escape(email)}</a>'
         if email
         else '<a href="/login">Sign in</a>'
     )
@@ -93,6 +92,8 @@ def account(*, email: str) -> str:
     body = (
         f"<h1>Welcome, {escape(email)}</h1>"
         '<p><a href="/products">Continue shopping</a> or <a href="/cart">view your cart</a>.</p>'
+        '<form method="post" action="/logout"><button type="submit" id="logout">Sign out</button>'
+        "</form>"
     )
     return _layout("Your account", body, email=email)
 

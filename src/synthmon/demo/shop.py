@@ -1,4 +1,4 @@
-"""The demo shop's aiohttp application, its fault switch and the ``serve`` harness.
+"""The demo shop's aiohttp application and the ``serve`` harness.
 
 Routes:
 
@@ -14,28 +14,23 @@ Routes:
     /_chaos  GET/POST the fault switch  /_seen  requests received  (never recorded,
     /_stats  requests per second        /_reset (POST) forget all   never faulted)
 
-Two middlewares sit in front of every handler: the outer one records the request, the
-inner one applies the chaos mode. Both skip paths under ``/_``.
+The ``/_`` routes and the middlewares that record requests and apply the chaos mode
+live in ``control.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
-from synthmon.demo import pages
+from synthmon.demo import control, pages
+from synthmon.demo.control import STATE_KEY
 from synthmon.demo.state import (
-    CHAOS_MODES,
-    DEFAULT_SLOW_DELAY,
     DemoUser,
     EmptyCartError,
     LoginFailedError,
@@ -45,7 +40,6 @@ from synthmon.demo.state import (
 )
 
 SESSION_COOKIE: Final = "session"
-STATE_KEY: Final = web.AppKey("synthmon.demo.state", ShopState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +48,6 @@ class _Config:
 
 
 _CONFIG_KEY: Final = web.AppKey("synthmon.demo.config", _Config)
-# Set when the app starts shutting down, so simulated hangs and slowness end at once
-# instead of holding shutdown for aiohttp's two shutdown_timeout waits.
-_STOPPING_KEY: Final = web.AppKey("synthmon.demo.stopping", asyncio.Event)
-
-# How often a hanging request checks whether its client is gone. aiohttp does not cancel
-# handlers on disconnect by default (handler_cancellation=False), so without this check a
-# "hang" would keep a task alive until shutdown.
-_HANG_POLL_SECONDS: Final = 0.05
 _MAX_QUANTITY: Final = 1000
 
 
@@ -136,71 +122,6 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 async def _form_field(request: web.Request, name: str) -> str:
     value = (await request.post()).get(name, "")
     return value if isinstance(value, str) else ""
-
-
-# -- middlewares ----------------------------------------------------------------------
-
-
-@web.middleware
-async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/_"):
-        _state(request).record(
-            request.method,
-            request.path,
-            request.query_string,
-            request.headers.get("Host", ""),
-            {name.lower(): value for name, value in request.headers.items()},
-        )
-    return await handler(request)
-
-
-@web.middleware
-async def _chaos(request: web.Request, handler: Handler) -> web.StreamResponse:
-    state = _state(request)
-    settings = state.chaos
-    if not settings.affects(request.path):
-        return await handler(request)
-    if settings.mode == "error":
-        if request.path.startswith("/api/"):
-            return web.json_response({"error": "internal error (chaos)"}, status=500)
-        return _html(pages.error("Internal error", "internal error (chaos)"), status=500)
-    if settings.mode == "slow":
-        if await _stopped_within(request, settings.delay):
-            return _drop_connection(request)
-        return await handler(request)
-    if settings.mode == "down":
-        return _drop_connection(request)
-    # "hang": hold the request until the client gives up, the server shuts down or the
-    # switch is flipped (then serve normally).
-    while state.chaos.affects(request.path) and state.chaos.mode == "hang":
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            return web.Response(status=503)  # nobody is listening any more
-        if await _stopped_within(request, _HANG_POLL_SECONDS):
-            return _drop_connection(request)
-    return await handler(request)
-
-
-async def _stopped_within(request: web.Request, seconds: float) -> bool:
-    """Wait ``seconds``; True, early, if the app starts shutting down meanwhile."""
-    stopping = request.app[_STOPPING_KEY]
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await stopping.wait()
-    return stopping.is_set()
-
-
-def _drop_connection(request: web.Request) -> web.Response:
-    """Close the connection without a byte of response ("server disconnected")."""
-    if request.transport is not None:
-        request.transport.abort()
-    # Never reaches the client: aiohttp fails to write it to the aborted transport and
-    # treats that as a client disconnect (no error log; the access log shows 503).
-    return web.Response(status=503)
-
-
-async def _signal_stopping(app: web.Application) -> None:
-    app[_STOPPING_KEY].set()
 
 
 # -- pages ----------------------------------------------------------------------------
@@ -397,60 +318,6 @@ async def _api_cancel_order(request: web.Request) -> web.Response:
     return web.json_response({"order_id": cancelled.id, "status": cancelled.status})
 
 
-# -- control and observation (/_*) ----------------------------------------------------
-
-
-async def _chaos_get(request: web.Request) -> web.Response:
-    return web.json_response(_state(request).chaos.as_json())
-
-
-def _chaos_bad_request(message: str) -> web.HTTPError:
-    valid = ", ".join(CHAOS_MODES)
-    body = {"error": f"{message}; valid modes: {valid}", "valid_modes": list(CHAOS_MODES)}
-    return web.HTTPBadRequest(text=json.dumps(body), content_type="application/json")
-
-
-async def _chaos_set(request: web.Request) -> web.Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise _chaos_bad_request("request body must be JSON") from None
-    if not isinstance(body, dict):
-        raise _chaos_bad_request("request body must be a JSON object")
-    mode = body.get("mode")
-    delay = body.get("delay", DEFAULT_SLOW_DELAY)
-    paths = body.get("paths")
-    if mode not in CHAOS_MODES:
-        raise _chaos_bad_request(f"invalid mode {mode!r}")
-    if (
-        isinstance(delay, bool)
-        or not isinstance(delay, int | float)
-        or not math.isfinite(delay)
-        or delay < 0
-    ):
-        raise _chaos_bad_request("delay must be a non-negative number of seconds")
-    if paths is not None and not (
-        isinstance(paths, list) and all(isinstance(p, str) and p.startswith("/") for p in paths)
-    ):
-        raise _chaos_bad_request('paths must be a list of path prefixes such as "/api"')
-    settings = _state(request).set_chaos(mode, delay=float(delay), paths=paths)
-    return web.json_response(settings.as_json())
-
-
-async def _seen(request: web.Request) -> web.Response:
-    records = _state(request).seen(request.query.get("path"))
-    return web.json_response([r.as_json() for r in records])
-
-
-async def _stats(request: web.Request) -> web.Response:
-    return web.json_response(_state(request).stats(request.query.get("path")).as_json())
-
-
-async def _reset(request: web.Request) -> web.Response:
-    _state(request).reset()
-    return web.json_response({"status": "reset"})
-
-
 # -- assembly -------------------------------------------------------------------------
 
 
@@ -465,12 +332,11 @@ def create_app(
     ``http://127.0.0.1:40124``) adds a cross-origin pixel to /products."""
     if state is not None and users is not None:
         raise ValueError("pass users either to ShopState(users=...) or to create_app, not both")
-    app = web.Application(middlewares=[_observe, _chaos])
+    app = web.Application(middlewares=control.MIDDLEWARES)
     app[STATE_KEY] = state if state is not None else ShopState(users=users)
     origin = third_party_origin.rstrip("/") if third_party_origin else None
     app[_CONFIG_KEY] = _Config(third_party_origin=origin)
-    app[_STOPPING_KEY] = asyncio.Event()
-    app.on_shutdown.append(_signal_stopping)
+    control.install(app)
     add = app.router
     add.add_get("/", _home)
     add.add_get("/login", _login_form)
@@ -494,11 +360,6 @@ def create_app(
     add.add_post("/api/checkout", _api_checkout)
     add.add_get("/api/orders/{order_id}", _api_order)
     add.add_delete("/api/orders/{order_id}", _api_cancel_order)
-    add.add_get("/_chaos", _chaos_get)
-    add.add_post("/_chaos", _chaos_set)
-    add.add_get("/_seen", _seen)
-    add.add_get("/_stats", _stats)
-    add.add_post("/_reset", _reset)
     return app
 
 

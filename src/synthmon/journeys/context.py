@@ -118,7 +118,7 @@ class Context:
             self._record(full, Status.TIMEOUT, start, soft, None)
             raise
         except Exception as exc:
-            status, _ = self._classify(exc)
+            status, _ = self.classify_error(exc)
             result = self._record(full, status, start, soft, exc)
             if soft and not isinstance(exc, InfrastructureError):
                 self.soft_failures.append(result)
@@ -138,12 +138,18 @@ class Context:
         """Register cleanup that runs after the journey, whatever its outcome."""
         self.deferred.append(cleanup)
 
+    def classify_error(self, exc: BaseException) -> tuple[Status, str | None]:
+        return self._classify(exc)
+
+    def describe_error(self, exc: BaseException) -> tuple[str, str]:
+        return self._describe(exc)
+
     def _record(
         self, name: str, status: Status, start: float, soft: bool, exc: BaseException | None
     ) -> StepResult:
         etype = emsg = None
         if exc is not None:
-            etype, emsg = self._describe(exc)
+            etype, emsg = self.describe_error(exc)
         result = StepResult(
             name=name,
             status=status,

@@ -132,10 +132,10 @@ async def execute(
             emsg += f" (in step {failed_step!r})" if failed_step else " (outside any step)"
             etype = "Timeout"
         else:
-            etype, emsg = describe(exc, journey.filename)
+            etype, emsg = ctx.describe_error(exc)
     except Exception as exc:  # noqa: BLE001 - every journey outcome becomes a result
-        status, reason = classify(exc)
-        etype, emsg = describe(exc, journey.filename)
+        status, reason = ctx.classify_error(exc)
+        etype, emsg = ctx.describe_error(exc)
         failed_step = ctx.failed_step
     if status is Status.SUCCESS and ctx.soft_failures:
         first = ctx.soft_failures[0]

@@ -37,11 +37,13 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         *,
         trace_id: str,
         headers: Sequence[tuple[str, str]],
+        on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
     ) -> None:
         self._inner = inner
         self._target = target
         self._trace_id = trace_id
         self._headers = headers
+        self._on_response = on_response
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not self._target.allows(request.url.host):
@@ -49,7 +51,10 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         for name, value in self._headers:
             request.headers[name] = value
         request.headers["traceparent"] = traceparent(self._trace_id)
-        return await self._inner.handle_async_request(request)
+        response = await self._inner.handle_async_request(request)
+        if self._on_response is not None:
+            self._on_response(request, response)
+        return response
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -97,6 +102,7 @@ class HttpRunner:
         trace_id: str,
         timeout: float,
         extra_headers: Sequence[tuple[str, str]] = (),
+        on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
     ) -> Callable[[], httpx.AsyncClient]:
         """A factory for the per-run client (also used by browser journeys' ctx.http)."""
         headers = (*self._tag_headers, *target.headers, *extra_headers)
@@ -107,6 +113,7 @@ class HttpRunner:
                 target,
                 trace_id=trace_id,
                 headers=headers,
+                on_response=on_response,
             )
             return httpx.AsyncClient(
                 base_url=target.base_url,
@@ -130,15 +137,31 @@ class HttpRunner:
         account: object = None,
         extra_headers: Sequence[tuple[str, str]] = (),
     ) -> RunResult:
+        last: list[str] = []
+
+        def seen(request: httpx.Request, response: httpx.Response) -> None:
+            last[:] = [f"{response.status_code} from {request.method} {request.url}"]
+
+        def describe_exc(exc: BaseException) -> tuple[str, str]:
+            etype, msg = describe(exc, journey.filename)
+            # A bare assert says little at 3 a.m.; what the target last answered helps.
+            if last and isinstance(exc, AssertionError):
+                msg = f"{msg} (last response: {last[0]})"
+            return etype, msg
+
         ctx = Context(
             journey=journey.name,
             target=target,
             run_id=run_id,
             trace_id=run_id,
             classify=classify,
-            describe=lambda exc: describe(exc, journey.filename),
+            describe=describe_exc,
             http_factory=self.client_factory(
-                target, trace_id=run_id, timeout=journey.timeout, extra_headers=extra_headers
+                target,
+                trace_id=run_id,
+                timeout=journey.timeout,
+                extra_headers=extra_headers,
+                on_response=seen,
             ),
             account=account,
             run_source=run_source,
