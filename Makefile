@@ -68,6 +68,14 @@ test: setup lint typecheck check pytest
 bench: setup
 	$(PY) bench/run.py
 
+# The image's runtime stage without Docker: debootstrap + the Dockerfile's RUN lines in a
+# chroot, then its ENTRYPOINT under tini as PID 1 (scripts/container_check.py). Needs
+# root and the Debian mirror; slow the first time, so not part of `make test`.
+.PHONY: container-check
+container-check: venv
+	command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap
+	$(PY) scripts/container_check.py
+
 # Re-pin after changing dependencies in pyproject.toml.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
