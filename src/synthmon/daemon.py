@@ -210,6 +210,14 @@ class Daemon:
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
         self.metrics.set_load_problems(p.filename for p in report.problems)
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
+        log.info(
+            "journeys_loaded",
+            directory=str(self.settings.journeys_dir),
+            files=len(report.files),
+            journeys=len(report.journeys),
+            pairs=len(pairs),
+            problems=len(report.problems),
+        )
         return report
 
     def _job(self, key: str) -> Callable[[], Any]:
