@@ -217,6 +217,7 @@ class Daemon:
             journeys=len(report.journeys),
             pairs=len(pairs),
             problems=len(report.problems),
+            shard=str(self.shard) if self.shard else None,
         )
         return report
 
