@@ -225,6 +225,10 @@ class Metrics:
         key = (result.journey, result.target)
         c = self._children.get(key)
         if c is None:
+            if key not in self._pairs:
+                # A run that finished after its journey was removed: recording it
+                # would resurrect series that set_catalog just deleted.
+                return
             c = self._children[key] = self._make_children(key)
         passed = result.status is Status.SUCCESS
         finished = result.started_at + result.duration
