@@ -110,19 +110,26 @@ async def wait_query(
     raise AssertionError(f"{promql!r}: wanted {n} series within {within}s, got {len(got)}")
 
 
-@pytest.fixture
-async def shards(tmp_path: Path, shop: RunningShop) -> AsyncIterator[list[Daemon]]:
-    """Three daemons, shards 0/3, 1/3 and 2/3, same journeys and target, own ports."""
-    daemons: list[Daemon] = []
+@contextlib.asynccontextmanager
+async def three_shards(
+    tmp_path: Path, targets: dict[str, str], journeys: dict[str, str]
+) -> AsyncIterator[list[Daemon]]:
+    """Daemons for shards 0/3, 1/3 and 2/3: same journeys and targets, own ports."""
     async with contextlib.AsyncExitStack() as stack:
+        daemons: list[Daemon] = []
         for i in range(SHARDS):
             settings = make_settings(
-                tmp_path / f"shard{i}",
-                targets={"demo": shop.url},
-                journeys=journey_files(N_JOURNEYS),
+                tmp_path / f"shard{i}", targets=targets, journeys=journeys
             ).model_copy(update={"shard": f"{i}/{SHARDS}", "location": "test-1"})
             daemon, _ = await stack.enter_async_context(run_daemon(settings))
             daemons.append(daemon)
+        yield daemons
+
+
+@pytest.fixture
+async def shards(tmp_path: Path, shop: RunningShop) -> AsyncIterator[list[Daemon]]:
+    """Three shards of ~60 journeys against the demo shop."""
+    async with three_shards(tmp_path, {"demo": shop.url}, journey_files(N_JOURNEYS)) as daemons:
         yield daemons
 
 
@@ -172,3 +179,30 @@ class TestThreeShards:
         assert {s["metric"]["location"] for s in runs} == {"test-1"}
         # Each replica exports its own share, so the series come from all three.
         assert len({s["metric"]["instance"] for s in runs}) == SHARDS
+
+
+class TestMultiTargetShards:
+    async def test_per_journey_joins_work_across_shards(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """With 2 targets per journey, the pairs still run once each and the documented
+        `ignoring (target) group_left` join to per-journey metadata has no many-to-many."""
+        n = 30
+        targets = {"a": shop.url, "b": shop.url}
+        async with three_shards(tmp_path, targets, journey_files(n)) as daemons:
+            addresses = [d.server.url.removeprefix("http://") for d in daemons]
+            with prometheus(tmp_path, addresses) as prom:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    runs = await wait_query(
+                        client, prom, 'synthmon_journey_runs_total{result="success"}', 2 * n
+                    )
+                    # A many-to-many match is a query error (422): query() raises.
+                    joined = await query(
+                        client,
+                        prom,
+                        'synthmon_journey_runs_total{result="success"}'
+                        " * ignoring (target, result) group_left synthmon_journey_interval_seconds",
+                    )
+        pairs = {(s["metric"]["journey"], s["metric"]["target"]) for s in runs}
+        assert len(runs) == len(pairs) == 2 * n
+        assert len(joined) == 2 * n

@@ -134,6 +134,21 @@ class TestDockerfile:
         [volume] = instructions("VOLUME")
         assert exec_form(volume["value"]) == [envs["SYNTHMON_DATA_DIR"]]
 
+    def test_copied_files_exist_and_are_in_the_build_context(self) -> None:
+        """Every file a COPY takes from the context exists and .dockerignore keeps it."""
+        ignored = [
+            line.strip()
+            for line in (ROOT / ".dockerignore").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        for ins in instructions("COPY"):
+            if "--from=" in ins["value"]:
+                continue
+            *sources, _dest = ins["value"].split()
+            for src in sources:
+                assert (ROOT / src).exists(), src
+                assert not any(src == i or src.startswith(i + "/") for i in ignored), src
+
     def test_chromium_sandbox_not_disabled_in_the_image(self) -> None:
         """The image never turns Chromium's sandbox off by itself."""
         text = DOCKERFILE.read_text(encoding="utf-8")
