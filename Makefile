@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 DEMO_PORT ?= 8080
 # Debian packages and the binary each provides.
 APT_PACKAGES := chromium:chromium prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager prometheus-blackbox-exporter:prometheus-blackbox-exporter fonts-liberation:
+# tini: PID 1 of the container image; the entrypoint test runs the image's exact command.
+APT_PACKAGES += tini:tini
 
 # The demo shop's synthetic accounts (public demo values, see synthmon/demo/state.py),
 # exported for `make run` and `make check` because config.example.toml takes secrets
@@ -71,6 +73,14 @@ test: setup lint typecheck check pytest
 
 bench: setup
 	$(PY) bench/run.py
+
+# The image's runtime stage without Docker: debootstrap + the Dockerfile's RUN lines in a
+# chroot, then its ENTRYPOINT under tini as PID 1 (scripts/container_check.py). Needs
+# root and the Debian mirror; slow the first time, so not part of `make test`.
+.PHONY: container-check
+container-check: venv
+	command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap
+	$(PY) scripts/container_check.py
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock:

@@ -32,6 +32,7 @@ from synthmon.durations import parse_duration
 from synthmon.errors import ConfigError
 from synthmon.model import Target
 from synthmon.secrets import SecretRef, UnresolvedSecret
+from synthmon.sharding import parse_shard
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -188,6 +189,9 @@ class Settings(BaseSettings):
     journeys_dir: Path = Path("journeys")
     data_dir: Path = Path("data")
     location: str | None = None
+    # "2/5": run only the (journey, target) pairs shard 2 of 5 owns; "auto/5": the
+    # index comes from a StatefulSet pod name (synthmon-2). See docs/deploy.md.
+    shard: str | None = None
     server: ServerConfig = ServerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
@@ -228,6 +232,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init kwargs; the environment must win over it.
         return (env_settings, init_settings)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_shard(v)
+        return v
 
     def target_list(self) -> list[Target]:
         return [cfg.to_target(name) for name, cfg in self.targets.items()]

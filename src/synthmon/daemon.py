@@ -24,11 +24,13 @@ from synthmon.config import Settings
 from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
+from synthmon.location import location_stamp
 from synthmon.model import Kind, RunResult, RunSource, Status, Target
 from synthmon.runners.base import Runner, new_run_id
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
 from synthmon.safety import Safety
 from synthmon.scheduling import Schedule, Scheduler
+from synthmon.sharding import Shard, owned, parse_shard
 from synthmon.sinks.fanout import Fanout, Sink
 from synthmon.sinks.latest import LatestResults, result_json
 from synthmon.sinks.logs import LogSink
@@ -83,7 +85,9 @@ class Daemon:
             ],
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
+            stamp=location_stamp(settings.location),
         )
+        self.shard: Shard | None = parse_shard(settings.shard) if settings.shard else None
         self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
         self.server = StatusServer(
             self, self.registry, host=settings.server.host, port=settings.server.port
@@ -202,6 +206,8 @@ class Daemon:
             names = j.targets if j.targets is not None else tuple(self.targets)
             for tname in names:
                 pairs[pair_key(j.name, tname)] = (j, self.targets[tname])
+        # Sharded replicas run only the pairs they own (docs/deploy.md#sharding).
+        pairs = owned(pairs, self.shard)
         for key in self.scheduler.keys() - pairs.keys():
             self.scheduler.remove(key)
         for key, (j, _) in pairs.items():
@@ -213,6 +219,15 @@ class Daemon:
         self.metrics.set_load_problems(p.filename for p in report.problems)
         self.safety.refresh()
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
+        log.info(
+            "journeys_loaded",
+            directory=str(self.settings.journeys_dir),
+            files=len(report.files),
+            journeys=len(report.journeys),
+            pairs=len(pairs),
+            problems=len(report.problems),
+            shard=str(self.shard) if self.shard else None,
+        )
         return report
 
     def _job(self, key: str) -> Callable[[], Any]:
@@ -369,6 +384,8 @@ class Daemon:
                 {
                     "journey": j.name,
                     "target": t.name,
+                    "location": self.settings.location,
+                    "shard": str(self.shard) if self.shard else None,
                     "kind": j.kind.value,
                     "severity": j.severity.value,
                     "schedule": j.schedule,

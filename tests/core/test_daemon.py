@@ -92,6 +92,7 @@ class TestScheduledRuns:
             )
             == 1
         )
+        assert sample(text, "synthmon_journey_interval_seconds", journey="fast") == 1
         assert sample(text, "synthmon_scheduler_lag_seconds_count")
         assert sample(text, "synthmon_build_info") == 1
         assert sample(text, "synthmon_journeys_loaded") == 1
