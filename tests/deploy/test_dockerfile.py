@@ -22,7 +22,7 @@ from dockerfile_parse import DockerfileParser
 
 import synthmon
 from synthmon.config import ServerConfig
-from synthmon.demo import RunningShop
+from synthmon.demo import DEMO_TOTP_SECRET, RunningShop
 from synthmon.healthcheck import healthz_url
 from synthmon.healthcheck import main as healthcheck_main
 
@@ -192,6 +192,11 @@ def image_env(port: int, tmp_path: Path, shop: RunningShop) -> dict[str, str]:
         SYNTHMON_DATA_DIR=str(tmp_path / "data"),
         HOME=str(tmp_path),
         SYNTHMON_TARGETS__DEMO__BASE_URL=shop.url,
+        # config.example.toml's demo accounts (the Makefile's DEMO_SECRETS).
+        DEMO_SHOPPER1_PASSWORD="shopper1-pass",
+        DEMO_SHOPPER2_PASSWORD="shopper2-pass",
+        DEMO_MFA_PASSWORD="mfa-pass",
+        DEMO_MFA_TOTP_SECRET=DEMO_TOTP_SECRET,
         # This checkout's synthmon (and its console script) first.
         PYTHONPATH=str(SRC),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
