@@ -305,7 +305,7 @@ async def detection(stack: Stack, trials: int, rng: random.Random) -> dict[str, 
                     flush=True,
                 )
                 deadline = time.monotonic() + 10 * i
-                while await stack.alerts(client) and time.monotonic() < deadline:  # noqa: ASYNC110
+                while await stack.alerts(client) and time.monotonic() < deadline:
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(i)  # both sides see passes before the next outage
     finally:

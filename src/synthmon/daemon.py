@@ -23,12 +23,16 @@ from prometheus_client import CollectorRegistry
 from synthmon._version import __version__
 from synthmon.alerting.engine import AlertEngine
 from synthmon.config import Settings
+from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
+from synthmon.location import location_stamp
 from synthmon.model import Kind, RunResult, RunSource, Status, Target
 from synthmon.runners.base import Runner, new_run_id
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
+from synthmon.safety import Safety
 from synthmon.scheduling import Schedule, Scheduler
+from synthmon.sharding import Shard, owned, parse_shard
 from synthmon.sinks.fanout import Fanout, Sink
 from synthmon.sinks.latest import LatestResults, result_json
 from synthmon.sinks.logs import LogSink
@@ -73,10 +77,12 @@ class Daemon:
         )
         self.run_source = run_source
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
+        self.safety = Safety(settings, self.registry, pairs=lambda: self.pairs.values())
         self.http_runner = HttpRunner(
             user_agent=user_agent(settings),
             tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
             transport_factory=transport_factory,
+            rate_limits=self.safety.rate_limits,
         )
         self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
         self.fanout = Fanout(
@@ -84,16 +90,21 @@ class Daemon:
                 ("metrics", MetricsSink(self.metrics)),
                 ("latest", self.latest),
                 ("logs", LogSink()),
+                ("safety", self.safety.metrics),
                 ("alerting", self.alerting),
                 *(extra_sinks or []),
             ],
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
+            stamp=location_stamp(settings.location),
         )
+        self.shard: Shard | None = parse_shard(settings.shard) if settings.shard else None
         self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
         self.server = StatusServer(
             self, self.registry, host=settings.server.host, port=settings.server.port
         )
+        # Access control, response scrubbing and the pause/resume routes.
+        self.safety.install_web(self.server.app)
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
             on_lag=self.metrics.set_loop_lag,
@@ -111,6 +122,7 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.safety.load()  # persisted pauses apply before anything is scheduled
         self.state = "starting"
         self._stop_event = asyncio.Event()
         self._global_slots = asyncio.Semaphore(self.settings.scheduler.max_concurrency)
@@ -208,6 +220,8 @@ class Daemon:
             names = j.targets if j.targets is not None else tuple(self.targets)
             for tname in names:
                 pairs[pair_key(j.name, tname)] = (j, self.targets[tname])
+        # Sharded replicas run only the pairs they own (docs/deploy.md#sharding).
+        pairs = owned(pairs, self.shard)
         for key in self.scheduler.keys() - pairs.keys():
             self.scheduler.remove(key)
         for key, (j, _) in pairs.items():
@@ -220,13 +234,25 @@ class Daemon:
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )
         self.metrics.set_load_problems(p.filename for p in report.problems)
+        self.safety.refresh()
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
+        log.info(
+            "journeys_loaded",
+            directory=str(self.settings.journeys_dir),
+            files=len(report.files),
+            journeys=len(report.journeys),
+            pairs=len(pairs),
+            problems=len(report.problems),
+            shard=str(self.shard) if self.shard else None,
+        )
         return report
 
     def _job(self, key: str) -> Callable[[], Any]:
         async def job() -> None:
             pair = self.pairs.get(key)
-            if pair is not None and self.state == "running":
+            if pair is not None and self.safety.is_paused(pair[0], pair[1].name):
+                self.metrics.skipped_run(pair[0].name, pair[1].name, "paused")
+            elif pair is not None and self.state == "running":
                 await self.run_pair(*pair)
 
         return job
@@ -289,6 +315,8 @@ class Daemon:
             raise
         if may_retry and result.status.is_target_failure:
             result = dataclasses.replace(result, retried=True)
+        # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
+        result = self.safety.scrub.result(result)
         self.fanout.emit(result)
         return result
 
@@ -330,8 +358,18 @@ class Daemon:
                     attempt,
                 )
             try:
-                return await runner.run(
-                    journey, target, run_id=run_id, attempt=attempt, run_source=self.run_source
+                async with self.safety.lease(journey, target) as account_args:
+                    return await runner.run(
+                        journey,
+                        target,
+                        run_id=run_id,
+                        attempt=attempt,
+                        run_source=self.run_source,
+                        **account_args,
+                    )
+            except NoAccountError as exc:
+                return _error_result(
+                    journey, target, run_id, started, exc.reason, str(exc), attempt
                 )
             except Exception as exc:
                 log.exception("runner_failed", journey=journey.name, target=target.name)
@@ -361,6 +399,11 @@ class Daemon:
     def _on_start(self, key: str, lag: float) -> None:
         self.metrics.observe_lag(lag)
 
+    def is_paused(self, journey: str, target: str) -> bool:
+        """True while the kill switch pauses the pair (alerting stays quiet for it)."""
+        j = self.journeys.get(journey)
+        return j is not None and self.safety.is_paused(j, target)
+
     # -- status source (web) ---------------------------------------------------------
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
@@ -387,6 +430,8 @@ class Daemon:
                 {
                     "journey": j.name,
                     "target": t.name,
+                    "location": self.settings.location,
+                    "shard": str(self.shard) if self.shard else None,
                     "kind": j.kind.value,
                     "severity": j.severity.value,
                     "schedule": j.schedule,
@@ -394,6 +439,7 @@ class Daemon:
                     "tags": list(j.tags),
                     "description": j.description,
                     "runbook_url": j.runbook_url,
+                    "paused": self.safety.is_paused(j, t.name),
                     "file": j.where,
                     "next_run_at": self.scheduler.next_run(key),
                     "runs": state.runs if state else 0,

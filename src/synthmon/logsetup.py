@@ -15,6 +15,22 @@ import structlog
 from structlog.typing import Processor
 
 
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that remembers the name it was asked for (for the `logger` field)."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedWriteLoggerFactory:
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        return _NamedWriteLogger(self._file, str(args[0]) if args else "synthmon")
+
+
 def configure_logging(
     *,
     level: str = "info",
@@ -52,14 +68,13 @@ def configure_logging(
         structlog.processors.format_exc_info if json else structlog.dev.set_exc_info,
     ]
     numeric = logging.getLevelName(level.upper())
+    # synthmon's own events go straight to the stream (no stdlib hop: a run event
+    # is on the hot path); stdlib records from libraries take the formatter below.
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=[*shared, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=False,
+        logger_factory=_NamedWriteLoggerFactory(stream),
+        cache_logger_on_first_use=False,  # reconfigurable (tests, benchmarks)
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,

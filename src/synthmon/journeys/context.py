@@ -51,10 +51,8 @@ class Context:
         self.trace_id = trace_id
         self.account = account
         self.run_source = run_source
-        self.log = structlog.get_logger("synthmon.journey").bind(
-            journey=journey, target=target.name, run_id=run_id
-        )
         self._page = page
+        self._log: Any = None
         self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
         self._classify = classify
@@ -69,6 +67,15 @@ class Context:
         self.soft_failures: list[StepResult] = []
 
     # -- resources ---------------------------------------------------------------
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound to this run (journey, target, run_id)."""
+        if self._log is None:
+            self._log = structlog.get_logger("synthmon.journey").bind(
+                journey=self.journey, target=self.target.name, run_id=self.run_id
+            )
+        return self._log
 
     @property
     def base_url(self) -> str:

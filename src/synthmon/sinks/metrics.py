@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import platform
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -95,6 +96,11 @@ class Metrics:
             "Journey metadata, always 1: join on journey.",
             ("journey", "severity", "kind", "interval_seconds", "schedule", "tags", *loc),
         )
+        self.interval = g(
+            "synthmon_journey_interval_seconds",
+            "How often the journey runs (0 for cron schedules): for staleness alerts.",
+            ("journey", *loc),
+        )
         self.load_errors = g(
             "synthmon_journey_load_errors",
             "Problems found when loading a journey file.",
@@ -134,6 +140,7 @@ class Metrics:
         self._steps: dict[tuple[str, str], set[str]] = {}
         self._reasons: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._files: set[str] = set()
+        self._children: dict[tuple[str, str], _PairChildren] = {}
 
     # -- catalog -------------------------------------------------------------------
 
@@ -151,6 +158,7 @@ class Metrics:
             for result in RESULTS:
                 self.runs.labels(*key, *self._loc, result)
         self.info.clear()
+        self.interval.clear()
         for j in {j.name: j for j in new.values()}.values():
             self.info.labels(
                 j.name,
@@ -161,9 +169,11 @@ class Metrics:
                 ",".join(j.tags),
                 *self._loc,
             ).set(1)
+            self.interval.labels(j.name, *self._loc).set(j.interval or 0)
         _at(self.journeys_loaded, self._loc).set(len({j for j, _ in new}))
 
     def _remove_pair(self, key: tuple[str, str], j: Journey) -> None:
+        self._children.pop(key, None)
         labels = (*key, *self._loc)
         for metric in (
             self.duration,
@@ -213,28 +223,31 @@ class Metrics:
 
     def observe(self, result: RunResult) -> None:
         key = (result.journey, result.target)
-        labels = (*key, *self._loc)
-        j = self._pairs.get(key)
-        severity = j.severity.value if j is not None else "unknown"
+        c = self._children.get(key)
+        if c is None:
+            if key not in self._pairs:
+                # A run that finished after its journey was removed: recording it
+                # would resurrect series that set_catalog just deleted.
+                return
+            c = self._children[key] = self._make_children(key)
         passed = result.status is Status.SUCCESS
         finished = result.started_at + result.duration
-        self.success.labels(result.journey, result.target, severity, *self._loc).set(
-            1 if passed else 0
-        )
-        self.duration.labels(*labels).observe(result.duration)
-        self.runs.labels(*labels, result.status.value).inc()
-        self.last_run.labels(*labels).set(finished)
+        c.success.set(1 if passed else 0)
+        c.duration.observe(result.duration)
+        c.runs[result.status].inc()
+        c.last_run.set(finished)
         if passed:
-            self.last_success.labels(*labels).set(finished)
-            self.consecutive_failures.labels(*labels).set(0)
+            c.last_success.set(finished)
+            c.consecutive_failures.set(0)
         elif result.is_infrastructure_error:
             assert result.reason is not None
             self._reasons.setdefault(key, set()).add(("infra_errors", result.reason))
-            self.infra_errors.labels(*labels, result.reason).inc()
+            self.infra_errors.labels(*key, *self._loc, result.reason).inc()
         elif not result.retried:
             # An attempt followed by a retry is not a failed run (yet): counting it would
             # make the shipped "failing for 2 runs" rule fire on one confirmed failure.
-            self.consecutive_failures.labels(*labels).inc()
+            c.consecutive_failures.inc()
+        labels = (*key, *self._loc)
         steps = self._steps.setdefault(key, set())
         for step in result.steps:
             steps.add(step.name)
@@ -242,6 +255,31 @@ class Metrics:
             self.step_success.labels(*labels, step.name).set(
                 1 if step.status is Status.SUCCESS else 0
             )
+
+    def _make_children(self, key: tuple[str, str]) -> _PairChildren:
+        # labels() hashes and locks on every call; a run touches six series, so
+        # resolve them once per pair.
+        labels = (*key, *self._loc)
+        j = self._pairs.get(key)
+        severity = j.severity.value if j is not None else "unknown"
+        return _PairChildren(
+            success=self.success.labels(key[0], key[1], severity, *self._loc),
+            duration=self.duration.labels(*labels),
+            runs={s: self.runs.labels(*labels, s.value) for s in Status},
+            last_run=self.last_run.labels(*labels),
+            last_success=self.last_success.labels(*labels),
+            consecutive_failures=self.consecutive_failures.labels(*labels),
+        )
+
+
+@dataclass(slots=True)
+class _PairChildren:
+    success: Any
+    duration: Any
+    runs: dict[Status, Any]
+    last_run: Any
+    last_success: Any
+    consecutive_failures: Any
 
 
 class MetricsSink:

@@ -1,0 +1,50 @@
+"""`make bench`: every benchmark, each printing its side-by-side ratios.
+
+Usage: python bench/run.py [--quick] [NAME ...]   (names: http, browser, detection)
+Figures and the commands that produced them are recorded in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+BENCHES = {
+    "http": "http_bench",  # issue 2: CPU per run vs raw httpx, scheduler lag
+    "browser": "browser",  # issue 3: pooled vs launch-per-run, RSS growth
+    "detection": "detection",  # issue 4: time to detect vs Prometheus + blackbox_exporter
+}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    p.add_argument("names", nargs="*", help=f"which to run (default: all of {list(BENCHES)})")
+    args = p.parse_args()
+    unknown = set(args.names) - BENCHES.keys()
+    if unknown:
+        p.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {list(BENCHES)}")
+    failed = []
+    for name in args.names or list(BENCHES):
+        try:
+            module = importlib.import_module(BENCHES[name])
+        except ModuleNotFoundError as exc:
+            print(f"== {name}: not available ({exc})")
+            continue
+        print(f"\n######## {name} ({time.strftime('%Y-%m-%d %H:%M:%S')})", flush=True)
+        try:
+            asyncio.run(module.main(args.quick))
+        except Exception as exc:
+            failed.append(name)
+            print(f"== {name}: FAILED: {type(exc).__name__}: {exc}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
