@@ -49,8 +49,9 @@ class Receiver:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    """A local HTTP receiver on a free loopback port."""
+async def receiver(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Receiver]:
+    """A local HTTP receiver on a free loopback port. Its URLs (secrets in the config)
+    are in TEST_WEBHOOK_URL and TEST_SLACK_URL; TEST_PD_KEY is a PagerDuty key."""
     rec = Receiver()
 
     async def handle(request: web.Request) -> web.Response:
@@ -69,6 +70,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     rec.url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("TEST_WEBHOOK_URL", f"{rec.url}/webhook")
+    monkeypatch.setenv("TEST_SLACK_URL", f"{rec.url}/slack")
+    monkeypatch.setenv("TEST_PD_KEY", "test-routing-key")
     try:
         yield rec
     finally:

@@ -51,7 +51,7 @@ def alerting_toml(am: Alertmanager, receiver: Receiver, **extra: str) -> str:
         "[alerting.alertmanager]",
         f'urls = ["{am.url}"]',
         "[alerting.webhook]",
-        f'url = "{receiver.url}/webhook"',
+        'url = { env = "TEST_WEBHOOK_URL" }',
         "[alerting.routes]",
         'critical = ["alertmanager", "webhook"]',
         "[alerting.severity.critical]",

@@ -90,11 +90,15 @@ class TestRuleInputs:
     def test_retried_attempts_do_not_count_as_failed_runs(self) -> None:
         """fail+retry-fail is one failed run for synthmon_journey_consecutive_failures,
         so the Prometheus rule agrees with synthmon's own policy."""
+        from synthmon import journey
         from synthmon.model import RunResult, Status
         from tests.harness import sample
 
+        async def j(ctx: object) -> None: ...
+
         registry = CollectorRegistry()
         metrics = Metrics(registry)
+        metrics.set_catalog([(journey(name="j")(j), "t")])  # type: ignore[arg-type]
 
         def attempt(n: int, retried: bool) -> RunResult:
             return RunResult(

@@ -48,7 +48,7 @@ async def make_engine(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Build
 
     def build(registry: CollectorRegistry | None = None, **config: Any) -> AlertEngine:
         cfg = AlertingConfig.model_validate(
-            {"webhook": {"url": f"{receiver.url}/webhook"}, **config}
+            {"webhook": {"url": {"env": "TEST_WEBHOOK_URL"}}, **config}
         )
         eng = AlertEngine(
             cfg,

@@ -64,9 +64,9 @@ async def engine(tmp_path: Path, receiver: Receiver) -> AsyncIterator[AlertEngin
     """An alerting engine routing critical alerts to PagerDuty, Slack and a webhook."""
     config = AlertingConfig.model_validate(
         {
-            "pagerduty": {"routing_key": "test-routing-key", "url": f"{receiver.url}/pd"},
-            "slack": {"url": f"{receiver.url}/slack"},
-            "webhook": {"url": f"{receiver.url}/webhook"},
+            "pagerduty": {"routing_key": {"env": "TEST_PD_KEY"}, "url": f"{receiver.url}/pd"},
+            "slack": {"url": {"env": "TEST_SLACK_URL"}},
+            "webhook": {"url": {"env": "TEST_WEBHOOK_URL"}},
             "routes": {"critical": ["pagerduty", "slack", "webhook"]},
         }
     )
@@ -233,7 +233,7 @@ class TestRouting:
         """An info journey failing for good sends nothing, not even to a catch-all route."""
         info = journey(name="checkout", severity="info", interval="30s")(checkout.func)
         config = AlertingConfig.model_validate(
-            {"webhook": {"url": f"{receiver.url}/webhook"}, "routes": {"info": ["webhook"]}}
+            {"webhook": {"url": {"env": "TEST_WEBHOOK_URL"}}, "routes": {"info": ["webhook"]}}
         )
         eng = AlertEngine(
             config, data_dir=tmp_path, registry=CollectorRegistry(), journeys={"checkout": info}.get

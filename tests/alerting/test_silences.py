@@ -67,7 +67,7 @@ async def make_engine(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Any]:
 
     def build(**config: Any) -> AlertEngine:
         cfg = AlertingConfig.model_validate(
-            {"webhook": {"url": f"{receiver.url}/webhook"}, "resend_interval": "0.2s", **config}
+            {"webhook": {"url": {"env": "TEST_WEBHOOK_URL"}}, "resend_interval": "0.2s", **config}
         )
         eng = AlertEngine(
             cfg, data_dir=tmp_path, registry=CollectorRegistry(), journeys={"home": home}.get

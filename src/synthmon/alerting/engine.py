@@ -246,7 +246,6 @@ class AlertEngine:
         are resolved (a removed journey must not leave a page open) and forgotten.
         `complete=False` (some journey file failed to load): forget nothing, since a
         typo in a file must not resolve the incident its journey is reporting."""
-        self.metrics.set_intervals({j.name: j.interval for j, _ in pairs})
         if not complete:
             return
         live = {(j.name, t) for j, t in pairs}

@@ -46,21 +46,7 @@ class AlertMetrics:
             ("journey", "target", *loc),
             registry=registry,
         )
-        # The interval as a value (synthmon_journey_info has it only as a label, and
-        # PromQL cannot compare with a label): the stale-journey rule needs it.
-        self.interval = Gauge(
-            "synthmon_journey_interval_seconds",
-            "Seconds between scheduled runs of a journey (absent for cron journeys).",
-            ("journey", *loc),
-            registry=registry,
-        )
         self._notifiers: set[str] = set()
-
-    def set_intervals(self, intervals: Mapping[str, float | None]) -> None:
-        self.interval.clear()
-        for journey, interval in intervals.items():
-            if interval:
-                self.interval.labels(journey, *self._loc).set(interval)
 
     def init_notifier(self, notifier: str) -> None:
         for result in ("ok", "error", "rejected", "dropped"):

@@ -10,7 +10,7 @@
     [alerting.alertmanager]
     urls = ["http://am-1:9093", "http://am-2:9093"]
     [alerting.pagerduty]
-    routing_key = "..."
+    routing_key = { env = "PAGERDUTY_ROUTING_KEY" }
     [alerting.journeys.browse_catalog]
     consecutive = 3
     [[alerting.maintenance]]
@@ -26,10 +26,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from synthmon.alerting.policy import PolicyOverride
 from synthmon.durations import parse_duration
+from synthmon.secrets import SecretRef
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -55,13 +56,14 @@ class AlertmanagerConfig(_Section):
 
 
 class PagerDutyConfig(_Section):
-    routing_key: SecretStr
+    routing_key: SecretRef
     url: str = "https://events.pagerduty.com/v2/enqueue"
 
 
 class WebhookConfig(_Section):
-    # The URL often carries the secret (Slack's does): kept out of logs and errors.
-    url: SecretStr
+    # The URL often carries the secret (Slack's does): loaded like every secret, from
+    # { env = "NAME" } or { file = "/path" }, and kept out of logs and errors.
+    url: SecretRef
 
 
 class MaintenanceWindow(_Section):
