@@ -148,7 +148,7 @@ def check(
     for field, missing in unresolved_secrets(settings):
         print(f"warning: {field}: {missing} (needed by `synthmon run`)", file=err)
     from synthmon.accounts import pool_problems
-    from synthmon.alerting.engine import policy_problems
+    from synthmon.alerting.policybook import policy_problems
 
     problems = [
         *report.problems,

@@ -180,7 +180,7 @@ class TestRetryFitsInterval:
     def test_retry_dropped_when_it_cannot_fit_before_next_run(self) -> None:
         """A 1 s critical journey gets no 5 s retry: its next run is the confirmation."""
         from synthmon import journey
-        from synthmon.alerting.engine import PolicyBook
+        from synthmon.alerting.policybook import PolicyBook
         from synthmon.alerting.settings import AlertingConfig
 
         async def f(ctx: object) -> None: ...
