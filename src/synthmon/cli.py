@@ -101,7 +101,12 @@ def run(settings: Settings) -> int:
         extra_processors=[scrubber_for(settings).processor],
         static={"location": settings.location} if settings.location else None,
     )
-    asyncio.run(Daemon(settings).run_forever())
+    try:
+        asyncio.run(Daemon(settings).run_forever())
+    except ConfigError as exc:
+        # Found only when starting (an unwritable data_dir, say): same as bad config.
+        print(f"synthmon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK
 
 

@@ -232,7 +232,10 @@ class Metrics:
             c = self._children[key] = self._make_children(key)
         passed = result.status is Status.SUCCESS
         finished = result.started_at + result.duration
-        c.success.set(1 if passed else 0)
+        if not result.retried:
+            # An attempt a retry follows is not the run's outcome yet: flipping the
+            # gauge for 5 s would page anyone alerting on success == 0 for a blip.
+            c.success.set(1 if passed else 0)
         c.duration.observe(result.duration)
         c.runs[result.status].inc()
         c.last_run.set(finished)
