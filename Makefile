@@ -10,6 +10,14 @@ STAMP := $(VENV)/.installed
 DEMO_PORT ?= 8080
 # Debian packages and the binary each provides.
 APT_PACKAGES := chromium:chromium prometheus:prometheus prometheus-alertmanager:prometheus-alertmanager prometheus-blackbox-exporter:prometheus-blackbox-exporter fonts-liberation:
+# tini: PID 1 of the container image; the entrypoint test runs the image's exact command.
+APT_PACKAGES += tini:tini
+
+# The demo shop's synthetic accounts (public demo values, see synthmon/demo/state.py),
+# exported for `make run` and `make check` because config.example.toml takes secrets
+# from the environment only. Real deployments set these from a secret store.
+DEMO_SECRETS := DEMO_SHOPPER1_PASSWORD=shopper1-pass DEMO_SHOPPER2_PASSWORD=shopper2-pass \
+	DEMO_MFA_PASSWORD=mfa-pass DEMO_MFA_TOTP_SECRET=$$($(PY) -c 'from synthmon.demo import DEMO_TOTP_SECRET as s; print(s)')
 
 .PHONY: setup venv system-deps run test lint typecheck check pytest bench lock clean
 
@@ -47,7 +55,7 @@ run: setup
 	$(PY) -m synthmon.demo --host 127.0.0.1 --port $(DEMO_PORT) & demo=$$!; \
 	if [ "$$(id -u)" = 0 ]; then export SYNTHMON_BROWSER__NO_SANDBOX=true; \
 	  echo "make run as root: Chromium's sandbox is off (SYNTHMON_BROWSER__NO_SANDBOX=true)"; fi; \
-	SYNTHMON_TARGETS__DEMO__BASE_URL=http://127.0.0.1:$(DEMO_PORT) \
+	SYNTHMON_TARGETS__DEMO__BASE_URL=http://127.0.0.1:$(DEMO_PORT) $(DEMO_SECRETS) \
 	  $(BIN)/synthmon run --config config.example.toml
 
 lint: venv
@@ -58,7 +66,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 check: venv
-	$(BIN)/synthmon check --config config.example.toml journeys
+	$(DEMO_SECRETS) $(BIN)/synthmon check --config config.example.toml journeys
 
 pytest: setup
 	$(BIN)/pytest
@@ -67,6 +75,14 @@ test: setup lint typecheck check pytest
 
 bench: setup
 	$(PY) bench/run.py
+
+# The image's runtime stage without Docker: debootstrap + the Dockerfile's RUN lines in a
+# chroot, then its ENTRYPOINT under tini as PID 1 (scripts/container_check.py). Needs
+# root and the Debian mirror; slow the first time, so not part of `make test`.
+.PHONY: container-check
+container-check: venv
+	command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap
+	$(PY) scripts/container_check.py
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock:

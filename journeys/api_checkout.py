@@ -1,8 +1,6 @@
 """The money path over the JSON API: log in, fill a cart, check out, then cancel the
 order so the synthetic account leaves nothing behind."""
 
-import os
-
 from synthmon import Context, journey
 
 
@@ -12,6 +10,7 @@ from synthmon import Context, journey
     timeout="15s",
     tags=["shop", "checkout"],
     runbook_url="https://runbooks.example/shop/checkout",
+    account="shopper",
 )
 async def api_checkout(ctx: Context) -> None:
     """A synthetic shopper can log in, add to cart and place an order."""
@@ -19,9 +18,9 @@ async def api_checkout(ctx: Context) -> None:
         r = await ctx.http.post(
             "/api/login",
             json={
-                "username": "synthetic+shopper2@shop.example",
-                # The demo shop's synthetic shopper; real deployments use account pools.
-                "password": os.environ.get("DEMO_SHOPPER2_PASSWORD", "shopper2-pass"),
+                # A synthetic account leased from the "shopper" pool for this run only.
+                "username": ctx.account.username,
+                "password": ctx.account.password.get_secret_value(),
             },
         )
         assert r.status_code == 200, f"login answered {r.status_code}: {r.text[:200]}"

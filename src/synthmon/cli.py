@@ -1,4 +1,4 @@
-"""Command line: `synthmon run`, `synthmon check`."""
+"""Command line: `synthmon run`, `synthmon check`, `synthmon pause` / `resume`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from synthmon._version import __version__
 from synthmon.config import Settings, load_settings
 from synthmon.errors import ConfigError
 from synthmon.journeys.loader import load_journeys
+from synthmon.secrets import unresolved_secrets, unresolved_secrets_allowed
+from synthmon.sharding import Shard, parse_shard
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = "synthmon.toml"
@@ -33,7 +35,24 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config and every journey file")
     check.add_argument("--config", "-c", help="TOML config file")
     check.add_argument("journeys_dir", nargs="?", help="journeys folder (default: from config)")
+    check.add_argument(
+        "--shard",
+        type=_shard_arg,
+        help="list only what shard INDEX/COUNT owns, e.g. 2/5 (default: shard from config)",
+    )
+    from synthmon.alerting import silence_cli
+    from synthmon.pausecli import add_parsers
+
+    add_parsers(sub)
+    silence_cli.add_parser(sub)
     return p
+
+
+def _shard_arg(value: str) -> Shard:
+    try:
+        return parse_shard(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _settings(path: str | None) -> Settings:
@@ -44,36 +63,75 @@ def _settings(path: str | None) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("pause", "resume"):
+        from synthmon.pausecli import pause_command
+
+        path = args.config
+        if path is None and Path(DEFAULT_CONFIG).exists():
+            path = DEFAULT_CONFIG
+        return pause_command(args, path, out=sys.stdout, err=sys.stderr)
     try:
-        settings = _settings(args.config)
+        if args.command == "check":
+            # CI checks configs without production secrets: missing ones are warnings.
+            with unresolved_secrets_allowed():
+                settings = _settings(args.config)
+        else:
+            settings = _settings(args.config)
     except ConfigError as exc:
         print(f"synthmon: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "silence":
+        from synthmon.alerting import silence_cli
+
+        return silence_cli.main(args, settings.data_dir, out=sys.stdout, err=sys.stderr)
     if args.command == "check":
-        return check(settings, args.journeys_dir, out=sys.stdout, err=sys.stderr)
+        shard = args.shard or (parse_shard(settings.shard) if settings.shard else None)
+        return check(settings, args.journeys_dir, out=sys.stdout, err=sys.stderr, shard=shard)
     return run(settings)
 
 
 def run(settings: Settings) -> int:
     from synthmon.daemon import Daemon
     from synthmon.logsetup import configure_logging
+    from synthmon.safety import scrubber_for
 
     configure_logging(
         level=settings.logging.level,
         fmt=settings.logging.format,
+        extra_processors=[scrubber_for(settings).processor],
         static={"location": settings.location} if settings.location else None,
     )
-    asyncio.run(Daemon(settings).run_forever())
+    try:
+        asyncio.run(Daemon(settings).run_forever())
+    except ConfigError as exc:
+        # Found only when starting (an unwritable data_dir, say): same as bad config.
+        print(f"synthmon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return EXIT_OK
 
 
-def check(settings: Settings, journeys_dir: str | None, *, out: TextIO, err: TextIO) -> int:
-    """Print what would run; report every problem as file:line: message."""
+def check(
+    settings: Settings,
+    journeys_dir: str | None,
+    *,
+    out: TextIO,
+    err: TextIO,
+    shard: Shard | None = None,
+) -> int:
+    """Print what would run (on `shard`, when given); report every problem as
+    file:line: message."""
     directory = Path(journeys_dir) if journeys_dir else settings.journeys_dir
     report = load_journeys(directory, known_targets=settings.targets)
     rows = [("JOURNEY", "KIND", "SEVERITY", "SCHEDULE", "TIMEOUT", "TARGETS", "FILE")]
+    all_pairs = owned_pairs = 0
     for j in report.journeys:
         targets = j.targets if j.targets is not None else tuple(settings.targets)
+        all_pairs += len(targets)
+        if shard is not None:
+            targets = tuple(t for t in targets if shard.owns_pair(j.name, t))
+            if not targets:
+                continue
+        owned_pairs += len(targets)
         rows.append(
             (
                 j.name,
@@ -90,14 +148,26 @@ def check(settings: Settings, journeys_dir: str | None, *, out: TextIO, err: Tex
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=out)
     if not settings.targets:
         print("warning: no [targets.*] configured: nothing will run", file=err)
-    for problem in report.problems:
+    if shard is not None:
+        print(f"shard {shard} owns {owned_pairs} of {all_pairs} (journey, target) pairs", file=out)
+    for field, missing in unresolved_secrets(settings):
+        print(f"warning: {field}: {missing} (needed by `synthmon run`)", file=err)
+    from synthmon.accounts import pool_problems
+    from synthmon.alerting.policybook import policy_problems
+
+    problems = [
+        *report.problems,
+        *pool_problems(report.journeys, settings),
+        *policy_problems(report.journeys, settings.alerting),
+    ]
+    for problem in problems:
         print(problem, file=err)
     print(
         f"{len(report.journeys)} journeys in {len(report.files)} files, "
-        f"{len(settings.targets)} targets, {len(report.problems)} problems",
+        f"{len(settings.targets)} targets, {len(problems)} problems",
         file=out,
     )
-    return EXIT_PROBLEMS if report.problems else EXIT_OK
+    return EXIT_PROBLEMS if problems else EXIT_OK
 
 
 if __name__ == "__main__":

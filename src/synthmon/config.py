@@ -7,6 +7,7 @@ nest with `__`: `SYNTHMON_SERVER__LISTEN=0.0.0.0:9321`,
 
 from __future__ import annotations
 
+import base64
 import os
 import tomllib
 from collections.abc import Mapping
@@ -14,12 +15,25 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from synthmon.alerting.settings import AlertingConfig
 from synthmon.durations import parse_duration
 from synthmon.errors import ConfigError
 from synthmon.model import Target
+from synthmon.secrets import SecretRef, UnresolvedSecret
+from synthmon.sharding import parse_shard
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -31,10 +45,33 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class MetricsAuthConfig(_Section):
+    """Credentials `/metrics` requires: a bearer `token`, or basic `username`+`password`."""
+
+    token: SecretRef | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> MetricsAuthConfig:
+        basic = self.username is not None or self.password is not None
+        if self.token is not None and basic:
+            raise ValueError("give either token or username+password, not both")
+        if basic and (self.username is None or self.password is None):
+            raise ValueError("basic auth needs both username and password")
+        if self.token is None and not basic:
+            raise ValueError("give token, or username and password")
+        return self
+
+
 class ServerConfig(_Section):
     listen: str = "127.0.0.1:9321"
     # Public URL of this instance's status pages, used in alert links.
     external_url: str | None = None
+    # Bearer token for mutating endpoints (POST /api/pause, ...); required to use them
+    # when listen is not a loopback address. See docs/safety.md.
+    api_token: SecretRef | None = None
+    metrics_auth: MetricsAuthConfig | None = None
 
     @field_validator("listen")
     @classmethod
@@ -104,6 +141,36 @@ class SyntheticConfig(_Section):
     value: str = "synthmon"
     # Appended after "synthmon/<version>" in the User-Agent.
     user_agent_comment: str = "+https://github.com/synthmon/synthmon"
+    # Sent with the pool name on every request of a run that holds an account.
+    account_header: str = "X-Synthetic-Account"
+    # How long a run waits for a free account before it is an error "no_account".
+    account_wait: Duration = 5.0
+
+
+class AccountConfig(_Section):
+    """One synthetic account (`[[accounts]]`); secrets load via SecretRef only."""
+
+    pool: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: SecretRef
+    totp_secret: SecretRef | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    # Targets the account exists on; default: every target.
+    targets: list[str] | None = None
+
+    @field_validator("totp_secret")
+    @classmethod
+    def _base32(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not isinstance(v, UnresolvedSecret):
+            try:
+                base64.b32decode(
+                    v.get_secret_value().upper() + "=" * (-len(v.get_secret_value()) % 8)
+                )
+            except ValueError:
+                raise ValueError(
+                    "totp_secret must be base32 (A-Z, 2-7), as MFA apps expect"
+                ) from None
+        return v
 
 
 class ViewportConfig(_Section):
@@ -167,13 +234,40 @@ class Settings(BaseSettings):
     journeys_dir: Path = Path("journeys")
     data_dir: Path = Path("data")
     location: str | None = None
+    # "2/5": run only the (journey, target) pairs shard 2 of 5 owns; "auto/5": the
+    # index comes from a StatefulSet pod name (synthmon-2). See docs/deploy.md.
+    shard: str | None = None
     server: ServerConfig = ServerConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     logging: LoggingConfig = LoggingConfig()
     browser: BrowserConfig = BrowserConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
+    alerting: AlertingConfig = AlertingConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
+    accounts: list[AccountConfig] = Field(default_factory=list)
+
+    @field_validator("accounts")
+    @classmethod
+    def _account_targets(cls, v: list[AccountConfig], info: ValidationInfo) -> list[AccountConfig]:
+        known = set(info.data.get("targets") or {})
+        seen: dict[str, set[str]] = {}
+        for account in v:
+            unknown = sorted(set(account.targets or ()) - known)
+            if unknown:
+                raise ValueError(
+                    f"account {account.username!r} names unknown targets {unknown}; "
+                    f"configured targets: {sorted(known)}"
+                )
+            # One real account listed twice could be leased by two runs at once.
+            on = set(account.targets) if account.targets is not None else known
+            if seen.get(account.username, set()) & on or (account.username in seen and not known):
+                raise ValueError(
+                    f"account {account.username!r} is listed twice for the same target; "
+                    "list it once (one pool), or give the entries disjoint targets"
+                )
+            seen.setdefault(account.username, set()).update(on)
+        return v
 
     @classmethod
     def settings_customise_sources(
@@ -186,6 +280,13 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init kwargs; the environment must win over it.
         return (env_settings, init_settings)
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_shard(v)
+        return v
 
     def target_list(self) -> list[Target]:
         return [cfg.to_target(name) for name, cfg in self.targets.items()]

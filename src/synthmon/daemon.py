@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import time
@@ -20,14 +21,19 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from synthmon._version import __version__
+from synthmon.alerting.engine import AlertEngine
 from synthmon.config import Settings
+from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
+from synthmon.location import location_stamp
 from synthmon.model import Kind, RunResult, RunSource, Status, Target
 from synthmon.runners.base import Runner, new_run_id
 from synthmon.runners.browser import browser_runner_from_settings
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
+from synthmon.safety import Safety
 from synthmon.scheduling import Schedule, Scheduler
+from synthmon.sharding import Shard, owned, parse_shard
 from synthmon.sinks.browser_metrics import BrowserMetrics
 from synthmon.sinks.fanout import Fanout, Sink
 from synthmon.sinks.latest import LatestResults, result_json
@@ -64,12 +70,22 @@ class Daemon:
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry, location=settings.location)
         self.latest = LatestResults()
+        self.alerting = AlertEngine(
+            settings.alerting,
+            data_dir=settings.data_dir,
+            registry=self.registry,
+            journeys=lambda name: self.journeys.get(name),
+            location=settings.location,
+            external_url=settings.server.external_url,
+        )
         self.run_source = run_source
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
+        self.safety = Safety(settings, self.registry, pairs=lambda: self.pairs.values())
         self.http_runner = HttpRunner(
             user_agent=user_agent(settings),
             tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
             transport_factory=transport_factory,
+            rate_limits=self.safety.rate_limits,
         )
         # Browser runs: one Chromium launched on the first browser run (docs/browser.md).
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
@@ -77,6 +93,8 @@ class Daemon:
             settings,
             events=self.browser_metrics,
             http_factory=self.http_runner.client_factory,
+            # Account secrets typed into pages must not reach stored traces/HTML.
+            scrub=self.safety.scrub,
             needed=lambda: any(j.kind is Kind.BROWSER for j in self.journeys.values()),
         )
         self.runners: dict[Kind, Runner] = {
@@ -90,11 +108,15 @@ class Daemon:
                 ("latest", self.latest),
                 ("logs", LogSink()),
                 ("browser_metrics", self.browser_metrics),
+                ("safety", self.safety.metrics),
+                ("alerting", self.alerting),
                 *(extra_sinks or []),
             ],
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
+            stamp=location_stamp(settings.location),
         )
+        self.shard: Shard | None = parse_shard(settings.shard) if settings.shard else None
         self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
         self.server = StatusServer(
             self,
@@ -103,6 +125,8 @@ class Daemon:
             port=settings.server.port,
             extra_routes=artifact_routes(settings.artifacts_dir),
         )
+        # Access control, response scrubbing and the pause/resume routes.
+        self.safety.install_web(self.server.app)
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
             on_lag=self.metrics.set_loop_lag,
@@ -120,12 +144,14 @@ class Daemon:
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.safety.load()  # persisted pauses apply before anything is scheduled
         self.state = "starting"
         self._stop_event = asyncio.Event()
         self._global_slots = asyncio.Semaphore(self.settings.scheduler.max_concurrency)
         self._target_slots = {
             name: asyncio.Semaphore(t.max_concurrency) for name, t in self.targets.items()
         }
+        self.alerting.start()
         self.fanout.start()
         await self.server.start()
         self.watchdog.start()
@@ -156,6 +182,8 @@ class Daemon:
                 await asyncio.wait(pending, timeout=5.0)
         self.scheduler.shutdown()
         await self.fanout.close()
+        # After the sinks drained: the last results' notifications get a short flush.
+        await self.alerting.stop(flush_seconds=2.0)
         await self.watchdog.stop()
         await self.server.stop()
         for runner in self.runners.values():
@@ -214,6 +242,8 @@ class Daemon:
             names = j.targets if j.targets is not None else tuple(self.targets)
             for tname in names:
                 pairs[pair_key(j.name, tname)] = (j, self.targets[tname])
+        # Sharded replicas run only the pairs they own (docs/deploy.md#sharding).
+        pairs = owned(pairs, self.shard)
         for key in self.scheduler.keys() - pairs.keys():
             self.scheduler.remove(key)
         for key, (j, _) in pairs.items():
@@ -222,7 +252,11 @@ class Daemon:
                 self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
+        self.alerting.set_catalog(
+            [(j, t.name) for j, t in pairs.values()], complete=not report.problems
+        )
         self.metrics.set_load_problems(p.filename for p in report.problems)
+        self.safety.refresh()
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
         log.info(
             "journeys_loaded",
@@ -231,25 +265,58 @@ class Daemon:
             journeys=len(report.journeys),
             pairs=len(pairs),
             problems=len(report.problems),
+            shard=str(self.shard) if self.shard else None,
         )
         return report
 
     def _job(self, key: str) -> Callable[[], Any]:
         async def job() -> None:
             pair = self.pairs.get(key)
-            if pair is not None and self.state == "running":
+            if pair is not None and self.safety.is_paused(pair[0], pair[1].name):
+                self.metrics.skipped_run(pair[0].name, pair[1].name, "paused")
+            elif pair is not None and self.state == "running":
                 await self.run_pair(*pair)
 
         return job
 
     async def run_pair(self, journey: Journey, target: Target, *, attempt: int = 1) -> RunResult:
-        """Run one journey against one target now, within the concurrency limits, and
-        hand the result to the sinks."""
+        """Run one journey against one target now and hand each attempt to the sinks.
+
+        Retry-before-counting: a target failure is re-run after the policy's delay, up
+        to its `retries`; the attempts before the last are emitted with retried=True, so
+        they are recorded but alerting counts only the final one. A failed final run is
+        then re-checked (a new run) after the same delay, up to the policy's `rechecks`,
+        instead of waiting for the next scheduled run."""
+        policy = self.alerting.policy_for(journey)
         task = asyncio.current_task()
         assert task is not None
         task.set_name(f"synthmon-run:{pair_key(journey.name, target.name)}")
+        # In flight across retries too, so shutdown waits for (or cancels) the retry.
         self._in_flight.add(task)
         self.metrics.set_in_flight(len(self._in_flight))
+        rechecks = policy.rechecks
+        try:
+            while True:
+                may_retry = attempt <= policy.retries
+                result = await self._run_attempt(
+                    journey, target, attempt=attempt, may_retry=may_retry
+                )
+                if result.retried:
+                    self.alerting.metrics.retried(journey.name, target.name)
+                    attempt += 1
+                elif result.status.is_target_failure and rechecks > 0:
+                    rechecks -= 1
+                    attempt = 1
+                else:
+                    return result
+                await asyncio.sleep(policy.retry_delay)
+        finally:
+            self._in_flight.discard(task)
+            self.metrics.set_in_flight(len(self._in_flight))
+
+    async def _run_attempt(
+        self, journey: Journey, target: Target, *, attempt: int, may_retry: bool
+    ) -> RunResult:
         run_id = new_run_id()
         started = time.time()
         try:
@@ -268,9 +335,10 @@ class Daemon:
                 )
             )
             raise
-        finally:
-            self._in_flight.discard(task)
-            self.metrics.set_in_flight(len(self._in_flight))
+        if may_retry and result.status.is_target_failure:
+            result = dataclasses.replace(result, retried=True)
+        # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
+        result = self.safety.scrub.result(result)
         self.fanout.emit(result)
         return result
 
@@ -312,8 +380,18 @@ class Daemon:
                     attempt,
                 )
             try:
-                return await runner.run(
-                    journey, target, run_id=run_id, attempt=attempt, run_source=self.run_source
+                async with self.safety.lease(journey, target) as account_args:
+                    return await runner.run(
+                        journey,
+                        target,
+                        run_id=run_id,
+                        attempt=attempt,
+                        run_source=self.run_source,
+                        **account_args,
+                    )
+            except NoAccountError as exc:
+                return _error_result(
+                    journey, target, run_id, started, exc.reason, str(exc), attempt
                 )
             except Exception as exc:
                 log.exception("runner_failed", journey=journey.name, target=target.name)
@@ -343,6 +421,11 @@ class Daemon:
     def _on_start(self, key: str, lag: float) -> None:
         self.metrics.observe_lag(lag)
 
+    def is_paused(self, journey: str, target: str) -> bool:
+        """True while the kill switch pauses the pair (alerting stays quiet for it)."""
+        j = self.journeys.get(journey)
+        return j is not None and self.safety.is_paused(j, target)
+
     # -- status source (web) ---------------------------------------------------------
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
@@ -369,6 +452,8 @@ class Daemon:
                 {
                     "journey": j.name,
                     "target": t.name,
+                    "location": self.settings.location,
+                    "shard": str(self.shard) if self.shard else None,
                     "kind": j.kind.value,
                     "severity": j.severity.value,
                     "schedule": j.schedule,
@@ -376,6 +461,7 @@ class Daemon:
                     "tags": list(j.tags),
                     "description": j.description,
                     "runbook_url": j.runbook_url,
+                    "paused": self.safety.is_paused(j, t.name),
                     "file": j.where,
                     "next_run_at": self.scheduler.next_run(key),
                     "runs": state.runs if state else 0,

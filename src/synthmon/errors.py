@@ -3,6 +3,7 @@
     SynthmonError
     ├── ConfigError                 bad config file or environment override (file, field)
     ├── JourneyDefinitionError      bad @journey(...) options (file:line, journey)
+    ├── DeliveryError               a notifier could not deliver an alert (retried by the outbox)
     └── RunError                    raised inside a run; the runner turns it into a RunResult
         ├── HostNotAllowedError     a request to a host outside the target's allowed_hosts
         ├── StepFailedError         a step's check failed (status "failure")
@@ -38,6 +39,16 @@ class JourneyDefinitionError(SynthmonError):
         super().__init__(message)
         self.filename = filename
         self.lineno = lineno
+
+
+class DeliveryError(SynthmonError):
+    """A notifier could not hand an alert over (receiver down, 5xx, bad answer).
+    The outbox keeps the notification and retries it with backoff."""
+
+    def __init__(self, notifier: str, message: str, *, retryable: bool = True) -> None:
+        super().__init__(f"{notifier}: {message}")
+        self.notifier = notifier
+        self.retryable = retryable
 
 
 class RunError(SynthmonError):

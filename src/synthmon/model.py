@@ -82,6 +82,11 @@ class RunResult:
     reason: str | None = None
     artifacts: tuple[str, ...] = ()
     attempt: int = 1
+    # True when a retry follows (retry-before-counting): this attempt is recorded but
+    # is not the run's final word, so alerting does not count it.
+    retried: bool = False
+    # Cleanups (ctx.defer / cleanup=) that failed after the run; never changes `status`.
+    cleanup_failures: int = 0
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -128,6 +128,24 @@ class TestCheck:
         out = synthmon("check", "--config", str(cfg))
         assert out.returncode == 2 and "server.lisen: unknown setting" in out.stderr
 
+    def test_unusable_data_dir_exits_2(self, tmp_path: Path) -> None:
+        """A data_dir that cannot be created is reported by path, not as a traceback."""
+        (tmp_path / "file").write_text("not a folder")
+        cfg = write_config(
+            tmp_path / "c.toml",
+            f"""
+            data_dir = "{tmp_path / "file" / "data"}"
+            [server]
+            listen = "127.0.0.1:0"
+            [targets.prod]
+            base_url = "http://127.0.0.1:9"
+            """,
+        )
+        out = synthmon("run", "--config", str(cfg))
+        assert out.returncode == 2, out.stderr
+        assert f"{tmp_path / 'file' / 'data'}" in out.stderr
+        assert "Traceback" not in out.stderr
+
     def test_version(self) -> None:
         """--version prints the one version."""
         from synthmon import __version__

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import httpx
+import pytest
 import structlog
 
 from synthmon import Status
@@ -30,12 +31,18 @@ FAST = """
 
 class TestExampleJourneys:
     async def test_examples_pass_then_fail_at_the_right_step(
-        self, shop: RunningShop, tmp_path: Path
+        self, shop: RunningShop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """The shipped journeys pass against the demo shop and, with the fault switch
         flipped, fail naming the step that broke."""
         shutil.copytree(REPO / "journeys", tmp_path / "journeys")
-        settings = make_settings(tmp_path, targets={"demo": shop.url})
+        # api_checkout leases an account from the "shopper" pool (docs/safety.md).
+        monkeypatch.setenv("T_SHOPPER_PASSWORD", "shopper1-pass")
+        shopper = (
+            '[[accounts]]\npool = "shopper"\nusername = "synthetic+shopper1@shop.example"\n'
+            'password = { env = "T_SHOPPER_PASSWORD" }\n'
+        )
+        settings = make_settings(tmp_path, targets={"demo": shop.url}, extra_toml=shopper)
         async with run_daemon(settings) as (daemon, _):
             for key in sorted(daemon.pairs):
                 journey, target = daemon.pairs[key]

@@ -45,7 +45,7 @@ class TestScheduler:
             firsts = sorted(sched.next_run(f"j{i}") or 0 for i in range(500))
         finally:
             sched.shutdown()
-        assert now <= firsts[0] and firsts[-1] <= after + 10
+        assert now <= firsts[0] and firsts[-1] <= after + 10 + 0.1  # 100 ms start slots
         # Roughly uniform: each second of the interval gets some of them.
         buckets = {int(t - now) for t in firsts}
         assert buckets >= set(range(10))

@@ -4,7 +4,8 @@
         ...  # httpx / a browser against shop.url; shop.state to inspect or reset
 
 ``python -m synthmon.demo --port 8080`` runs it standalone. ``POST /_chaos`` with
-``{"mode": "error" | "slow" | "hang" | "down" | "ok"}`` simulates an outage; ``/_seen``
+``{"mode": "error" | "slow" | "hang" | "down" | "ok"}`` simulates an outage
+(``{"mode": "flaky", "rate": 0.05}`` fails that share of requests at random); ``/_seen``
 and ``/_stats`` show what the shop received (see ``shop.py`` for every route).
 """
 

@@ -64,10 +64,12 @@ async def _chaos(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = state.chaos
     if not settings.affects(request.path):
         return await handler(request)
-    if settings.mode == "error":
+    if settings.mode == "error" or (settings.mode == "flaky" and state.flaky_hit()):
         if request.path.startswith("/api/"):
             return web.json_response({"error": "internal error (chaos)"}, status=500)
         return _html(pages.error("Internal error", "internal error (chaos)"), status=500)
+    if settings.mode == "flaky":
+        return await handler(request)
     if settings.mode == "slow":
         if await _stopped_within(request, settings.delay):
             return _drop_connection(request)
@@ -130,6 +132,7 @@ async def _chaos_set(request: web.Request) -> web.Response:
     mode = body.get("mode")
     delay = body.get("delay", DEFAULT_SLOW_DELAY)
     paths = body.get("paths")
+    rate = body.get("rate", 0.0)
     if mode not in CHAOS_MODES:
         raise _chaos_bad_request(f"invalid mode {mode!r}")
     if (
@@ -143,7 +146,9 @@ async def _chaos_set(request: web.Request) -> web.Response:
         isinstance(paths, list) and all(isinstance(p, str) and p.startswith("/") for p in paths)
     ):
         raise _chaos_bad_request('paths must be a list of path prefixes such as "/api"')
-    settings = _state(request).set_chaos(mode, delay=float(delay), paths=paths)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+        raise _chaos_bad_request("rate must be a number from 0 to 1 (share of failed requests)")
+    settings = _state(request).set_chaos(mode, delay=float(delay), paths=paths, rate=float(rate))
     return web.json_response(settings.as_json())
 
 

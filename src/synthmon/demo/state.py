@@ -6,6 +6,7 @@ fake clock) and pass it to ``create_app``/``serve``, then read it back directly.
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 from collections import Counter, OrderedDict, deque
@@ -15,8 +16,8 @@ from typing import Final, Literal
 
 import pyotp
 
-ChaosMode = Literal["ok", "error", "slow", "hang", "down"]
-CHAOS_MODES: Final[tuple[ChaosMode, ...]] = ("ok", "error", "slow", "hang", "down")
+ChaosMode = Literal["ok", "error", "slow", "hang", "down", "flaky"]
+CHAOS_MODES: Final[tuple[ChaosMode, ...]] = ("ok", "error", "slow", "hang", "down", "flaky")
 DEFAULT_SLOW_DELAY: Final = 3.0
 DEMO_TOTP_SECRET: Final = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # noqa: S105 (a public demo secret)
 
@@ -28,6 +29,8 @@ class ChaosSettings:
     mode: ChaosMode = "ok"
     delay: float = DEFAULT_SLOW_DELAY
     paths: tuple[str, ...] | None = None  # None: every path
+    # "flaky": the share of requests (0..1) answered like "error", at random.
+    rate: float = 0.0
 
     def affects(self, path: str) -> bool:
         # The control and observation endpoints (/_chaos, /_seen, ...) must keep working
@@ -38,7 +41,10 @@ class ChaosSettings:
 
     def as_json(self) -> dict[str, object]:
         paths = list(self.paths) if self.paths is not None else None
-        return {"mode": self.mode, "delay": self.delay, "paths": paths}
+        out: dict[str, object] = {"mode": self.mode, "delay": self.delay, "paths": paths}
+        if self.mode == "flaky":
+            out["rate"] = self.rate
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +215,7 @@ class ShopState:
         max_seen: int = 5000,
         max_sessions: int = 10_000,
         max_orders: int = 10_000,
+        rng: random.Random | None = None,
     ) -> None:
         source = default_users() if users is None else users
         self.users: Mapping[str, DemoUser] = {e.lower(): u for e, u in source.items()}
@@ -222,6 +229,7 @@ class ShopState:
         self._orders: OrderedDict[int, Order] = OrderedDict()
         self._last_order_id = 0
         self.chaos = ChaosSettings()
+        self._rng = rng or random.Random()  # noqa: S311 - simulated faults, not crypto
 
     # -- fault switch and observation -------------------------------------------------
 
@@ -231,9 +239,16 @@ class ShopState:
         *,
         delay: float = DEFAULT_SLOW_DELAY,
         paths: Sequence[str] | None = None,
+        rate: float = 0.0,
     ) -> ChaosSettings:
-        self.chaos = ChaosSettings(mode, delay, tuple(paths) if paths is not None else None)
+        self.chaos = ChaosSettings(
+            mode, delay, tuple(paths) if paths is not None else None, rate=rate
+        )
         return self.chaos
+
+    def flaky_hit(self) -> bool:
+        """In "flaky" mode: should this request fail? (True for `rate` of them.)"""
+        return self._rng.random() < self.chaos.rate
 
     def record(
         self, method: str, path: str, query: str, host: str, headers: Mapping[str, str]

@@ -8,7 +8,7 @@ import linecache
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -40,6 +40,8 @@ class Runner(Protocol):
         run_id: str,
         attempt: int = 1,
         run_source: RunSource = RunSource.DAEMON,
+        account: object = None,
+        extra_headers: Sequence[tuple[str, str]] = (),
     ) -> RunResult: ...
 
 

@@ -3,9 +3,10 @@ shared SSL context, with synthetic tagging and the allowed-hosts guard."""
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import certifi
@@ -14,6 +15,7 @@ import httpx
 from synthmon.errors import HostNotAllowedError
 from synthmon.journeys.context import Context
 from synthmon.model import RunResult, RunSource, Target
+from synthmon.ratelimit import RateLimits
 from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
 
 if TYPE_CHECKING:
@@ -38,12 +40,14 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         trace_id: str,
         headers: Sequence[tuple[str, str]],
         on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._inner = inner
         self._target = target
         self._trace_id = trace_id
         self._headers = headers
         self._on_response = on_response
+        self._pace = pace
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not self._target.allows(request.url.host):
@@ -51,6 +55,9 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         for name, value in self._headers:
             request.headers[name] = value
         request.headers["traceparent"] = traceparent(self._trace_id)
+        if self._pace is not None:
+            # The target's max_requests_per_second, shared with every other run.
+            await self._pace()
         response = await self._inner.handle_async_request(request)
         if self._on_response is not None:
             self._on_response(request, response)
@@ -76,7 +83,9 @@ class HttpRunner:
         ssl_context: ssl.SSLContext | None = None,
         follow_redirects: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        rate_limits: RateLimits | None = None,
     ) -> None:
+        self._rate_limits = rate_limits
         self._user_agent = user_agent
         self._tag_headers = tuple(tag_headers)
         self._transport_factory = transport_factory
@@ -106,6 +115,7 @@ class HttpRunner:
     ) -> Callable[[], httpx.AsyncClient]:
         """A factory for the per-run client (also used by browser journeys' ctx.http)."""
         headers = (*self._tag_headers, *target.headers, *extra_headers)
+        pacer = self._rate_limits.for_target(target.name) if self._rate_limits else None
 
         def make() -> httpx.AsyncClient:
             transport = TaggingTransport(
@@ -114,6 +124,7 @@ class HttpRunner:
                 trace_id=trace_id,
                 headers=headers,
                 on_response=on_response,
+                pace=pacer.acquire if pacer is not None else None,
             )
             return httpx.AsyncClient(
                 base_url=target.base_url,
@@ -168,13 +179,16 @@ class HttpRunner:
             clock=self._clock,
         )
         started_at = time.time()
+        cleanup_failures = 0
         try:
             result = await execute(
                 journey, ctx, started_at=started_at, attempt=attempt, clock=self._clock
             )
         finally:
             try:
-                await run_cleanups(journey, ctx)
+                cleanup_failures = await run_cleanups(journey, ctx)
             finally:
                 await ctx.aclose()
+        if cleanup_failures:
+            result = dataclasses.replace(result, cleanup_failures=cleanup_failures)
         return result

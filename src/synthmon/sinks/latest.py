@@ -32,7 +32,7 @@ class LatestResults:
         if result.status is Status.SUCCESS:
             state.last_success_at = result.started_at + result.duration
             state.consecutive_failures = 0
-        elif not result.is_infrastructure_error:
+        elif not result.is_infrastructure_error and not result.retried:
             state.consecutive_failures += 1
 
     def get(self, journey: str, target: str) -> PairState | None:
@@ -48,6 +48,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
     return {
         "run_id": result.run_id,
         "trace_id": result.trace_id,
+        "location": result.extra.get("location"),
         "status": result.status.value,
         "started_at": result.started_at,
         "duration_seconds": round(result.duration, 6),

@@ -225,10 +225,17 @@ class Metrics:
         key = (result.journey, result.target)
         c = self._children.get(key)
         if c is None:
+            if key not in self._pairs:
+                # A run that finished after its journey was removed: recording it
+                # would resurrect series that set_catalog just deleted.
+                return
             c = self._children[key] = self._make_children(key)
         passed = result.status is Status.SUCCESS
         finished = result.started_at + result.duration
-        c.success.set(1 if passed else 0)
+        if not result.retried:
+            # An attempt a retry follows is not the run's outcome yet: flipping the
+            # gauge for 5 s would page anyone alerting on success == 0 for a blip.
+            c.success.set(1 if passed else 0)
         c.duration.observe(result.duration)
         c.runs[result.status].inc()
         c.last_run.set(finished)
@@ -239,7 +246,9 @@ class Metrics:
             assert result.reason is not None
             self._reasons.setdefault(key, set()).add(("infra_errors", result.reason))
             self.infra_errors.labels(*key, *self._loc, result.reason).inc()
-        else:
+        elif not result.retried:
+            # An attempt followed by a retry is not a failed run (yet): counting it would
+            # make the shipped "failing for 2 runs" rule fire on one confirmed failure.
             c.consecutive_failures.inc()
         labels = (*key, *self._loc)
         steps = self._steps.setdefault(key, set())

@@ -1,0 +1,493 @@
+"""The alerting sink: RunResults in, notifications (via the outbox) out.
+
+For every (journey, target) it tracks three alerts with the pure policy
+(`policy.advance`): SyntheticJourneyFailed (journey severity), SyntheticJourneyDegraded
+(warning, over-budget passes) and SynthmonInternalError (warning, infrastructure errors
+that must not page as an outage). Attempts followed by a retry (`RunResult.retried`)
+are not counted. States are persisted, so a restart during an incident neither pages
+again nor forgets to resolve.
+
+A background tick re-sends firing alerts to Alertmanager (so they never expire there),
+keeps sending resolves for a while, sends reminders to direct notifiers every
+`repeat_interval`, announces alerts whose silence ended and posts the heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+from prometheus_client import CollectorRegistry
+
+from synthmon.alerting.alert import Alert, AlertName, Event
+from synthmon.alerting.metrics import AlertMetrics
+from synthmon.alerting.notifiers import Notifier
+from synthmon.alerting.notifiers.alertmanager import AlertmanagerNotifier
+from synthmon.alerting.notifiers.log import LogNotifier
+from synthmon.alerting.notifiers.pagerduty import PagerDutyNotifier
+from synthmon.alerting.notifiers.slack import SlackNotifier
+from synthmon.alerting.notifiers.webhook import WebhookNotifier
+from synthmon.alerting.outbox import Outbox
+from synthmon.alerting.policy import (
+    INTERNAL_ERROR_POLICY,
+    AlertState,
+    Outcome,
+    PairState,
+    Policy,
+    Transition,
+    advance,
+)
+from synthmon.alerting.policybook import PolicyBook
+from synthmon.alerting.scrub import scrub
+from synthmon.alerting.settings import AlertingConfig
+from synthmon.alerting.silences import Silences
+from synthmon.alerting.store import AlertStore
+from synthmon.durations import format_duration
+from synthmon.journeys.dsl import Journey
+from synthmon.model import RunResult, Severity
+
+log = structlog.get_logger("synthmon.alerting")
+
+DB_NAME = "alerting.sqlite3"
+
+
+@dataclass(slots=True)
+class Tracked:
+    """One alert's policy state plus what was notified about it (persisted as JSON)."""
+
+    alertname: AlertName
+    journey: str
+    target: str
+    policy: PairState = field(default_factory=PairState)
+    notified: bool = False  # the current incident was announced
+    reminded_at: float = 0.0
+    am_sent_at: float = 0.0
+    resolved_at: float | None = None
+    routes: list[str] = field(default_factory=list)
+    last: dict[str, Any] | None = None  # the last Alert sent or due (JSON)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["alertname"] = self.alertname.value
+        data["policy"] = self.policy.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Tracked:
+        kw = dict(data)
+        kw["alertname"] = AlertName(kw["alertname"])
+        kw["policy"] = PairState.from_json(kw["policy"])
+        return cls(**kw)
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        config: AlertingConfig,
+        *,
+        data_dir: Any,
+        registry: CollectorRegistry,
+        journeys: Callable[[str], Journey | None],
+        location: str | None = None,
+        external_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+        notifiers: Mapping[str, Notifier] | None = None,
+    ) -> None:
+        self.config = config
+        self.metrics = AlertMetrics(registry, location=location)
+        self.policies = PolicyBook(config)
+        self._data_dir = data_dir
+        self._journeys = journeys
+        self._location = location
+        self._external_url = external_url.rstrip("/") if external_url else None
+        self._clock = clock
+        self._extra_notifiers = dict(notifiers or {})
+        self._log = LogNotifier()
+        self._tracked: dict[str, Tracked] = {}
+        self._store: AlertStore | None = None
+        self._client: httpx.AsyncClient | None = None
+        self.outbox: Outbox | None = None
+        self.silences: Silences | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self._heartbeat_at = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open the database and build the notifiers (outbox not yet delivering)."""
+        from pathlib import Path
+
+        self._store = AlertStore(Path(self._data_dir) / DB_NAME)
+        self._client = httpx.AsyncClient(timeout=self.config.send_timeout)
+        notifiers = {**self._build_notifiers(self._client), **self._extra_notifiers}
+        self.outbox = Outbox(
+            self._store,
+            notifiers,
+            self.metrics,
+            base_delay=self.config.retry_base_delay,
+            max_delay=self.config.retry_max_delay,
+            send_timeout=self.config.send_timeout,
+            clock=self._clock,
+        )
+        self.silences = Silences(self.config.maintenance, self._store)
+        for key, data in self._store.load_states().items():
+            try:
+                self._tracked[key] = Tracked.from_json(data)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("alert_state_unreadable", key=key, error=str(exc))
+        for t in self._tracked.values():
+            self.metrics.set_state(t.alertname.value, t.journey, t.target, t.policy.state)
+
+    def start(self) -> None:
+        if self._store is None:
+            self.open()
+        assert self.outbox is not None
+        self.outbox.start()
+        self._tick_task = asyncio.get_running_loop().create_task(
+            self._tick_loop(), name="synthmon-alerting-tick"
+        )
+
+    async def stop(self, flush_seconds: float = 2.0) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            await asyncio.gather(self._tick_task, return_exceptions=True)
+            self._tick_task = None
+        if self.outbox is not None and self._store is not None:
+            await self.outbox.stop(flush_seconds)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @property
+    def store(self) -> AlertStore:
+        assert self._store is not None, "AlertEngine.open() first"
+        return self._store
+
+    def _build_notifiers(self, client: httpx.AsyncClient) -> dict[str, Notifier]:
+        c = self.config
+        out: dict[str, Notifier] = {}
+        if c.alertmanager is not None:
+            out["alertmanager"] = AlertmanagerNotifier(
+                c.alertmanager.urls,
+                client=client,
+                ends_at_factor=c.ends_at_factor,
+                min_interval=c.ends_at_min_interval,
+                clock=self._clock,
+            )
+        if c.pagerduty is not None:
+            out["pagerduty"] = PagerDutyNotifier(
+                c.pagerduty.routing_key, client=client, url=c.pagerduty.url
+            )
+        if c.slack is not None:
+            out["slack"] = SlackNotifier(c.slack.url, client=client)
+        if c.webhook is not None:
+            out["webhook"] = WebhookNotifier("webhook", c.webhook.url, client=client)
+        return out
+
+    def set_catalog(self, pairs: Sequence[tuple[Journey, str]], *, complete: bool = True) -> None:
+        """The (journey, target) pairs that exist now. Alerts of pairs that disappeared
+        are resolved (a removed journey must not leave a page open) and forgotten.
+        `complete=False` (some journey file failed to load): forget nothing, since a
+        typo in a file must not resolve the incident its journey is reporting."""
+        if not complete:
+            return
+        live = {(j.name, t) for j, t in pairs}
+        for key, t in list(self._tracked.items()):
+            if (t.journey, t.target) in live:
+                continue
+            if t.policy.state is AlertState.FIRING and t.notified and t.last is not None:
+                now = self._clock()
+                alert = dataclasses.replace(
+                    self._last(t),
+                    state="resolved",
+                    event=Event.RESOLVE,
+                    resolved_at=now,
+                    summary=f"Journey {t.journey} on {t.target} is no longer monitored "
+                    "(removed from the journeys folder or config)",
+                )
+                for notifier in t.routes:
+                    self._enqueue(notifier, alert)
+            del self._tracked[key]
+            if self._store is not None:
+                self._store.delete_state(key)
+            self.metrics.forget_pair(t.alertname.value, t.journey, t.target)
+
+    # -- the sink ----------------------------------------------------------------------
+
+    def policy_for(self, journey: Journey) -> Policy:
+        return self.policies.for_journey(journey)
+
+    def state(self, alertname: AlertName, journey: str, target: str) -> Tracked | None:
+        return self._tracked.get(self._key(alertname, journey, target))
+
+    async def emit(self, result: RunResult) -> None:
+        if result.retried:
+            return  # a retry follows: only the final attempt counts
+        journey = self._journeys(result.journey)
+        if journey is None:
+            return
+        policy = self.policy_for(journey)
+        now = result.started_at + result.duration
+        infra = result.is_infrastructure_error
+        failed = Outcome.SKIP if infra else (Outcome.PASS if result.ok else Outcome.FAIL)
+        await self._feed(AlertName.FAILED, journey, result, failed, policy, now)
+        budget = journey.degraded_after
+        if budget is not None and result.ok:
+            degraded = result.duration > budget
+            self.metrics.set_degraded(journey.name, result.target, degraded)
+            await self._feed(
+                AlertName.DEGRADED,
+                journey,
+                result,
+                Outcome.FAIL if degraded else Outcome.PASS,
+                dataclasses.replace(policy, notify=policy.alert_on_degraded),
+                now,
+            )
+        # A run cut short by our own shutdown is nobody's problem.
+        infra = infra and result.reason != "shutdown"
+        if infra or self.state(AlertName.INTERNAL, journey.name, result.target) is not None:
+            await self._feed(
+                AlertName.INTERNAL,
+                journey,
+                result,
+                Outcome.FAIL if infra else Outcome.PASS,
+                INTERNAL_ERROR_POLICY,
+                now,
+            )
+
+    async def _feed(
+        self,
+        name: AlertName,
+        journey: Journey,
+        result: RunResult,
+        outcome: Outcome,
+        policy: Policy,
+        now: float,
+    ) -> None:
+        key = self._key(name, journey.name, result.target)
+        t = self._tracked.get(key) or Tracked(name, journey.name, result.target)
+        t.policy, transition = advance(t.policy, outcome, now, policy)
+        if outcome is Outcome.FAIL:
+            t.last = self._alert(t, journey, result, Event.TRIGGER).to_json()
+        self.metrics.set_state(name.value, journey.name, result.target, t.policy.state)
+        if transition is Transition.FIRING:
+            t.resolved_at = None
+            t.notified = False
+            await self._log.send(self._last(t))
+            if policy.notify:
+                self._announce(t, journey, now)
+        elif transition is Transition.RESOLVED:
+            alert = dataclasses.replace(
+                self._last(t),
+                state="resolved",
+                event=Event.RESOLVE,
+                resolved_at=now,
+                last_success_at=now,
+                summary=self._summary(name, journey, result.target, resolved=True),
+            )
+            t.last = alert.to_json()
+            await self._log.send(alert)
+            if t.notified:
+                # Resolves go out even during a silence: they close what was announced.
+                for notifier in t.routes:
+                    self._enqueue(notifier, alert)
+                t.resolved_at = now
+                t.am_sent_at = self._clock()
+            t.notified = False
+        self._tracked[key] = t
+        self.store.save_state(key, t.to_json())
+
+    def _announce(self, t: Tracked, journey: Journey, now: float) -> None:
+        """Send the trigger of the current incident, unless silenced (then the tick
+        announces it when the silence ends, if it still fires)."""
+        assert self.silences is not None
+        why = self.silences.silenced(journey.name, t.target, journey.tags, self._clock())
+        if why is not None:
+            log.info(
+                "alert_silenced",
+                alertname=t.alertname.value,
+                journey=journey.name,
+                target=t.target,
+                silenced_by=why,
+            )
+            return
+        alert = self._last(t)
+        t.routes = self.config.route(alert.severity, journey.tags)
+        for notifier in t.routes:
+            self._enqueue(notifier, alert)
+        t.notified = True
+        t.reminded_at = t.am_sent_at = self._clock()
+
+    def _enqueue(self, notifier: str, alert: Alert) -> None:
+        assert self.outbox is not None
+        # Alertmanager holds state: only its latest version matters.
+        self.outbox.enqueue(notifier, alert, coalesce=notifier == "alertmanager")
+
+    # -- the tick ---------------------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        c = self.config
+        period = min(max(min(c.resend_interval, c.repeat_interval) / 4, 0.05), 15.0)
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                log.exception("alerting_tick_failed")
+            await asyncio.sleep(period)
+
+    def tick(self) -> None:
+        """Re-sends, reminders, announcements after silences, heartbeat."""
+        now = self._clock()
+        c = self.config
+        for key, t in list(self._tracked.items()):
+            journey = self._journeys(t.journey)
+            changed = False
+            if t.policy.state is AlertState.FIRING and journey is not None:
+                policy = self._policy_of(t, journey)
+                if not t.notified:
+                    if policy.notify:
+                        self._announce(t, journey, now)
+                        changed = t.notified
+                else:
+                    if "alertmanager" in t.routes and now - t.am_sent_at >= c.resend_interval:
+                        self._enqueue("alertmanager", self._last(t))
+                        t.am_sent_at = now
+                        changed = True
+                    if now - t.reminded_at >= c.repeat_interval:
+                        reminder = dataclasses.replace(self._last(t), event=Event.REMINDER)
+                        for notifier in t.routes:
+                            if notifier != "alertmanager":
+                                self._enqueue(notifier, reminder)
+                        t.reminded_at = now
+                        changed = True
+            elif t.resolved_at is not None:
+                if now - t.resolved_at > c.resolve_resend_for:
+                    t.resolved_at = None
+                    changed = True
+                elif "alertmanager" in t.routes and now - t.am_sent_at >= c.resend_interval:
+                    self._enqueue("alertmanager", self._last(t))
+                    t.am_sent_at = now
+                    changed = True
+            if changed:
+                self.store.save_state(key, t.to_json())
+        if (
+            c.heartbeat
+            and c.alertmanager is not None
+            and now - self._heartbeat_at >= c.resend_interval
+        ):
+            self._enqueue("alertmanager", self._heartbeat(now))
+            self._heartbeat_at = now
+
+    def _policy_of(self, t: Tracked, journey: Journey) -> Policy:
+        policy = self.policy_for(journey)
+        if t.alertname is AlertName.DEGRADED:
+            return dataclasses.replace(policy, notify=policy.alert_on_degraded)
+        if t.alertname is AlertName.INTERNAL:
+            return INTERNAL_ERROR_POLICY
+        return policy
+
+    # -- building alerts ---------------------------------------------------------------
+
+    def _key(self, name: AlertName, journey: str, target: str) -> str:
+        return f"{name.value}/{journey}/{target}"
+
+    def _last(self, t: Tracked) -> Alert:
+        assert t.last is not None
+        return Alert.from_json(t.last)
+
+    def _heartbeat(self, now: float) -> Alert:
+        return Alert(
+            alertname=AlertName.HEARTBEAT,
+            journey="",
+            target="",
+            location=self._location,
+            severity="none",
+            state="firing",
+            event=Event.REMINDER,
+            incident=0,
+            summary="synthmon is alive: this alert always fires; its absence means synthmon "
+            "is down or wedged",
+            fired_at=now,
+            status_url=self._external_url,
+            interval=self.config.resend_interval,
+        )
+
+    def _summary(
+        self,
+        name: AlertName,
+        j: Journey,
+        target: str,
+        *,
+        resolved: bool = False,
+        step: str | None = None,
+        reason: str | None = None,
+    ) -> str:
+        if resolved:
+            return {
+                AlertName.FAILED: f"Journey {j.name} on {target} passes again",
+                AlertName.DEGRADED: f"Journey {j.name} on {target} is within its latency budget",
+                AlertName.INTERNAL: f"synthmon runs journey {j.name} on {target} again",
+            }.get(name, f"{name.value} resolved")
+        if name is AlertName.DEGRADED:
+            budget = format_duration(j.degraded_after or 0)
+            return f"Journey {j.name} on {target} is slower than its {budget} budget"
+        if name is AlertName.INTERNAL:
+            return (
+                f"synthmon cannot run journey {j.name} on {target} ({reason}): "
+                "a synthmon problem, not a target outage"
+            )
+        at = f" at step '{step}'" if step else ""
+        return f"Journey {j.name} is failing on {target}{at}"
+
+    def _alert(self, t: Tracked, j: Journey, r: RunResult, event: Event) -> Alert:
+        p = t.policy
+        severity = j.severity.value if t.alertname is AlertName.FAILED else Severity.WARNING.value
+        error = r.error_message
+        if t.alertname is AlertName.DEGRADED:
+            error = f"run took {r.duration:.2f}s, budget {format_duration(j.degraded_after or 0)}"
+        return Alert(
+            alertname=t.alertname,
+            journey=j.name,
+            target=r.target,
+            location=self._location,
+            severity=severity,
+            state="firing",
+            event=event,
+            incident=p.incident,
+            summary=self._summary(t.alertname, j, r.target, step=r.failed_step, reason=r.reason),
+            failing_step=r.failed_step,
+            error_message=scrub(error),
+            reason=r.reason,
+            run_id=r.run_id,
+            trace_id=r.trace_id,
+            first_failure_at=p.first_failure_at,
+            failed_runs=p.failed_runs,
+            last_success_at=p.last_success_at,
+            fired_at=p.fired_at,
+            artifacts=tuple(self._artifact_url(a) for a in r.artifacts),
+            description=j.description,
+            runbook_url=j.runbook_url,
+            status_url=self._status_url(j.name, r.target),
+            tags=j.tags,
+            interval=j.interval or 60.0,
+        )
+
+    def _status_url(self, journey: str, target: str) -> str | None:
+        if self._external_url is None:
+            return None
+        return f"{self._external_url}/journeys/{quote(journey)}?target={quote(target)}"
+
+    def _artifact_url(self, artifact: str) -> str:
+        if "://" in artifact or self._external_url is None:
+            return artifact
+        return f"{self._external_url}/artifacts/{quote(artifact.lstrip('/'))}"

@@ -1,0 +1,68 @@
+"""Maintenance windows (config) and silences (CLI/API, persisted): while one matches,
+runs go on and states are tracked but no notification is sent.
+
+A resolve is always delivered, silenced or not: it closes an incident that was already
+announced, and holding it back would leave a page open forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.triggers.cron import CronTrigger
+
+from synthmon.alerting.settings import MaintenanceWindow
+from synthmon.alerting.store import AlertStore
+
+MATCHER_KEYS = ("journey", "target", "tag")
+
+
+def window_active(window: MaintenanceWindow, now: float) -> bool:
+    at = datetime.fromtimestamp(now, UTC)
+    if window.cron is not None:
+        assert window.duration is not None
+        # Active when the cron fired within the last `duration`.
+        trigger = CronTrigger.from_crontab(window.cron, timezone=UTC)
+        since = at - timedelta(seconds=window.duration)
+        fire = trigger.get_next_fire_time(None, since)
+        return fire is not None and since <= fire <= at
+    assert window.start is not None
+    assert window.end is not None
+    start = window.start if window.start.tzinfo else window.start.replace(tzinfo=UTC)
+    end = window.end if window.end.tzinfo else window.end.replace(tzinfo=UTC)
+    return start <= at < end
+
+
+def _window_matches(w: MaintenanceWindow, journey: str, target: str, tags: Sequence[str]) -> bool:
+    return (
+        (not w.journeys or journey in w.journeys)
+        and (not w.targets or target in w.targets)
+        and (not w.tags or bool(set(w.tags) & set(tags)))
+    )
+
+
+def silence_matches(
+    matchers: Mapping[str, str], journey: str, target: str, tags: Sequence[str]
+) -> bool:
+    return (
+        matchers.get("journey", journey) == journey
+        and matchers.get("target", target) == target
+        and ("tag" not in matchers or matchers["tag"] in tags)
+    )
+
+
+class Silences:
+    def __init__(self, windows: Sequence[MaintenanceWindow], store: AlertStore) -> None:
+        self._windows = list(windows)
+        self._store = store
+
+    def silenced(self, journey: str, target: str, tags: Sequence[str], now: float) -> str | None:
+        """Why notifications for this pair are held back now, or None."""
+        for i, w in enumerate(self._windows):
+            if _window_matches(w, journey, target, tags) and window_active(w, now):
+                return f"maintenance window {i}" + (f" ({w.comment})" if w.comment else "")
+        for s in self._store.silences(now):
+            if s["starts_at"] <= now and silence_matches(s["matchers"], journey, target, tags):
+                return f"silence {s['id']}" + (f" ({s['comment']})" if s["comment"] else "")
+        return None

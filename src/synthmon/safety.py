@@ -1,0 +1,183 @@
+"""Production safety, assembled for the daemon: synthetic accounts, secret scrubbing,
+the kill switch, per-target rate limits and status-server access control.
+
+The daemon holds one `Safety` and calls into it at a few points (see docs/safety.md):
+`lease()` around each run, `is_paused()` in each scheduled job, `scrub.result()`
+before results reach the sinks, `refresh()` after (re)loading journeys, and
+`install_web()` on the status server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from synthmon.accounts import AccountPools
+from synthmon.config import Settings
+from synthmon.controls import PauseControls
+from synthmon.journeys.dsl import Journey
+from synthmon.model import Target
+from synthmon.ratelimit import RateLimits, pace_browser
+from synthmon.scrub import Scrubber
+from synthmon.secrets import secret_values
+from synthmon.sinks.safety import SafetyMetrics
+from synthmon.web import control
+
+log = structlog.get_logger("synthmon.safety")
+
+if TYPE_CHECKING:
+    from playwright.async_api import BrowserContext
+
+PAUSE_FILE = "pauses.json"
+
+# (journey, target name) pairs the daemon schedules right now.
+PairSource = Callable[[], Iterable[tuple[Journey, Target]]]
+
+
+def scrubber_for(settings: Settings) -> Scrubber:
+    """Scrubs every secret value loaded anywhere in `settings`."""
+    return Scrubber(secret_values(settings))
+
+
+class Safety:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: CollectorRegistry,
+        *,
+        pairs: PairSource,
+    ) -> None:
+        self.settings = settings
+        self.scrub = scrubber_for(settings)
+        self.accounts = AccountPools.from_config(settings.accounts)
+        self.controls = PauseControls(settings.data_dir / PAUSE_FILE)
+        self.rate_limits = RateLimits(settings.target_list())
+        self.metrics = SafetyMetrics(registry, location=settings.location)
+        self._pairs = pairs
+        for pool in self.accounts.pools():
+            self.metrics.set_pool(pool, self.accounts.size(pool), 0)
+
+    def load(self) -> None:
+        """Read persisted pause rules (ConfigError if the file is corrupt)."""
+        self.controls.load()
+        server = self.settings.server
+        if server.api_token is None and not control.is_loopback(server.host):
+            log.warning(
+                "changes_disabled",
+                listen=server.listen,
+                hint="set server.api_token to use POST /api/pause and /api/resume",
+            )
+        if self.controls.rules:
+            log.warning("pause_rules_active", rules=[r.describe() for r in self.controls.rules])
+
+    # -- accounts ----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def lease(self, journey: Journey, target: Target) -> AsyncIterator[dict[str, Any]]:
+        """The extra keyword arguments of `runner.run` for this run: with an account
+        leased for its duration when the journey asks for one, else nothing.
+        Raises NoAccountError when no account of the pool frees up in time."""
+        if journey.account is None:
+            yield {}
+            return
+        pool = journey.account
+        wait = min(self.settings.synthetic.account_wait, journey.timeout)
+        async with self.accounts.lease(pool, target.name, wait=wait) as account:
+            self._pool_metrics(pool)
+            try:
+                yield {
+                    "account": account,
+                    "extra_headers": [(self.settings.synthetic.account_header, pool)],
+                }
+            finally:
+                self._pool_metrics(pool, returning=1)
+
+    def _pool_metrics(self, pool: str, returning: int = 0) -> None:
+        in_use = self.accounts.in_use(pool) - returning
+        self.metrics.set_pool(pool, self.accounts.size(pool), in_use)
+
+    # -- rate limits -------------------------------------------------------------
+
+    async def pace_browser(self, context: BrowserContext, target: Target) -> None:
+        """For the browser runner: pace the context's requests to `target` by its
+        max_requests_per_second, shared with HTTP runs (no-op without a limit)."""
+        pacer = self.rate_limits.for_target(target.name)
+        if pacer is not None:
+            await pace_browser(context, pacer, target)
+
+    # -- kill switch ---------------------------------------------------------------
+
+    def is_paused(self, journey: Journey, target: str) -> bool:
+        return self.controls.is_paused(journey.name, journey.tags, target)
+
+    def refresh(self) -> None:
+        """Re-derive `synthmon_journey_paused` for every scheduled pair."""
+        self.metrics.set_paused(
+            (j.name, t.name, self.is_paused(j, t.name)) for j, t in self._pairs()
+        )
+
+    def _check_selector(self, selector: dict[str, str | None]) -> None:
+        pairs = list(self._pairs())
+        known = {
+            "journey": {j.name for j, _ in pairs},
+            "tag": {tag for j, _ in pairs for tag in j.tags},
+            "target": {t.name for _, t in pairs} | set(self.settings.targets),
+        }
+        for key, value in selector.items():
+            if value is not None and value not in known[key]:
+                raise control.BadSelectorError(
+                    f"no {key} named {value!r}; known: {sorted(known[key])}"
+                )
+
+    def _matching(self, selector: dict[str, str | None]) -> list[dict[str, str]]:
+        rule_pairs = []
+        for j, t in self._pairs():
+            if (
+                (selector.get("journey") in (None, j.name))
+                and (selector.get("tag") is None or selector["tag"] in j.tags)
+                and (selector.get("target") in (None, t.name))
+            ):
+                rule_pairs.append({"journey": j.name, "target": t.name})
+        return rule_pairs
+
+    def pause(self, selector: dict[str, str | None], reason: str) -> dict[str, Any]:
+        self._check_selector(selector)
+        # The reason is free text persisted to disk and served by /api: scrub it first.
+        rule = self.controls.pause(**selector, reason=self.scrub(reason))
+        self.refresh()
+        return {"paused": rule.as_json(), "pairs": self._matching(selector)}
+
+    def resume(self, selector: dict[str, str | None], everything: bool) -> dict[str, Any]:
+        removed = self.controls.resume(**selector, everything=everything)
+        self.refresh()
+        still = []
+        for j, t in self._pairs():
+            rule = self.controls.paused_by(j.name, j.tags, t.name)
+            if rule is not None:
+                still.append({"journey": j.name, "target": t.name, "paused_by": rule.describe()})
+        return {"resumed": [r.as_json() for r in removed], "still_paused": still}
+
+    def pauses(self) -> dict[str, Any]:
+        return {"rules": [r.as_json() for r in self.controls.rules]}
+
+    # -- status server -------------------------------------------------------------
+
+    def access_policy(self) -> control.AccessPolicy:
+        server = self.settings.server
+        auth = server.metrics_auth
+        return control.AccessPolicy(
+            listen_host=server.host,
+            api_token=server.api_token,
+            metrics_token=auth.token if auth else None,
+            metrics_username=auth.username if auth else None,
+            metrics_password=auth.password if auth else None,
+        )
+
+    def install_web(self, app: web.Application) -> None:
+        app.middlewares.append(control.guard(self.access_policy(), self.scrub))
+        control.routes(self)(app)
