@@ -1,11 +1,9 @@
 """The money path as a customer clicks it: sign in, add a product, check out.
 
 Plain Playwright (``ctx.page``), so steps recorded with ``playwright codegen`` can
-be pasted in. The demo shop's synthetic shopper signs in until synthetic accounts
-(``account=``) are configured.
+be pasted in. Each run leases a synthetic account of the "shopper" pool.
 """
 
-import os
 from typing import Any
 
 from synthmon import Context, journey
@@ -22,14 +20,16 @@ def _answered(response: Any, what: str) -> None:
     severity="critical",
     interval="2m",
     timeout="45s",
+    account="shopper",
     tags=["shop", "checkout", "browser"],
     runbook_url="https://runbooks.example/shop/checkout",
 )
 async def browser_checkout(ctx: Context) -> None:
     """A customer can sign in, add a mug to the cart and place an order in a browser."""
     page = ctx.page
-    email = "synthetic+shopper1@shop.example"
-    password = os.environ.get("DEMO_SHOPPER1_PASSWORD", "shopper1-pass")
+    assert ctx.account is not None
+    email = ctx.account.username
+    password = ctx.account.password.get_secret_value()
     async with ctx.step("login"):
         r = await page.goto("/login")  # relative to the target's base_url
         _answered(r, "sign-in page")

@@ -27,8 +27,8 @@ from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
 from synthmon.location import location_stamp
-from synthmon.model import Kind, RunResult, RunSource, Status, Target
-from synthmon.runners.base import Runner, new_run_id
+from synthmon.model import Kind, RunResult, RunSource, Target
+from synthmon.runners.base import Runner, error_result, new_run_id
 from synthmon.runners.browser import browser_runner_from_settings
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
 from synthmon.safety import Safety
@@ -36,9 +36,10 @@ from synthmon.scheduling import Schedule, Scheduler
 from synthmon.sharding import Shard, owned, parse_shard
 from synthmon.sinks.browser_metrics import BrowserMetrics
 from synthmon.sinks.fanout import Fanout, Sink
-from synthmon.sinks.latest import LatestResults, result_json
+from synthmon.sinks.latest import LatestResults
 from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
+from synthmon.status import StatusMixin
 from synthmon.watchdog import LoopWatchdog
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
@@ -55,7 +56,7 @@ def pair_key(journey: str, target: str) -> str:
     return f"{journey}@{target}"
 
 
-class Daemon:
+class Daemon(StatusMixin):
     def __init__(
         self,
         settings: Settings,
@@ -252,6 +253,7 @@ class Daemon:
                 self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
+        self.browser_metrics.set_catalog({(j.name, t.name) for j, t in pairs.values()})
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )
@@ -324,7 +326,7 @@ class Daemon:
         except asyncio.CancelledError:
             # Shutdown cut it short: still record that the run happened.
             self.fanout.emit(
-                _error_result(
+                error_result(
                     journey,
                     target,
                     run_id,
@@ -357,7 +359,7 @@ class Daemon:
                         acquired.append(sem)
             except TimeoutError:
                 self.metrics.skipped_run(journey.name, target.name, "concurrency")
-                return _error_result(
+                return error_result(
                     journey,
                     target,
                     run_id,
@@ -370,7 +372,7 @@ class Daemon:
                 )
             runner = self.runners.get(journey.kind)
             if runner is None:
-                return _error_result(
+                return error_result(
                     journey,
                     target,
                     run_id,
@@ -390,12 +392,10 @@ class Daemon:
                         **account_args,
                     )
             except NoAccountError as exc:
-                return _error_result(
-                    journey, target, run_id, started, exc.reason, str(exc), attempt
-                )
+                return error_result(journey, target, run_id, started, exc.reason, str(exc), attempt)
             except Exception as exc:
                 log.exception("runner_failed", journey=journey.name, target=target.name)
-                return _error_result(
+                return error_result(
                     journey,
                     target,
                     run_id,
@@ -425,76 +425,6 @@ class Daemon:
         """True while the kill switch pauses the pair (alerting stays quiet for it)."""
         j = self.journeys.get(journey)
         return j is not None and self.safety.is_paused(j, target)
-
-    # -- status source (web) ---------------------------------------------------------
-
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        checks: dict[str, Any] = {
-            "state": self.state,
-            "scheduler_running": self.scheduler.running,
-            "journeys_loaded": len(self.journeys),
-            "load_errors": [str(p) for p in self.load_report.problems],
-        }
-        ready = self.state == "running" and self.scheduler.running and bool(self.journeys)
-        for kind, runner in self.runners.items():
-            status = getattr(runner, "readiness", None)
-            if status is not None:
-                ok, detail = status()
-                checks[f"{kind.value}_runner"] = detail
-                ready = ready and ok
-        return ready, checks
-
-    def journeys_json(self) -> list[dict[str, Any]]:
-        out = []
-        for key, (j, t) in sorted(self.pairs.items()):
-            state = self.latest.get(j.name, t.name)
-            out.append(
-                {
-                    "journey": j.name,
-                    "target": t.name,
-                    "location": self.settings.location,
-                    "shard": str(self.shard) if self.shard else None,
-                    "kind": j.kind.value,
-                    "severity": j.severity.value,
-                    "schedule": j.schedule,
-                    "timeout_seconds": j.timeout,
-                    "tags": list(j.tags),
-                    "description": j.description,
-                    "runbook_url": j.runbook_url,
-                    "paused": self.safety.is_paused(j, t.name),
-                    "file": j.where,
-                    "next_run_at": self.scheduler.next_run(key),
-                    "runs": state.runs if state else 0,
-                    "consecutive_failures": state.consecutive_failures if state else 0,
-                    "last_success_at": state.last_success_at if state else None,
-                    "last_result": result_json(state.last) if state and state.last else None,
-                }
-            )
-        return out
-
-
-def _error_result(
-    journey: Journey,
-    target: Target,
-    run_id: str,
-    started: float,
-    reason: str,
-    message: str,
-    attempt: int,
-) -> RunResult:
-    return RunResult(
-        journey=journey.name,
-        target=target.name,
-        run_id=run_id,
-        trace_id=run_id,
-        status=Status.ERROR,
-        started_at=started,
-        duration=time.time() - started,
-        error_type="InfrastructureError",
-        error_message=message,
-        reason=reason,
-        attempt=attempt,
-    )
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from synthmon.accounts import Account
 from synthmon.artifacts import ArtifactStore
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import load_journeys
@@ -26,10 +28,21 @@ from synthmon.runners.http import HttpRunner
 REPO = Path(__file__).resolve().parents[2]
 NO_SANDBOX = os.geteuid() == 0
 PASSWORD = "shopper1-pass"
+# The example journey leases a "shopper" account; runners made here hand it this one.
+SHOPPER = Account(
+    pool="shopper", username="synthetic+shopper1@shop.example", password=SecretStr(PASSWORD)
+)
 
 pytestmark = pytest.mark.browser
 
 MakeRunner = Callable[..., BrowserRunner]
+
+
+class _ShopperRunner(BrowserRunner):
+    """A BrowserRunner that passes the demo shopper when a test gives no account."""
+
+    async def run(self, *args: Any, account: object = None, **kw: Any) -> Any:
+        return await super().run(*args, account=account or SHOPPER, **kw)
 
 
 @pytest.fixture
@@ -42,7 +55,7 @@ async def make_runner(tmp_path: Path) -> AsyncIterator[MakeRunner]:
     ) -> BrowserRunner:
         options = PoolOptions(**{"no_sandbox": NO_SANDBOX, **(pool or {})})
         http = HttpRunner(user_agent="synthmon/test")
-        runner = BrowserRunner(
+        runner = _ShopperRunner(
             BrowserPool(options),
             store=store or ArtifactStore(tmp_path / "artifacts"),
             tag_headers=[("X-Synthetic-Monitor", "synthmon")],

@@ -216,3 +216,28 @@ async def run_cleanups(journey: Journey, ctx: Context, budget: float = CLEANUP_B
                 error=emsg,
             )
     return failed
+
+
+def error_result(
+    journey: Journey,
+    target: Target,
+    run_id: str,
+    started: float,
+    reason: str,
+    message: str,
+    attempt: int,
+) -> RunResult:
+    """A run that never reached the journey, for a reason of synthmon's own."""
+    return RunResult(
+        journey=journey.name,
+        target=target.name,
+        run_id=run_id,
+        trace_id=run_id,
+        status=Status.ERROR,
+        started_at=started,
+        duration=time.time() - started,
+        error_type="InfrastructureError",
+        error_message=message,
+        reason=reason,
+        attempt=attempt,
+    )

@@ -13,15 +13,13 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
-from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from playwright.async_api import BrowserContext, ConsoleMessage, Page, Request, Route
+from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from synthmon._version import __version__
@@ -31,9 +29,9 @@ from synthmon.errors import (
     HostNotAllowedError,
     InfrastructureError,
 )
-from synthmon.journeys.context import Context
 from synthmon.model import RunResult, RunSource, Status, Target
-from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
+from synthmon.runners.base import classify, describe, execute, run_cleanups
+from synthmon.runners.browser_context import BrowserJourneyContext, RunState
 from synthmon.runners.browser_pool import BrowserPool, PoolEvents, PoolOptions
 
 if TYPE_CHECKING:
@@ -44,12 +42,6 @@ log = structlog.get_logger("synthmon.browser")
 
 ArtifactPolicy = Literal["failure", "always", "never"]
 
-# Navigation Timing of the current document, ms since its navigation started.
-_NAV_JS = """() => {
-  const n = performance.getEntriesByType('navigation')[0];
-  return n ? [performance.timeOrigin, n.responseStart, n.domContentLoadedEventEnd,
-              n.loadEventEnd] : null;
-}"""
 # Capturing artifacts of a hung page must not hang the runner in turn.
 SCREENSHOT_TIMEOUT = 5.0
 CAPTURE_TIMEOUT = 10.0
@@ -67,109 +59,6 @@ class HttpClientFactory(Protocol):
         timeout: float,
         extra_headers: Sequence[tuple[str, str]] = (),
     ) -> Callable[[], httpx.AsyncClient]: ...
-
-
-@dataclasses.dataclass
-class _RunState:
-    """What one run's browser told us: blocked navigations, crashes, logs."""
-
-    target: Target
-    trace_id: str
-    tags: tuple[tuple[str, str], ...]
-    ua_suffix: str
-    blocked: list[str] = dataclasses.field(default_factory=list)
-    third_party_blocked: int = 0
-    page_crashed: bool = False
-    console: list[str] = dataclasses.field(default_factory=list)
-    network: list[str] = dataclasses.field(default_factory=list)
-    lease_crashed: Callable[[], bool] = lambda: False
-
-    @property
-    def crashed(self) -> bool:
-        return self.page_crashed or self.lease_crashed()
-
-    async def route(self, route: Route, request: Request) -> None:
-        url = request.url
-        host = urlsplit(url).hostname or ""
-        if self.target.allows(host):
-            headers = dict(request.headers)
-            headers.update(self.tags)
-            headers["traceparent"] = traceparent(self.trace_id)
-            ua = headers.get("user-agent", "")
-            headers["user-agent"] = f"{ua} {self.ua_suffix}".strip()
-            await route.continue_(headers=headers)
-            return
-        if request.is_navigation_request() and _is_main_frame(request):
-            self.blocked.append(url)
-            await route.abort("blockedbyclient")
-            return
-        if self.target.block_third_party:
-            self.third_party_blocked += 1
-            await route.abort("blockedbyclient")
-            return
-        # Third-party subresources go out untouched: custom headers on them would turn
-        # simple CORS requests into preflighted ones and break the page.
-        await route.continue_()
-
-    def on_console(self, msg: ConsoleMessage) -> None:
-        if msg.type in ("error", "warning"):
-            self.console.append(f"{msg.type}: {msg.text} ({_location(msg)})")
-
-    def on_page_error(self, error: PlaywrightError) -> None:
-        self.console.append(f"uncaught: {error.message}")
-
-    def on_request_failed(self, request: Request) -> None:
-        self.network.append(f"FAILED {request.method} {request.url}: {request.failure}")
-
-    async def on_response(self, response: Any) -> None:
-        if response.status >= 400:
-            self.network.append(f"HTTP {response.status} {response.request.method} {response.url}")
-
-
-def _is_main_frame(request: Request) -> bool:
-    try:
-        return request.frame.parent_frame is None
-    except PlaywrightError:  # a service worker's request has no frame
-        return False
-
-
-def _location(msg: ConsoleMessage) -> str:
-    loc = msg.location
-    return f"{loc.get('url', '')}:{loc.get('lineNumber', '')}"
-
-
-class BrowserJourneyContext(Context):
-    """`Context` plus Navigation Timing per step: when a step's page is a new
-    document, its TTFB, DOMContentLoaded and load (seconds since navigation start)
-    go into the step's `timings`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._time_origin: float | None = None
-
-    @asynccontextmanager
-    async def step(self, name: str, *, soft: bool = False) -> AsyncIterator[None]:
-        timings: tuple[tuple[str, float], ...] = ()
-        before = len(self.steps)
-        async with super().step(name, soft=soft):
-            yield
-            timings = await self._navigation_timings()
-        if timings and len(self.steps) > before:
-            self.steps[-1] = dataclasses.replace(self.steps[-1], timings=timings)
-
-    async def _navigation_timings(self) -> tuple[tuple[str, float], ...]:
-        if self._page is None:
-            return ()
-        try:
-            async with asyncio.timeout(1.0):
-                nav = await self._page.evaluate(_NAV_JS)
-        except (PlaywrightError, TimeoutError):
-            return ()  # mid-navigation or a closed page: no timings for this step
-        if not nav or nav[0] == self._time_origin:
-            return ()
-        self._time_origin = nav[0]
-        names = ("ttfb", "dom_content_loaded", "load")
-        return tuple((n, v / 1000.0) for n, v in zip(names, nav[1:], strict=True) if v > 0)
 
 
 class BrowserRunner:
@@ -278,7 +167,7 @@ class BrowserRunner:
         extra_headers: Sequence[tuple[str, str]],
         started_at: float,
     ) -> RunResult:
-        state = _RunState(
+        state = RunState(
             target=target,
             trace_id=run_id,
             tags=(*self._tags, *target.headers, *extra_headers),
@@ -371,7 +260,7 @@ class BrowserRunner:
         run_id: str,
         context: BrowserContext,
         page: Page,
-        state: _RunState,
+        state: RunState,
     ) -> tuple[str, ...]:
         """Screenshot, trace, HTML, console and network logs; each bounded in time and
         allowed to fail on its own (a hung page may refuse some)."""
@@ -424,7 +313,7 @@ class BrowserRunner:
             await asyncio.sleep(self._retention_interval)
 
 
-def _classify(exc: BaseException, state: _RunState) -> tuple[Status, str | None]:
+def _classify(exc: BaseException, state: RunState) -> tuple[Status, str | None]:
     if state.crashed and isinstance(exc, PlaywrightError):
         return Status.ERROR, BrowserCrashError.reason
     if state.blocked and isinstance(exc, PlaywrightError):
@@ -432,7 +321,7 @@ def _classify(exc: BaseException, state: _RunState) -> tuple[Status, str | None]
     return classify(exc)
 
 
-def _describe(exc: BaseException, state: _RunState, journey_file: str) -> tuple[str, str]:
+def _describe(exc: BaseException, state: RunState, journey_file: str) -> tuple[str, str]:
     if state.crashed and isinstance(exc, PlaywrightError):
         return BrowserCrashError.__name__, _crash_message(state)
     if state.blocked and isinstance(exc, PlaywrightError):
@@ -441,7 +330,7 @@ def _describe(exc: BaseException, state: _RunState, journey_file: str) -> tuple[
     return describe(exc, journey_file)
 
 
-def _crash_message(state: _RunState) -> str:
+def _crash_message(state: RunState) -> str:
     what = "the page crashed" if state.page_crashed else "Chromium died"
     return (
         f"{what} during the run (infrastructure, not the target); the browser is "
@@ -449,7 +338,7 @@ def _crash_message(state: _RunState) -> str:
     )
 
 
-def _explain(result: RunResult, state: _RunState, page: Page) -> RunResult:
+def _explain(result: RunResult, state: RunState, page: Page) -> RunResult:
     """Name the real cause of a failed run: a crash or a blocked navigation rather
     than the Playwright error they surfaced as; and where the page was."""
     if result.status is Status.SUCCESS:

@@ -4,6 +4,7 @@ never import prometheus_client)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -15,6 +16,8 @@ NAVIGATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30
 
 class BrowserMetrics:
     def __init__(self, registry: CollectorRegistry, *, location: str | None = None) -> None:
+        self._pairs: set[tuple[str, str]] | None = None
+        self._series: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._loc: tuple[str, ...] = (location,) if location else ()
         loc = ("location",) if location else ()
         self.navigation = Histogram(
@@ -88,11 +91,23 @@ class BrowserMetrics:
     # -- sink ------------------------------------------------------------------------
 
     async def emit(self, result: RunResult) -> None:
+        key = (result.journey, result.target)
+        if self._pairs is not None and key not in self._pairs:
+            return  # finished after its journey was removed: do not resurrect series
         for step in result.steps:
             for phase, seconds in step.timings:
+                self._series.setdefault(key, set()).add((step.name, phase))
                 self.navigation.labels(
                     result.journey, result.target, step.name, phase, *self._loc
                 ).observe(seconds)
+
+    def set_catalog(self, pairs: set[tuple[str, str]]) -> None:
+        """The (journey, target) pairs that exist now; series of the others go."""
+        self._pairs = set(pairs)
+        for key in [k for k in self._series if k not in self._pairs]:
+            for step, phase in self._series.pop(key):
+                with contextlib.suppress(KeyError):
+                    self.navigation.remove(key[0], key[1], step, phase, *self._loc)
 
 
 def _at(metric: Any, loc: tuple[str, ...]) -> Any:

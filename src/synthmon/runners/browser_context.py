@@ -1,0 +1,133 @@
+"""Per-run browser state: request routing (tagging, allowed hosts, third parties),
+console and network failure capture, and the Context that adds navigation timings
+to steps."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+from playwright.async_api import ConsoleMessage, Request, Route
+from playwright.async_api import Error as PlaywrightError
+
+from synthmon.journeys.context import Context
+from synthmon.model import Target
+from synthmon.runners.base import traceparent
+
+log = structlog.get_logger("synthmon.browser")
+
+
+# Navigation Timing of the current document, ms since its navigation started.
+_NAV_JS = """() => {
+  const n = performance.getEntriesByType('navigation')[0];
+  return n ? [performance.timeOrigin, n.responseStart, n.domContentLoadedEventEnd,
+              n.loadEventEnd] : null;
+}"""
+
+
+@dataclasses.dataclass
+class RunState:
+    """What one run's browser told us: blocked navigations, crashes, logs."""
+
+    target: Target
+    trace_id: str
+    tags: tuple[tuple[str, str], ...]
+    ua_suffix: str
+    blocked: list[str] = dataclasses.field(default_factory=list)
+    third_party_blocked: int = 0
+    page_crashed: bool = False
+    console: list[str] = dataclasses.field(default_factory=list)
+    network: list[str] = dataclasses.field(default_factory=list)
+    lease_crashed: Callable[[], bool] = lambda: False
+
+    @property
+    def crashed(self) -> bool:
+        return self.page_crashed or self.lease_crashed()
+
+    async def route(self, route: Route, request: Request) -> None:
+        url = request.url
+        host = urlsplit(url).hostname or ""
+        if self.target.allows(host):
+            headers = dict(request.headers)
+            headers.update(self.tags)
+            headers["traceparent"] = traceparent(self.trace_id)
+            ua = headers.get("user-agent", "")
+            headers["user-agent"] = f"{ua} {self.ua_suffix}".strip()
+            await route.continue_(headers=headers)
+            return
+        if request.is_navigation_request() and _is_main_frame(request):
+            self.blocked.append(url)
+            await route.abort("blockedbyclient")
+            return
+        if self.target.block_third_party:
+            self.third_party_blocked += 1
+            await route.abort("blockedbyclient")
+            return
+        # Third-party subresources go out untouched: custom headers on them would turn
+        # simple CORS requests into preflighted ones and break the page.
+        await route.continue_()
+
+    def on_console(self, msg: ConsoleMessage) -> None:
+        if msg.type in ("error", "warning"):
+            self.console.append(f"{msg.type}: {msg.text} ({_location(msg)})")
+
+    def on_page_error(self, error: PlaywrightError) -> None:
+        self.console.append(f"uncaught: {error.message}")
+
+    def on_request_failed(self, request: Request) -> None:
+        self.network.append(f"FAILED {request.method} {request.url}: {request.failure}")
+
+    async def on_response(self, response: Any) -> None:
+        if response.status >= 400:
+            self.network.append(f"HTTP {response.status} {response.request.method} {response.url}")
+
+
+def _is_main_frame(request: Request) -> bool:
+    try:
+        return request.frame.parent_frame is None
+    except PlaywrightError:  # a service worker's request has no frame
+        return False
+
+
+def _location(msg: ConsoleMessage) -> str:
+    loc = msg.location
+    return f"{loc.get('url', '')}:{loc.get('lineNumber', '')}"
+
+
+class BrowserJourneyContext(Context):
+    """`Context` plus Navigation Timing per step: when a step's page is a new
+    document, its TTFB, DOMContentLoaded and load (seconds since navigation start)
+    go into the step's `timings`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._time_origin: float | None = None
+
+    @asynccontextmanager
+    async def step(self, name: str, *, soft: bool = False) -> AsyncIterator[None]:
+        timings: tuple[tuple[str, float], ...] = ()
+        before = len(self.steps)
+        async with super().step(name, soft=soft):
+            yield
+            timings = await self._navigation_timings()
+        if timings and len(self.steps) > before:
+            self.steps[-1] = dataclasses.replace(self.steps[-1], timings=timings)
+
+    async def _navigation_timings(self) -> tuple[tuple[str, float], ...]:
+        if self._page is None:
+            return ()
+        try:
+            async with asyncio.timeout(1.0):
+                nav = await self._page.evaluate(_NAV_JS)
+        except (PlaywrightError, TimeoutError):
+            return ()  # mid-navigation or a closed page: no timings for this step
+        if not nav or nav[0] == self._time_origin:
+            return ()
+        self._time_origin = nav[0]
+        names = ("ttfb", "dom_content_loaded", "load")
+        return tuple((n, v / 1000.0) for n, v in zip(names, nav[1:], strict=True) if v > 0)

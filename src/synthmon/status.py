@@ -1,0 +1,77 @@
+"""The daemon's face towards the status server: /readyz checks and /api/journeys."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from synthmon.sinks.latest import result_json
+
+if TYPE_CHECKING:
+    from synthmon.config import Settings
+    from synthmon.journeys.dsl import Journey
+    from synthmon.journeys.loader import LoadReport
+    from synthmon.model import Kind, Target
+    from synthmon.runners.base import Runner
+    from synthmon.safety import Safety
+    from synthmon.scheduling import Scheduler
+    from synthmon.sharding import Shard
+    from synthmon.sinks.latest import LatestResults
+
+
+class StatusMixin:
+    """Implements `web.server.StatusSource` from the daemon's parts."""
+
+    settings: Settings
+    state: str
+    scheduler: Scheduler
+    journeys: dict[str, Journey]
+    pairs: dict[str, tuple[Journey, Target]]
+    load_report: LoadReport
+    runners: dict[Kind, Runner]
+    latest: LatestResults
+    safety: Safety
+    shard: Shard | None
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {
+            "state": self.state,
+            "scheduler_running": self.scheduler.running,
+            "journeys_loaded": len(self.journeys),
+            "load_errors": [str(p) for p in self.load_report.problems],
+        }
+        ready = self.state == "running" and self.scheduler.running and bool(self.journeys)
+        for kind, runner in self.runners.items():
+            status = getattr(runner, "readiness", None)
+            if status is not None:
+                ok, detail = status()
+                checks[f"{kind.value}_runner"] = detail
+                ready = ready and ok
+        return ready, checks
+
+    def journeys_json(self) -> list[dict[str, Any]]:
+        out = []
+        for key, (j, t) in sorted(self.pairs.items()):
+            state = self.latest.get(j.name, t.name)
+            out.append(
+                {
+                    "journey": j.name,
+                    "target": t.name,
+                    "location": self.settings.location,
+                    "shard": str(self.shard) if self.shard else None,
+                    "kind": j.kind.value,
+                    "severity": j.severity.value,
+                    "schedule": j.schedule,
+                    "timeout_seconds": j.timeout,
+                    "tags": list(j.tags),
+                    "description": j.description,
+                    "runbook_url": j.runbook_url,
+                    "paused": self.safety.is_paused(j, t.name),
+                    "file": j.where,
+                    "next_run_at": self.scheduler.next_run(key),
+                    "runs": state.runs if state else 0,
+                    "consecutive_failures": state.consecutive_failures if state else 0,
+                    "last_success_at": state.last_success_at if state else None,
+                    "last_result": result_json(state.last) if state and state.last else None,
+                }
+            )
+        return out
