@@ -451,7 +451,7 @@ class TestKubernetes:
         """The ConfigMap carries exactly the repository's example journeys, unchanged."""
         [cm] = [c for c in of_kind("ConfigMap") if c["metadata"]["name"] == "synthmon-journeys"]
         files = {p.name: p.read_text() for p in (ROOT / "journeys").glob("*.py")}
-        assert cm["data"] == files
+        assert cm["data"] == files, "regenerate: python scripts/sync_journeys_configmap.py"
 
 
 # -- systemd -------------------------------------------------------------------------
