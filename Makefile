@@ -59,8 +59,8 @@ run: setup
 	  $(BIN)/synthmon run --config config.example.toml
 
 lint: venv
-	$(BIN)/ruff check src tests bench journeys
-	$(BIN)/ruff format --check src tests bench journeys
+	$(BIN)/ruff check src tests bench journeys scripts
+	$(BIN)/ruff format --check src tests bench journeys scripts
 
 typecheck: venv
 	$(BIN)/mypy
