@@ -111,6 +111,7 @@ class AlertEngine:
         self._extra_notifiers = dict(notifiers or {})
         self._log = LogNotifier()
         self._tracked: dict[str, Tracked] = {}
+        self._dirty: set[str] = set()
         self._store: AlertStore | None = None
         self._client: httpx.AsyncClient | None = None
         self.outbox: Outbox | None = None
@@ -159,6 +160,8 @@ class AlertEngine:
             self._tick_task.cancel()
             await asyncio.gather(self._tick_task, return_exceptions=True)
             self._tick_task = None
+        if self._store is not None:
+            self.flush_states()
         if self.outbox is not None and self._store is not None:
             await self.outbox.stop(flush_seconds)
         if self._client is not None:
@@ -305,7 +308,14 @@ class AlertEngine:
                 t.am_sent_at = self._clock()
             t.notified = False
         self._tracked[key] = t
-        self.store.save_state(key, t.to_json())
+        if transition is not None or outcome is Outcome.FAIL or t.policy.state is not AlertState.OK:
+            self.store.save_state(key, t.to_json())
+            self._dirty.discard(key)
+        else:
+            # Steady passes only move counters and last_success_at: written by the next
+            # tick (and at stop) rather than one SQLite write per run. Anything that
+            # matters across a restart (a failure, a transition) is written at once.
+            self._dirty.add(key)
 
     def _announce(self, t: Tracked, journey: Journey, now: float) -> None:
         """Send the trigger of the current incident, unless silenced (then the tick
@@ -345,8 +355,17 @@ class AlertEngine:
                 log.exception("alerting_tick_failed")
             await asyncio.sleep(period)
 
+    def flush_states(self) -> None:
+        """Persist states whose steady passes were not written yet."""
+        for key in list(self._dirty):
+            t = self._tracked.get(key)
+            if t is not None:
+                self.store.save_state(key, t.to_json())
+        self._dirty.clear()
+
     def tick(self) -> None:
         """Re-sends, reminders, announcements after silences, heartbeat."""
+        self.flush_states()
         now = self._clock()
         c = self.config
         for key, t in list(self._tracked.items()):
