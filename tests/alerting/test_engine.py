@@ -136,3 +136,31 @@ class TestReminders:
         assert events[-1] == "resolve"
         assert set(events[1:-1]) == {"reminder"}
         assert len({b["incident"] for b in receiver.json("/webhook")}) == 1
+
+
+class TestPersistence:
+    async def test_steady_passes_are_persisted_by_tick_and_stop(
+        self, make_engine: Build, tmp_path: Path
+    ) -> None:
+        """Passes are not written one by one, yet a tick and a stop persist the latest
+        state (last success time) so a restart does not forget it."""
+        from synthmon.alerting.alert import AlertName
+        from synthmon.alerting.store import AlertStore
+
+        engine = make_engine()
+        await engine.emit(result(1))
+        key = engine._key(AlertName.FAILED, "shop", "prod")
+        before = engine.store.load_states().get(key)
+        assert before is None  # not written per pass
+        engine.tick()
+        first = engine.store.load_states()[key]["policy"]["last_success_at"]
+        assert first is not None
+        await engine.emit(result(2))
+        await engine.stop()
+        store = AlertStore(tmp_path / "alerting.sqlite3")
+        try:
+            saved = store.load_states()[key]["policy"]
+        finally:
+            store.close()
+        assert saved["last_success_at"] >= first
+        assert saved["consecutive_passes"] == 2

@@ -357,11 +357,11 @@ class AlertEngine:
 
     def flush_states(self) -> None:
         """Persist states whose steady passes were not written yet."""
-        for key in list(self._dirty):
-            t = self._tracked.get(key)
-            if t is not None:
-                self.store.save_state(key, t.to_json())
+        if not self._dirty:
+            return
+        states = {k: t.to_json() for k in self._dirty if (t := self._tracked.get(k)) is not None}
         self._dirty.clear()
+        self.store.save_states(states)
 
     def tick(self) -> None:
         """Re-sends, reminders, announcements after silences, heartbeat."""

@@ -138,6 +138,15 @@ class AlertStore:
             (key, json.dumps(state, sort_keys=True)),
         )
 
+    def save_states(self, states: Mapping[str, Mapping[str, Any]]) -> None:
+        """Several states in one transaction (one write instead of one per key)."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO alert_state (key, state) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
+                [(k, json.dumps(v, sort_keys=True)) for k, v in states.items()],
+            )
+
     def delete_state(self, key: str) -> None:
         self._db.execute("DELETE FROM alert_state WHERE key = ?", (key,))
 
