@@ -164,3 +164,23 @@ class TestPersistence:
             store.close()
         assert saved["last_success_at"] >= first
         assert saved["consecutive_passes"] == 2
+
+
+class TestLinks:
+    def test_artifact_and_status_links_match_the_status_server(self, tmp_path: Path) -> None:
+        """Artifact paths on disk become /artifacts/<journey>/<run_id>/<file> links and
+        the status link names the journey, as the status server serves them."""
+        eng = AlertEngine(
+            AlertingConfig(),
+            data_dir=tmp_path,
+            registry=CollectorRegistry(),
+            journeys={"shop": shop}.get,
+            external_url="https://synthmon.example",
+        )
+        disk = "/var/lib/synthmon/artifacts/shop/01abc/screenshot.png"
+        assert eng._artifact_url(disk) == (
+            "https://synthmon.example/artifacts/shop/01abc/screenshot.png"
+        )
+        assert (
+            eng._status_url("shop", "prod") == "https://synthmon.example/journeys/shop?target=prod"
+        )

@@ -70,6 +70,7 @@ class TestScheduledRuns:
                 health = await client.get("/healthz")
                 ready = await client.get("/readyz")
                 api = (await client.get("/api/journeys")).json()["journeys"]
+                page = await client.get("/journeys/fast", follow_redirects=True)
         labels = {"journey": "fast", "target": "demo"}
         assert sample(text, "synthmon_journey_success", severity="critical", **labels) == 1
         assert (sample(text, "synthmon_journey_runs_total", result="success", **labels) or 0) >= 2
@@ -103,6 +104,7 @@ class TestScheduledRuns:
         )
         assert (health.status_code, health.text.strip()) == (200, "ok")
         assert ready.status_code == 200 and ready.json()["ready"] is True
+        assert page.json()["journeys"][0]["journey"] == "fast"  # alert links land here
         [entry] = api
         assert entry["journey"] == "fast" and entry["target"] == "demo"
         assert entry["last_result"]["status"] == "success"

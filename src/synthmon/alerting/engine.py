@@ -19,6 +19,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -509,4 +510,7 @@ class AlertEngine:
     def _artifact_url(self, artifact: str) -> str:
         if "://" in artifact or self._external_url is None:
             return artifact
-        return f"{self._external_url}/artifacts/{quote(artifact.lstrip('/'))}"
+        # Runs store `<artifacts dir>/<journey>/<run_id>/<file>`; the status server
+        # serves exactly those three parts under /artifacts/.
+        parts = PurePath(artifact).parts[-3:]
+        return f"{self._external_url}/artifacts/{'/'.join(quote(p) for p in parts)}"

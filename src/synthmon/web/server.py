@@ -42,6 +42,8 @@ class StatusServer:
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/api/journeys", self._journeys)
         self.app.router.add_get("/api/journeys/{name}", self._journey)
+        # Alert links point here; until the status page exists it shows the API's view.
+        self.app.router.add_get("/journeys/{name}", self._journey_page)
         if extra_routes is not None:
             extra_routes(self.app)
         self._runner: web.AppRunner | None = None
@@ -90,6 +92,9 @@ class StatusServer:
 
     async def _journeys(self, request: web.Request) -> web.Response:
         return web.json_response({"journeys": self._source.journeys_json()})
+
+    async def _journey_page(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"/api/journeys/{request.match_info['name']}")
 
     async def _journey(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
