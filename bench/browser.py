@@ -178,7 +178,7 @@ def _mb(n: float) -> float:
     return round(n / 1024 / 1024, 1)
 
 
-async def bench(runs: int = 40, leak_runs: int = 500) -> dict[str, Any]:
+async def bench(runs: int = 40, leak_runs: int = 500, leak_only: bool = False) -> dict[str, Any]:
     shop, url = _start_shop()
     target = Target("bench", url, frozenset({"127.0.0.1"}))
     out: dict[str, Any] = {"runs_per_mode": runs}
@@ -188,7 +188,7 @@ async def bench(runs: int = 40, leak_runs: int = 500) -> dict[str, Any]:
             # Warm the page cache for Chromium's binary so (a) does not pay a cold start.
             await launch_per_run(target, 1, artifacts)
 
-            for concurrency in (CONCURRENCY, 1):
+            for concurrency in () if leak_only else (CONCURRENCY, 1):
                 out[f"concurrency_{concurrency}"] = await compare(
                     target, runs, artifacts, shop.pid, concurrency
                 )
@@ -234,26 +234,54 @@ async def compare(
     return out
 
 
+def _chromium(me: psutil.Process) -> list[psutil.Process]:
+    """Chromium processes descending from this process (started by our pools)."""
+    found = []
+    for p in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "chrom" in p.name().lower():
+                found.append(p)
+    return found
+
+
+def _kill_browser(me: psutil.Process) -> int:
+    """SIGKILL the browser's main process (a Chromium whose parent is not Chromium)."""
+    for p in _chromium(me):
+        with contextlib.suppress(psutil.Error):
+            parent = p.parent()
+            if parent is None or "chrom" not in parent.name().lower():
+                p.kill()
+                return p.pid
+    return 0
+
+
 async def leak_check(target: Target, total: int, artifacts: Path) -> dict[str, Any]:
     """RSS after run 50 and after run `total` of one pooled runner (recycling as
-    configured by default: a fresh browser every 200 runs)."""
+    configured by default: a fresh browser every 200 runs), with the browser killed
+    (SIGKILL) every 250 runs; then shut down and count Chromium processes left."""
     runner = _runner(_pool(), artifacts)
     me = psutil.Process()
     marks: dict[int, dict[str, float]] = {}
-    failed = 0
+    failed = crashes = 0
     try:
         done = 0
-        for mark in (50, total):
+        checkpoints = sorted({50, total, *range(250, total, 250)})
+        for mark in checkpoints:
             statuses = await pooled(runner, target, mark - done)
             failed += sum(s is not Status.SUCCESS for s in statuses)
             done = mark
-            marks[mark] = {
-                "daemon_rss_mb": _mb(me.memory_info().rss),
-                "browser_rss_mb": _mb(runner.pool.rss_bytes()),
-            }
+            if mark in (50, total):
+                marks[mark] = {
+                    "daemon_rss_mb": _mb(me.memory_info().rss),
+                    "browser_rss_mb": _mb(runner.pool.rss_bytes()),
+                }
+            if mark % 250 == 0 and mark != total and _kill_browser(me):
+                crashes += 1
         launches = runner.pool.launches
     finally:
         await runner.aclose()
+    await asyncio.sleep(1.0)
+    left = len(_chromium(me))
     first, last = marks[50], marks[total]
     return {
         "runs": total,
@@ -263,17 +291,21 @@ async def leak_check(target: Target, total: int, artifacts: Path) -> dict[str, A
             (last["daemon_rss_mb"] - first["daemon_rss_mb"]) / first["daemon_rss_mb"] * 100, 1
         ),
         "browser_launches": launches,
+        "browser_kills": crashes,
         "failed_runs": failed,
+        "chromium_left_after_shutdown": left,
     }
 
 
-async def main(quick: bool = False, leak_runs: int | None = None) -> dict[str, Any]:
+async def main(
+    quick: bool = False, leak_runs: int | None = None, leak_only: bool = False
+) -> dict[str, Any]:
     """Entry point of bench/run.py (`make bench`): prints the figures, returns them."""
     if leak_runs is None:
         leak_runs = 60 if quick else 500
-    figures = await bench(runs=10 if quick else 40, leak_runs=leak_runs)
+    figures = await bench(runs=10 if quick else 40, leak_runs=leak_runs, leak_only=leak_only)
     print(json.dumps(figures, indent=2), flush=True)
-    for concurrency in (CONCURRENCY, 1):
+    for concurrency in () if leak_only else (CONCURRENCY, 1):
         fig = figures[f"concurrency_{concurrency}"]
         lpr, pool = fig["launch_per_run"], fig["pooled"]
         print(
@@ -286,7 +318,9 @@ async def main(quick: bool = False, leak_runs: int | None = None) -> dict[str, A
         leak = figures["leak"]
         print(
             f"== browser: daemon RSS growth run 50 -> {leak['runs']}: "
-            f"{leak['daemon_growth_pct']}% (target <= 10%)",
+            f"{leak['daemon_growth_pct']}% (target <= 10%); {leak['browser_kills']} browser "
+            f"kills, {leak['failed_runs']} failed runs, "
+            f"{leak['chromium_left_after_shutdown']} Chromium processes left after shutdown",
             flush=True,
         )
     return figures
@@ -300,6 +334,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
     parser.add_argument("--leak-runs", type=int, help="runs of the leak check (0: skip it)")
+    parser.add_argument(
+        "--leak-only", action="store_true", help="only the leak check (no throughput comparison)"
+    )
     args = parser.parse_args()
     # Figures on stdout; only warnings (failed captures, crashes) on stderr.
     structlog.configure(
@@ -308,4 +345,4 @@ if __name__ == "__main__":
     )
     # SIGTERM unwinds like Ctrl-C, so the demo shop child is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    asyncio.run(main(args.quick, args.leak_runs))
+    asyncio.run(main(args.quick, args.leak_runs, args.leak_only))

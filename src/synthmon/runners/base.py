@@ -226,8 +226,11 @@ def error_result(
     reason: str,
     message: str,
     attempt: int,
+    *,
+    duration: float | None = None,
+    error_type: str = "InfrastructureError",
 ) -> RunResult:
-    """A run that never reached the journey, for a reason of synthmon's own."""
+    """A run that never reached (or lost) the journey, for a reason of synthmon's own."""
     return RunResult(
         journey=journey.name,
         target=target.name,
@@ -235,8 +238,8 @@ def error_result(
         trace_id=run_id,
         status=Status.ERROR,
         started_at=started,
-        duration=time.time() - started,
-        error_type="InfrastructureError",
+        duration=time.time() - started if duration is None else duration,
+        error_type=error_type,
         error_message=message,
         reason=reason,
         attempt=attempt,

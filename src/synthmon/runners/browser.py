@@ -30,7 +30,7 @@ from synthmon.errors import (
     InfrastructureError,
 )
 from synthmon.model import RunResult, RunSource, Status, Target
-from synthmon.runners.base import classify, describe, execute, run_cleanups
+from synthmon.runners.base import classify, describe, error_result, execute, run_cleanups
 from synthmon.runners.browser_context import BrowserJourneyContext, RunState
 from synthmon.runners.browser_pool import BrowserPool, PoolEvents, PoolOptions
 
@@ -131,8 +131,16 @@ class BrowserRunner:
                     started_at=started_at,
                 )
         except InfrastructureError as exc:
-            return _infra_result(
-                journey, target, run_id, started_at, self._clock() - t0, exc, attempt
+            return error_result(
+                journey,
+                target,
+                run_id,
+                started_at,
+                exc.reason,
+                str(exc),
+                attempt,
+                duration=self._clock() - t0,
+                error_type=type(exc).__name__,
             )
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
@@ -384,30 +392,6 @@ async def _force_close(context: BrowserContext) -> None:
     except (PlaywrightError, TimeoutError) as exc:
         # A dead browser has no context to close; the pool reaps it.
         log.debug("context_close_failed", error=_first_line(exc))
-
-
-def _infra_result(
-    journey: Journey,
-    target: Target,
-    run_id: str,
-    started_at: float,
-    duration: float,
-    exc: InfrastructureError,
-    attempt: int,
-) -> RunResult:
-    return RunResult(
-        journey=journey.name,
-        target=target.name,
-        run_id=run_id,
-        trace_id=run_id,
-        status=Status.ERROR,
-        started_at=started_at,
-        duration=duration,
-        error_type=type(exc).__name__,
-        error_message=str(exc),
-        reason=exc.reason,
-        attempt=attempt,
-    )
 
 
 def _first_line(exc: BaseException) -> str:
