@@ -18,7 +18,6 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +39,6 @@ from synthmon.alerting.policy import (
     INTERNAL_ERROR_POLICY,
     AlertState,
     Outcome,
-    PairState,
     Policy,
     Transition,
     advance,
@@ -50,6 +48,7 @@ from synthmon.alerting.scrub import scrub
 from synthmon.alerting.settings import AlertingConfig
 from synthmon.alerting.silences import Silences
 from synthmon.alerting.store import AlertStore
+from synthmon.alerting.tracked import Tracked
 from synthmon.durations import format_duration
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult, Severity
@@ -57,35 +56,6 @@ from synthmon.model import RunResult, Severity
 log = structlog.get_logger("synthmon.alerting")
 
 DB_NAME = "alerting.sqlite3"
-
-
-@dataclass(slots=True)
-class Tracked:
-    """One alert's policy state plus what was notified about it (persisted as JSON)."""
-
-    alertname: AlertName
-    journey: str
-    target: str
-    policy: PairState = field(default_factory=PairState)
-    notified: bool = False  # the current incident was announced
-    reminded_at: float = 0.0
-    am_sent_at: float = 0.0
-    resolved_at: float | None = None
-    routes: list[str] = field(default_factory=list)
-    last: dict[str, Any] | None = None  # the last Alert sent or due (JSON)
-
-    def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["alertname"] = self.alertname.value
-        data["policy"] = self.policy.to_json()
-        return data
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Tracked:
-        kw = dict(data)
-        kw["alertname"] = AlertName(kw["alertname"])
-        kw["policy"] = PairState.from_json(kw["policy"])
-        return cls(**kw)
 
 
 class AlertEngine:
