@@ -5,11 +5,11 @@ never import prometheus_client)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from synthmon.model import RunResult
+from synthmon.sinks.metrics import at_location
 
 NAVIGATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
 
@@ -75,7 +75,7 @@ class BrowserMetrics:
         if event == "launch":
             self.launches.labels(reason, *self._loc).inc()
         elif event == "crash":
-            _at(self.crashes, self._loc).inc()
+            at_location(self.crashes, self._loc).inc()
         elif event == "recycle":
             self.recycles.labels(reason, *self._loc).inc()
 
@@ -86,7 +86,7 @@ class BrowserMetrics:
             "rss_bytes": self.rss,
         }.get(name)
         if metric is not None:
-            _at(metric, self._loc).set(value)
+            at_location(metric, self._loc).set(value)
 
     # -- sink ------------------------------------------------------------------------
 
@@ -108,8 +108,3 @@ class BrowserMetrics:
             for step, phase in self._series.pop(key):
                 with contextlib.suppress(KeyError):
                     self.navigation.remove(key[0], key[1], step, phase, *self._loc)
-
-
-def _at(metric: Any, loc: tuple[str, ...]) -> Any:
-    # prometheus_client refuses .labels() on a metric without labels.
-    return metric.labels(*loc) if loc else metric

@@ -170,7 +170,7 @@ class Metrics:
                 *self._loc,
             ).set(1)
             self.interval.labels(j.name, *self._loc).set(j.interval or 0)
-        _at(self.journeys_loaded, self._loc).set(len({j for j, _ in new}))
+        at_location(self.journeys_loaded, self._loc).set(len({j for j, _ in new}))
 
     def _remove_pair(self, key: tuple[str, str], j: Journey) -> None:
         self._children.pop(key, None)
@@ -208,13 +208,13 @@ class Metrics:
         self.skipped.labels(journey, target, *self._loc, reason).inc(n)
 
     def observe_lag(self, seconds: float) -> None:
-        _at(self.scheduler_lag, self._loc).observe(max(seconds, 0.0))
+        at_location(self.scheduler_lag, self._loc).observe(max(seconds, 0.0))
 
     def set_loop_lag(self, seconds: float) -> None:
-        _at(self.loop_lag, self._loc).set(seconds)
+        at_location(self.loop_lag, self._loc).set(seconds)
 
     def set_in_flight(self, n: int) -> None:
-        _at(self.in_flight, self._loc).set(n)
+        at_location(self.in_flight, self._loc).set(n)
 
     def sink_problem(self, sink: str, problem: str) -> None:
         self.sink_problems.labels(sink, problem, *self._loc).inc()
@@ -295,7 +295,7 @@ class MetricsSink:
         self.metrics.observe(result)
 
 
-def _at(metric: Gauge | Histogram, loc: tuple[str, ...]) -> Any:
+def at_location(metric: Any, loc: tuple[str, ...]) -> Any:
     # prometheus_client refuses .labels() on a metric without labels.
     return metric.labels(*loc) if loc else metric
 
