@@ -72,6 +72,7 @@ class TestOutcomes:
         assert "500" in (result.error_message or "")
         assert "/api/products?q=mug" in (result.error_message or "")
         assert "j.py:" in (result.error_message or "")
+        assert "For more information" not in (result.error_message or "")
 
     async def test_bare_assert_quotes_the_source(self, shop: RunningShop, tmp_path: Path) -> None:
         """A bare assert without a message still says which check failed."""

@@ -105,6 +105,9 @@ def describe(exc: BaseException, journey_file: str | None = None) -> tuple[str, 
     for a bare assert, the journey source line that failed."""
     etype = type(exc).__name__
     msg = _playwright_message(exc) if isinstance(exc, PlaywrightError) else str(exc).strip()
+    if isinstance(exc, httpx.HTTPStatusError) and msg:
+        # httpx appends "For more information check: <MDN link>": noise in an alert.
+        msg = msg.splitlines()[0]
     if isinstance(exc, httpx.HTTPError):
         try:
             req = exc.request
