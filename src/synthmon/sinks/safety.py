@@ -42,6 +42,8 @@ class SafetyMetrics:
         )
         # Pairs with a cleanup_failures series.
         self._ran: set[tuple[str, str]] = set()
+        # Pairs that exist now (None until the first set_paused).
+        self._current: set[tuple[str, str]] | None = None
 
     def set_paused(self, pairs: Iterable[tuple[str, str, bool]]) -> None:
         """(journey, target, paused) for every pair that exists now. Series of pairs
@@ -55,13 +57,17 @@ class SafetyMetrics:
             with contextlib.suppress(KeyError):
                 self.cleanup_failures.remove(*gone, *self._loc)
         self._ran &= current
+        self._current = current
 
     def set_pool(self, pool: str, size: int, in_use: int) -> None:
         self.pool_size.labels(pool, *self._loc).set(size)
         self.pool_in_use.labels(pool, *self._loc).set(in_use)
 
     async def emit(self, result: RunResult) -> None:
-        self._ran.add((result.journey, result.target))
+        key = (result.journey, result.target)
+        if self._current is not None and key not in self._current:
+            return  # finished after its journey was removed: do not resurrect its series
+        self._ran.add(key)
         labels = (result.journey, result.target, *self._loc)
         counter = self.cleanup_failures.labels(*labels)  # exists at 0 once the pair ran
         if result.cleanup_failures:
