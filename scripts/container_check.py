@@ -246,7 +246,7 @@ def run_image(rootfs: Path, parser: DockerfileParser) -> None:
     )
     env_args = [f"{k}={v}" for k, v in envs.items()]
     shop = subprocess.Popen(
-        [sys.executable, "-m", "synthmon.demo", "--port", str(shop_port)],
+        [sys.executable, "-m", "synthmon_demo", "--port", str(shop_port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

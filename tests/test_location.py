@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from synthmon.demo import RunningShop
 from synthmon.location import location_of, location_stamp
 from synthmon.model import RunResult, Status
 from synthmon.sinks.logs import LogSink
+from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon, sample, scrape
 
 JOURNEY = {

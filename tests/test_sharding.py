@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from synthmon.cli import check, main
-from synthmon.config import load_settings
+from synthmon.config.settings import load_settings
 from synthmon.daemon import pair_key
 from synthmon.errors import ConfigError
-from synthmon.sharding import Shard, moved_fraction, owned, owner, parse_shard, weight
+from synthmon.scheduling.sharding import Shard, moved_fraction, owned, owner, parse_shard, weight
 from tests.harness import write_config, write_journeys
 
 KEYS = [f"journey_{i:04d}@{t}" for i in range(2000) for t in ("production", "staging")]

@@ -22,27 +22,27 @@ from prometheus_client import CollectorRegistry
 
 from synthmon._version import __version__
 from synthmon.alerting.engine import AlertEngine
-from synthmon.config import Settings
+from synthmon.config.settings import Settings
 from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
 from synthmon.location import location_stamp
 from synthmon.model import Kind, RunResult, RunSource, Target
 from synthmon.runners.base import Runner, error_result, new_run_id
-from synthmon.runners.browser import browser_runner_from_settings
+from synthmon.runners.browser.runner import browser_runner_from_settings
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
-from synthmon.safety import Safety
-from synthmon.scheduling import Schedule, Scheduler
-from synthmon.sharding import Shard, owned, parse_shard
+from synthmon.runtime.watchdog import LoopWatchdog
+from synthmon.safety.facade import Safety
+from synthmon.scheduling.scheduler import Schedule, Scheduler
+from synthmon.scheduling.sharding import Shard, owned, parse_shard
 from synthmon.sinks.browser_metrics import BrowserMetrics
 from synthmon.sinks.fanout import Fanout, Sink
 from synthmon.sinks.latest import LatestResults
 from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
-from synthmon.status import StatusMixin
-from synthmon.watchdog import LoopWatchdog
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
+from synthmon.web.status import StatusMixin
 
 log = structlog.get_logger("synthmon.daemon")
 

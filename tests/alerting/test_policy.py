@@ -181,7 +181,7 @@ class TestRetryFitsInterval:
         """A 1 s critical journey gets no 5 s retry: its next run is the confirmation."""
         from synthmon import journey
         from synthmon.alerting.policybook import PolicyBook
-        from synthmon.alerting.settings import AlertingConfig
+        from synthmon.config.alerting import AlertingConfig
 
         async def f(ctx: object) -> None: ...
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
-from synthmon.artifacts import ArtifactStore, scrub_zip
+from synthmon.runners.browser.artifacts import ArtifactStore, scrub_zip
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from synthmon import Journey, RunResult, Status
-from synthmon.demo import RunningShop
 from synthmon.journeys.loader import load_journeys
 from synthmon.model import Target
 from synthmon.runners.base import new_run_id
 from synthmon.runners.http import HttpRunner
+from synthmon_demo import RunningShop
 from tests.conftest import set_chaos
 from tests.harness import write_journeys
 

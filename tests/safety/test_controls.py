@@ -12,12 +12,12 @@ import pytest
 from pydantic import SecretStr
 
 from synthmon.cli import main
-from synthmon.config import Settings, load_settings
-from synthmon.controls import PauseControls
+from synthmon.config.settings import Settings, load_settings
 from synthmon.daemon import Daemon
-from synthmon.demo import RunningShop
 from synthmon.errors import ConfigError
+from synthmon.safety.pauses import PauseControls
 from synthmon.web.control import AccessPolicy
+from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon, sample, scrape
 
 JOURNEYS = {

@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from synthmon.durations import parse_duration
+from synthmon.config.durations import parse_duration
 from synthmon.model import Severity
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from synthmon.alerting.policy import DEFAULTS, Policy, parse_override
-from synthmon.alerting.settings import AlertingConfig
+from synthmon.config.alerting import AlertingConfig
 from synthmon.journeys.dsl import Journey
 
 log = structlog.get_logger("synthmon.alerting")

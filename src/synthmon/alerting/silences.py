@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from synthmon.alerting.settings import MaintenanceWindow
 from synthmon.alerting.store import AlertStore
+from synthmon.config.alerting import MaintenanceWindow
 
 MATCHER_KEYS = ("journey", "target", "tag")
 

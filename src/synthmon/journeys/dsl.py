@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
-from synthmon.durations import format_duration, parse_duration
+from synthmon.config.durations import format_duration, parse_duration
 from synthmon.errors import JourneyDefinitionError
 from synthmon.model import Kind, Severity
 

@@ -15,8 +15,8 @@ import httpx
 from synthmon.errors import HostNotAllowedError
 from synthmon.journeys.context import Context
 from synthmon.model import RunResult, RunSource, Target
-from synthmon.ratelimit import RateLimits
 from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
+from synthmon.safety.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from synthmon.journeys.dsl import Journey

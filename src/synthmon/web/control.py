@@ -27,7 +27,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from pydantic import SecretStr
 
-from synthmon.scrub import Scrubber
+from synthmon.safety.scrub import Scrubber
 
 log = structlog.get_logger("synthmon.web")
 

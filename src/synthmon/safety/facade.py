@@ -17,18 +17,18 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from synthmon.accounts import AccountPools
-from synthmon.config import Settings
-from synthmon.controls import PauseControls
+from synthmon.config.secrets import secret_values
+from synthmon.config.settings import Settings
 from synthmon.journeys.dsl import Journey
 from synthmon.model import Target
-from synthmon.ratelimit import RateLimits, pace_browser
-from synthmon.scrub import Scrubber
-from synthmon.secrets import secret_values
-from synthmon.sinks.safety import SafetyMetrics
+from synthmon.safety.accounts import AccountPools
+from synthmon.safety.pauses import PauseControls
+from synthmon.safety.ratelimit import RateLimits, pace_browser
+from synthmon.safety.scrub import Scrubber
+from synthmon.sinks.safety_metrics import SafetyMetrics
 from synthmon.web import control
 
-log = structlog.get_logger("synthmon.safety")
+log = structlog.get_logger("synthmon.safety.facade")
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext

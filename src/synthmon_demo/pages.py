@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from synthmon.demo.state import Line, Order, Product
+from synthmon_demo.state import Line, Order, Product
 
 _CSS = """
 body { font-family: system-ui, sans-serif; max-width: 48rem; margin: 2rem auto; padding: 0 1rem; }

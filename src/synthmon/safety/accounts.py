@@ -18,7 +18,7 @@ from types import MappingProxyType
 import pyotp
 from pydantic import SecretStr
 
-from synthmon.config import AccountConfig, Settings
+from synthmon.config.settings import AccountConfig, Settings
 from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import Problem

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from synthmon.config import ENV_PREFIX, ServerConfig
+from synthmon.config.settings import ENV_PREFIX, ServerConfig
 from synthmon.errors import ConfigError
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2

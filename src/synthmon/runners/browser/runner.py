@@ -23,7 +23,6 @@ from playwright.async_api import BrowserContext, Page
 from playwright.async_api import Error as PlaywrightError
 
 from synthmon._version import __version__
-from synthmon.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
 from synthmon.errors import (
     BrowserCrashError,
     HostNotAllowedError,
@@ -31,11 +30,12 @@ from synthmon.errors import (
 )
 from synthmon.model import RunResult, RunSource, Status, Target
 from synthmon.runners.base import classify, describe, error_result, execute, run_cleanups
-from synthmon.runners.browser_context import BrowserJourneyContext, RunState
-from synthmon.runners.browser_pool import BrowserPool, PoolEvents, PoolOptions
+from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
+from synthmon.runners.browser.page import BrowserJourneyContext, RunState
+from synthmon.runners.browser.pool import BrowserPool, PoolEvents, PoolOptions
 
 if TYPE_CHECKING:
-    from synthmon.config import Settings
+    from synthmon.config.settings import Settings
     from synthmon.journeys.dsl import Journey
 
 log = structlog.get_logger("synthmon.browser")

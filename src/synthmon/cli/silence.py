@@ -11,7 +11,7 @@ from typing import TextIO
 
 from synthmon.alerting.engine import DB_NAME
 from synthmon.alerting.store import AlertStore
-from synthmon.durations import format_duration, parse_duration
+from synthmon.config.durations import format_duration, parse_duration
 from synthmon.errors import ConfigError
 
 

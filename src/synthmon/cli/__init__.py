@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TextIO
 
 from synthmon._version import __version__
-from synthmon.config import Settings, load_settings
+from synthmon.config.secrets import unresolved_secrets, unresolved_secrets_allowed
+from synthmon.config.settings import Settings, load_settings
 from synthmon.errors import ConfigError
 from synthmon.journeys.loader import load_journeys
-from synthmon.secrets import unresolved_secrets, unresolved_secrets_allowed
-from synthmon.sharding import Shard, parse_shard
+from synthmon.scheduling.sharding import Shard, parse_shard
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = "synthmon.toml"
@@ -40,8 +40,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_shard_arg,
         help="list only what shard INDEX/COUNT owns, e.g. 2/5 (default: shard from config)",
     )
-    from synthmon.alerting import silence_cli
-    from synthmon.pausecli import add_parsers
+    from synthmon.cli import silence as silence_cli
+    from synthmon.cli.pause import add_parsers
 
     add_parsers(sub)
     silence_cli.add_parser(sub)
@@ -64,7 +64,7 @@ def _settings(path: str | None) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in ("pause", "resume"):
-        from synthmon.pausecli import pause_command
+        from synthmon.cli.pause import pause_command
 
         path = args.config
         if path is None and Path(DEFAULT_CONFIG).exists():
@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"synthmon: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "silence":
-        from synthmon.alerting import silence_cli
+        from synthmon.cli import silence as silence_cli
 
         return silence_cli.main(args, settings.data_dir, out=sys.stdout, err=sys.stderr)
     if args.command == "check":
@@ -92,8 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(settings: Settings) -> int:
     from synthmon.daemon import Daemon
-    from synthmon.logsetup import configure_logging
-    from synthmon.safety import scrubber_for
+    from synthmon.runtime.logs import configure_logging
+    from synthmon.safety.facade import scrubber_for
 
     configure_logging(
         level=settings.logging.level,
@@ -152,8 +152,8 @@ def check(
         print(f"shard {shard} owns {owned_pairs} of {all_pairs} (journey, target) pairs", file=out)
     for field, missing in unresolved_secrets(settings):
         print(f"warning: {field}: {missing} (needed by `synthmon run`)", file=err)
-    from synthmon.accounts import pool_problems
     from synthmon.alerting.policybook import policy_problems
+    from synthmon.safety.accounts import pool_problems
 
     problems = [
         *report.problems,

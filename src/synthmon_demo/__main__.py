@@ -1,4 +1,4 @@
-"""``python -m synthmon.demo``: serve the demo shop until SIGINT or SIGTERM."""
+"""``python -m synthmon_demo``: serve the demo shop until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from synthmon.demo.shop import serve
+from synthmon_demo.shop import serve
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m synthmon.demo",
+        prog="python -m synthmon_demo",
         description="Serve synthmon's demo shop (a target for example journeys).",
     )
     parser.add_argument(

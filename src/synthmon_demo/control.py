@@ -20,13 +20,13 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from synthmon.demo import pages
-from synthmon.demo.state import CHAOS_MODES, DEFAULT_SLOW_DELAY, ShopState
+from synthmon_demo import pages
+from synthmon_demo.state import CHAOS_MODES, DEFAULT_SLOW_DELAY, ShopState
 
-STATE_KEY: Final = web.AppKey("synthmon.demo.state", ShopState)
+STATE_KEY: Final = web.AppKey("synthmon_demo.state", ShopState)
 # Set when the app starts shutting down, so simulated hangs and slowness end at once
 # instead of holding shutdown for aiohttp's two shutdown_timeout waits.
-_STOPPING_KEY: Final = web.AppKey("synthmon.demo.stopping", asyncio.Event)
+_STOPPING_KEY: Final = web.AppKey("synthmon_demo.stopping", asyncio.Event)
 
 # How often a hanging request checks whether its client is gone. aiohttp does not cancel
 # handlers on disconnect by default (handler_cancellation=False), so without this check a

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 from synthmon.sinks.latest import result_json
 
 if TYPE_CHECKING:
-    from synthmon.config import Settings
+    from synthmon.config.settings import Settings
     from synthmon.journeys.dsl import Journey
     from synthmon.journeys.loader import LoadReport
     from synthmon.model import Kind, Target
     from synthmon.runners.base import Runner
-    from synthmon.safety import Safety
-    from synthmon.scheduling import Scheduler
-    from synthmon.sharding import Shard
+    from synthmon.safety.facade import Safety
+    from synthmon.scheduling.scheduler import Scheduler
+    from synthmon.scheduling.sharding import Shard
     from synthmon.sinks.latest import LatestResults
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import structlog
 
-log = structlog.get_logger("synthmon.artifacts")
+log = structlog.get_logger("synthmon.runners.browser.artifacts")
 
 Scrubber = Callable[[str], str]
 

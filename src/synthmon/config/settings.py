@@ -28,12 +28,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from synthmon.alerting.settings import AlertingConfig
-from synthmon.durations import parse_duration
+from synthmon.config.alerting import AlertingConfig
+from synthmon.config.durations import parse_duration
+from synthmon.config.secrets import SecretRef, UnresolvedSecret
 from synthmon.errors import ConfigError
 from synthmon.model import Target
-from synthmon.secrets import SecretRef, UnresolvedSecret
-from synthmon.sharding import parse_shard
+from synthmon.scheduling.sharding import parse_shard
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

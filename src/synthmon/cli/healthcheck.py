@@ -1,4 +1,4 @@
-"""`python -m synthmon.healthcheck`: exit 0 when the local daemon answers /healthz.
+"""`python -m synthmon.cli.healthcheck`: exit 0 when the local daemon answers /healthz.
 
 For container HEALTHCHECKs, where the slim image has no curl. The address comes from
 the same settings the daemon reads (config file plus `SYNTHMON_*` environment), so
@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from synthmon.config import ServerConfig, load_settings
+from synthmon.config.settings import ServerConfig, load_settings
 from synthmon.errors import ConfigError
 
 # Where a daemon listening on every interface can be reached from inside its host.
@@ -28,7 +28,7 @@ def healthz_url(server: ServerConfig) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m synthmon.healthcheck")
+    p = argparse.ArgumentParser(prog="python -m synthmon.cli.healthcheck")
     p.add_argument("--config", "-c", help="the daemon's TOML config (missing: env only)")
     p.add_argument("--timeout", type=float, default=3.0)
     args = p.parse_args(argv)

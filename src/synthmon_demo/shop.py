@@ -28,9 +28,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from synthmon.demo import control, pages
-from synthmon.demo.control import STATE_KEY
-from synthmon.demo.state import (
+from synthmon_demo import control, pages
+from synthmon_demo.control import STATE_KEY
+from synthmon_demo.state import (
     DemoUser,
     EmptyCartError,
     LoginFailedError,
@@ -47,7 +47,7 @@ class _Config:
     third_party_origin: str | None
 
 
-_CONFIG_KEY: Final = web.AppKey("synthmon.demo.config", _Config)
+_CONFIG_KEY: Final = web.AppKey("synthmon_demo.config", _Config)
 _MAX_QUANTITY: Final = 1000
 
 

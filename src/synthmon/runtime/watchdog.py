@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import structlog
 
-log = structlog.get_logger("synthmon.watchdog")
+log = structlog.get_logger("synthmon.runtime.watchdog")
 
 
 class LoopWatchdog:

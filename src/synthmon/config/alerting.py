@@ -1,4 +1,4 @@
-"""The `[alerting]` config section. Validation only; imported by `synthmon.config`.
+"""The `[alerting]` config section. Validation only; imported by `synthmon.config.settings`.
 
     [alerting]
     repeat_interval = "1h"
@@ -29,8 +29,8 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from synthmon.alerting.policy import PolicyOverride
-from synthmon.durations import parse_duration
-from synthmon.secrets import SecretRef
+from synthmon.config.durations import parse_duration
+from synthmon.config.secrets import SecretRef
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
