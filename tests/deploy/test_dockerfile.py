@@ -21,8 +21,8 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 import synthmon
+from synthmon.cli import main as cli_main
 from synthmon.cli.healthcheck import healthz_url
-from synthmon.cli.healthcheck import main as healthcheck_main
 from synthmon.config.settings import ServerConfig
 from synthmon_demo import DEMO_TOTP_SECRET, RunningShop
 
@@ -124,7 +124,7 @@ class TestDockerfile:
     def test_healthcheck_probes_healthz(self) -> None:
         """HEALTHCHECK runs synthmon's own /healthz probe with the image's config."""
         cmd = healthcheck_command()
-        assert cmd[:3] == ["python", "-m", "synthmon.cli.healthcheck"]
+        assert cmd[:2] == ["synthmon", "healthcheck"]
         assert image_command()[image_command().index("--config") + 1] in cmd
 
     def test_stopsignal_and_volumes(self) -> None:
@@ -171,7 +171,7 @@ class TestHealthcheck:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         monkeypatch.setenv("SYNTHMON_SERVER__LISTEN", f"127.0.0.1:{port}")
-        assert healthcheck_main(["--timeout", "1"]) == 1
+        assert cli_main(["healthcheck", "--timeout", "1"]) == 1
         assert f"127.0.0.1:{port}/healthz" in capsys.readouterr().err
 
 

@@ -1,4 +1,4 @@
-"""`python -m synthmon.cli.healthcheck`: exit 0 when the local daemon answers /healthz.
+"""`synthmon healthcheck`: exit 0 when the local daemon answers /healthz.
 
 For container HEALTHCHECKs, where the slim image has no curl. The address comes from
 the same settings the daemon reads (config file plus `SYNTHMON_*` environment), so
@@ -7,12 +7,11 @@ changing `server.listen` never leaves a healthcheck probing the wrong port.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import urllib.request
-from collections.abc import Sequence
 from pathlib import Path
 
+from synthmon.config.secrets import unresolved_secrets_allowed
 from synthmon.config.settings import ServerConfig, load_settings
 from synthmon.errors import ConfigError
 
@@ -27,21 +26,19 @@ def healthz_url(server: ServerConfig) -> str:
     return f"http://{host}:{server.port}/healthz"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m synthmon.cli.healthcheck")
-    p.add_argument("--config", "-c", help="the daemon's TOML config (missing: env only)")
-    p.add_argument("--timeout", type=float, default=3.0)
-    args = p.parse_args(argv)
-    path = args.config if args.config and Path(args.config).exists() else None
+def healthcheck(config: str | None, timeout: float = 3.0) -> int:
+    path = config if config and Path(config).exists() else None
     try:
-        settings = load_settings(path)
+        # Liveness needs only [server]: a missing account secret is not a dead daemon.
+        with unresolved_secrets_allowed():
+            settings = load_settings(path)
     except ConfigError as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
     url = healthz_url(settings.server)
     try:
         # Only ever a loopback URL built above, never user input.
-        with urllib.request.urlopen(url, timeout=args.timeout) as r:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310
             ok = r.status == 200
     except OSError as exc:
         print(f"unhealthy: {url}: {exc}", file=sys.stderr)
@@ -49,7 +46,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not ok:
         print(f"unhealthy: {url} answered {r.status}", file=sys.stderr)
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

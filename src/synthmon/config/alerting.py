@@ -23,12 +23,13 @@ Every key is described in docs/alerting.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from synthmon.alerting.policy import PolicyOverride
+from synthmon.config.cron import validate_cron
 from synthmon.config.durations import parse_duration
 from synthmon.config.secrets import SecretRef
 
@@ -44,6 +45,47 @@ DEFAULT_ROUTES: dict[str, list[str]] = {
     "warning": ["slack", "webhook", "alertmanager"],
     "info": [],
 }
+
+
+class PolicyOverride(BaseModel):
+    """The keys accepted in `@journey(alert={...})`, `[alerting.severity.<sev>]` and
+    `[alerting.journeys.<name>]`. Unset keys keep the value from the level below."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    consecutive: int | None = Field(default=None, ge=0)
+    failures: int | None = Field(default=None, ge=0)
+    window: int | None = Field(default=None, ge=0)
+    resolve_passes: int | None = Field(default=None, ge=1)
+    notify: bool | None = None
+    retries: int | None = Field(default=None, ge=0, le=3)
+    rechecks: int | None = Field(default=None, ge=0, le=5)
+    retry_delay: Annotated[float, BeforeValidator(parse_duration)] | None = Field(
+        default=None, ge=0
+    )
+    alert_on_degraded: bool | None = None
+
+    @model_validator(mode="after")
+    def _window_holds_failures(self) -> PolicyOverride:
+        if self.failures and self.window is not None and self.window < self.failures:
+            raise ValueError(f"window ({self.window}) must be >= failures ({self.failures})")
+        return self
+
+
+def parse_override(data: Mapping[str, Any], where: str) -> PolicyOverride:
+    """Validate override keys; ValueError names `where` and each bad key."""
+    try:
+        return PolicyOverride.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: "
+            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in exc.errors()
+        )
+        raise ValueError(
+            f"{where}: invalid alert policy ({problems}); valid keys: "
+            f"{', '.join(PolicyOverride.model_fields)}"
+        ) from None
 
 
 class _Section(BaseModel):
@@ -84,12 +126,7 @@ class MaintenanceWindow(_Section):
         if self.cron is not None:
             if self.duration is None or self.start is not None or self.end is not None:
                 raise ValueError("a cron window needs duration= and no start=/end=")
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(self.cron)
-            except ValueError as exc:
-                raise ValueError(f"cron={self.cron!r}: {exc}") from None
+            validate_cron(self.cron)
         elif self.start is None or self.end is None:
             raise ValueError("give start= and end= (RFC 3339), or cron= and duration=")
         elif self.end <= self.start:

@@ -31,9 +31,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from synthmon.config.alerting import AlertingConfig
 from synthmon.config.durations import parse_duration
 from synthmon.config.secrets import SecretRef, UnresolvedSecret
+from synthmon.config.shard import parse_shard
 from synthmon.errors import ConfigError
 from synthmon.model import Target
-from synthmon.scheduling.sharding import parse_shard
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 

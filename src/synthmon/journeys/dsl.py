@@ -199,9 +199,9 @@ def _duration(
 def _check_cron(expr: str, bad: Callable[[str], JourneyDefinitionError]) -> None:
     # Validate here so `synthmon check` reports it at the journey's line, not at
     # scheduling time.
-    from apscheduler.triggers.cron import CronTrigger
+    from synthmon.config.cron import validate_cron
 
     try:
-        CronTrigger.from_crontab(expr)
+        validate_cron(expr)
     except ValueError as exc:
-        raise bad(f"cron={expr!r}: {exc} (5 fields: minute hour day month day-of-week)") from None
+        raise bad(str(exc)) from None

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from synthmon.config.settings import AccountConfig, Settings
 from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
-from synthmon.journeys.loader import Problem
+from synthmon.model import Problem
 
 
 @dataclass(frozen=True, slots=True, eq=False)

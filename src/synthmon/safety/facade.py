@@ -1,32 +1,29 @@
 """Production safety, assembled for the daemon: synthetic accounts, secret scrubbing,
-the kill switch, per-target rate limits and status-server access control.
+the kill switch and per-target rate limits.
 
 The daemon holds one `Safety` and calls into it at a few points (see docs/safety.md):
 `lease()` around each run, `is_paused()` in each scheduled job, `scrub.result()`
 before results reach the sinks, `refresh()` after (re)loading journeys, and
-`install_web()` on the status server.
+the pause API's `pause()`/`resume()`/`pauses()` (served by `web.control`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
-from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from synthmon.config.secrets import secret_values
 from synthmon.config.settings import Settings
+from synthmon.errors import BadSelectorError
 from synthmon.journeys.dsl import Journey
 from synthmon.model import Target
 from synthmon.safety.accounts import AccountPools
 from synthmon.safety.pauses import PauseControls
 from synthmon.safety.ratelimit import RateLimits, pace_browser
 from synthmon.safety.scrub import Scrubber
-from synthmon.sinks.safety_metrics import SafetyMetrics
-from synthmon.web import control
 
 log = structlog.get_logger("synthmon.safety.facade")
 
@@ -39,6 +36,14 @@ PAUSE_FILE = "pauses.json"
 PairSource = Callable[[], Iterable[tuple[Journey, Target]]]
 
 
+class SafetyEvents(Protocol):
+    """Where safety reports what the metrics show (`sinks.safety_metrics.SafetyMetrics`)."""
+
+    def set_paused(self, pairs: Iterable[tuple[str, str, bool]]) -> None: ...
+
+    def set_pool(self, pool: str, size: int, in_use: int) -> None: ...
+
+
 def scrubber_for(settings: Settings) -> Scrubber:
     """Scrubs every secret value loaded anywhere in `settings`."""
     return Scrubber(secret_values(settings))
@@ -48,8 +53,8 @@ class Safety:
     def __init__(
         self,
         settings: Settings,
-        registry: CollectorRegistry,
         *,
+        events: SafetyEvents,
         pairs: PairSource,
     ) -> None:
         self.settings = settings
@@ -57,7 +62,7 @@ class Safety:
         self.accounts = AccountPools.from_config(settings.accounts)
         self.controls = PauseControls(settings.data_dir / PAUSE_FILE)
         self.rate_limits = RateLimits(settings.target_list())
-        self.metrics = SafetyMetrics(registry, location=settings.location)
+        self.metrics = events
         self._pairs = pairs
         for pool in self.accounts.pools():
             self.metrics.set_pool(pool, self.accounts.size(pool), 0)
@@ -65,35 +70,27 @@ class Safety:
     def load(self) -> None:
         """Read persisted pause rules (ConfigError if the file is corrupt)."""
         self.controls.load()
-        server = self.settings.server
-        if server.api_token is None and not control.is_loopback(server.host):
-            log.warning(
-                "changes_disabled",
-                listen=server.listen,
-                hint="set server.api_token to use POST /api/pause and /api/resume",
-            )
         if self.controls.rules:
             log.warning("pause_rules_active", rules=[r.describe() for r in self.controls.rules])
 
     # -- accounts ----------------------------------------------------------------
 
     @asynccontextmanager
-    async def lease(self, journey: Journey, target: Target) -> AsyncIterator[dict[str, Any]]:
-        """The extra keyword arguments of `runner.run` for this run: with an account
-        leased for its duration when the journey asks for one, else nothing.
+    async def lease(
+        self, journey: Journey, target: Target
+    ) -> AsyncIterator[tuple[Any, tuple[tuple[str, str], ...]]]:
+        """(account, extra headers) for this run: an account leased for its duration
+        and the pool's tag header when the journey asks for one, else (None, ()).
         Raises NoAccountError when no account of the pool frees up in time."""
         if journey.account is None:
-            yield {}
+            yield None, ()
             return
         pool = journey.account
         wait = min(self.settings.synthetic.account_wait, journey.timeout)
         async with self.accounts.lease(pool, target.name, wait=wait) as account:
             self._pool_metrics(pool)
             try:
-                yield {
-                    "account": account,
-                    "extra_headers": [(self.settings.synthetic.account_header, pool)],
-                }
+                yield account, ((self.settings.synthetic.account_header, pool),)
             finally:
                 self._pool_metrics(pool, returning=1)
 
@@ -130,9 +127,7 @@ class Safety:
         }
         for key, value in selector.items():
             if value is not None and value not in known[key]:
-                raise control.BadSelectorError(
-                    f"no {key} named {value!r}; known: {sorted(known[key])}"
-                )
+                raise BadSelectorError(f"no {key} named {value!r}; known: {sorted(known[key])}")
 
     def _matching(self, selector: dict[str, str | None]) -> list[dict[str, str]]:
         rule_pairs = []
@@ -164,20 +159,3 @@ class Safety:
 
     def pauses(self) -> dict[str, Any]:
         return {"rules": [r.as_json() for r in self.controls.rules]}
-
-    # -- status server -------------------------------------------------------------
-
-    def access_policy(self) -> control.AccessPolicy:
-        server = self.settings.server
-        auth = server.metrics_auth
-        return control.AccessPolicy(
-            listen_host=server.host,
-            api_token=server.api_token,
-            metrics_token=auth.token if auth else None,
-            metrics_username=auth.username if auth else None,
-            metrics_password=auth.password if auth else None,
-        )
-
-    def install_web(self, app: web.Application) -> None:
-        app.middlewares.append(control.guard(self.access_policy(), self.scrub))
-        control.routes(self)(app)

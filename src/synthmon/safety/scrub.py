@@ -127,7 +127,7 @@ class Scrubber:
         return {k: self.value(v) for k, v in event_dict.items()}
 
     def result(self, result: RunResult) -> RunResult:
-        """`result` with secrets removed from its error messages, steps and extras."""
+        """`result` with secrets removed from its error messages and steps."""
         if self._pattern is None:
             return result
         steps = tuple(_scrub_step(self, s) for s in result.steps)
@@ -136,7 +136,6 @@ class Scrubber:
             error_message=_opt(self, result.error_message),
             failed_step=_opt(self, result.failed_step),
             steps=steps,
-            extra={k: self(v) for k, v in result.extra.items()},
         )
 
 

@@ -34,8 +34,9 @@ from apscheduler.events import (
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
+from synthmon.config.cron import cron_trigger
 
 JobFunc = Callable[[], Awaitable[None]]
 # (job key, reason, how many runs) for runs that did not happen.
@@ -87,7 +88,7 @@ class Scheduler:
         now = datetime.fromtimestamp(self._clock(), UTC)
         trigger: Any
         if schedule.cron:
-            trigger = CronTrigger.from_crontab(schedule.cron, timezone=schedule.timezone)
+            trigger = cron_trigger(schedule.cron, timezone=schedule.timezone)
             grace = 60
         else:
             assert schedule.interval is not None

@@ -1,8 +1,11 @@
-"""The daemon's face towards the status server: /readyz checks and /api/journeys."""
+"""The status server's views of the daemon: /readyz checks and /api/journeys.
+
+Read-only: `StatusViews` reads the daemon's parts through `DaemonState` and changes
+nothing."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from synthmon.sinks.latest import result_json
 
@@ -18,8 +21,8 @@ if TYPE_CHECKING:
     from synthmon.sinks.latest import LatestResults
 
 
-class StatusMixin:
-    """Implements `web.server.StatusSource` from the daemon's parts."""
+class DaemonState(Protocol):
+    """The parts of the daemon the views read."""
 
     settings: Settings
     state: str
@@ -32,15 +35,22 @@ class StatusMixin:
     safety: Safety
     shard: Shard | None
 
+
+class StatusViews:
+    """Implements `web.server.StatusSource` from the daemon's parts."""
+
+    def __init__(self, daemon: DaemonState) -> None:
+        self.d = daemon
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {
-            "state": self.state,
-            "scheduler_running": self.scheduler.running,
-            "journeys_loaded": len(self.journeys),
-            "load_errors": [str(p) for p in self.load_report.problems],
+            "state": self.d.state,
+            "scheduler_running": self.d.scheduler.running,
+            "journeys_loaded": len(self.d.journeys),
+            "load_errors": [str(p) for p in self.d.load_report.problems],
         }
-        ready = self.state == "running" and self.scheduler.running and bool(self.journeys)
-        for kind, runner in self.runners.items():
+        ready = self.d.state == "running" and self.d.scheduler.running and bool(self.d.journeys)
+        for kind, runner in self.d.runners.items():
             status = getattr(runner, "readiness", None)
             if status is not None:
                 ok, detail = status()
@@ -50,14 +60,14 @@ class StatusMixin:
 
     def journeys_json(self) -> list[dict[str, Any]]:
         out = []
-        for key, (j, t) in sorted(self.pairs.items()):
-            state = self.latest.get(j.name, t.name)
+        for key, (j, t) in sorted(self.d.pairs.items()):
+            state = self.d.latest.get(j.name, t.name)
             out.append(
                 {
                     "journey": j.name,
                     "target": t.name,
-                    "location": self.settings.location,
-                    "shard": str(self.shard) if self.shard else None,
+                    "location": self.d.settings.location,
+                    "shard": str(self.d.shard) if self.d.shard else None,
                     "kind": j.kind.value,
                     "severity": j.severity.value,
                     "schedule": j.schedule,
@@ -65,9 +75,9 @@ class StatusMixin:
                     "tags": list(j.tags),
                     "description": j.description,
                     "runbook_url": j.runbook_url,
-                    "paused": self.safety.is_paused(j, t.name),
+                    "paused": self.d.safety.is_paused(j, t.name),
                     "file": j.where,
-                    "next_run_at": self.scheduler.next_run(key),
+                    "next_run_at": self.d.scheduler.next_run(key),
                     "runs": state.runs if state else 0,
                     "consecutive_failures": state.consecutive_failures if state else 0,
                     "last_success_at": state.last_success_at if state else None,

@@ -28,9 +28,10 @@ from synthmon.errors import (
     HostNotAllowedError,
     InfrastructureError,
 )
-from synthmon.model import RunResult, RunSource, Status, Target
-from synthmon.runners.base import classify, describe, error_result, execute, run_cleanups
+from synthmon.model import RunRequest, RunResult, Status, Target
+from synthmon.runners.base import error_result, execute, run_cleanups
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
+from synthmon.runners.browser.classify import classify, describe
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
 from synthmon.runners.browser.pool import BrowserPool, PoolEvents, PoolOptions
 
@@ -102,17 +103,8 @@ class BrowserRunner:
 
     # -- the Runner protocol and the daemon's optional hooks -------------------------
 
-    async def run(
-        self,
-        journey: Journey,
-        target: Target,
-        *,
-        run_id: str,
-        attempt: int = 1,
-        run_source: RunSource = RunSource.DAEMON,
-        account: object = None,
-        extra_headers: Sequence[tuple[str, str]] = (),
-    ) -> RunResult:
+    async def run(self, request: RunRequest) -> RunResult:
+        journey, target = request.journey, request.target
         self._ensure_retention()
         started_at = time.time()
         t0 = self._clock()
@@ -121,24 +113,18 @@ class BrowserRunner:
                 return await self._run_in_context(
                     lease.browser.new_context,
                     lambda: lease.crashed,
-                    journey,
-                    target,
-                    run_id=run_id,
-                    attempt=attempt,
-                    run_source=run_source,
-                    account=account,
-                    extra_headers=extra_headers,
+                    request,
                     started_at=started_at,
                 )
         except InfrastructureError as exc:
             return error_result(
                 journey,
                 target,
-                run_id,
+                request.run_id,
                 started_at,
                 exc.reason,
                 str(exc),
-                attempt,
+                request.attempt,
                 duration=self._clock() - t0,
                 error_type=type(exc).__name__,
             )
@@ -165,16 +151,12 @@ class BrowserRunner:
         self,
         new_context: Callable[..., Any],
         lease_crashed: Callable[[], bool],
-        journey: Journey,
-        target: Target,
+        request: RunRequest,
         *,
-        run_id: str,
-        attempt: int,
-        run_source: RunSource,
-        account: object,
-        extra_headers: Sequence[tuple[str, str]],
         started_at: float,
     ) -> RunResult:
+        journey, target, run_id = request.journey, request.target, request.run_id
+        attempt, extra_headers = request.attempt, request.extra_headers
         state = RunState(
             target=target,
             trace_id=run_id,
@@ -235,8 +217,8 @@ class BrowserRunner:
                     else None
                 ),
                 page=page,
-                account=account,
-                run_source=run_source,
+                account=request.account,
+                run_source=request.run_source,
                 clock=self._clock,
             )
             result = await execute(
