@@ -102,3 +102,9 @@ class TestLayout:
                 continue
             for imported in _imports(path, runtime_only=True):
                 assert not imported.startswith("playwright"), f"{module}: {imported}"
+
+    def test_daemon_never_imports_the_demo_shop(self) -> None:
+        """The demo shop is a target, not a pipeline stage: synthmon never imports it."""
+        for module, path in _modules():
+            for imported in _imports(path):
+                assert not imported.startswith("synthmon_demo"), f"{module}: {imported}"
