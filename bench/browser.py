@@ -43,11 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from synthmon import Context, journey  # noqa: E402
-from synthmon.model import Status, Target  # noqa: E402
+from synthmon.model import RunRequest, Status, Target  # noqa: E402
 from synthmon.runners.base import new_run_id  # noqa: E402
 from synthmon.runners.browser.artifacts import ArtifactStore  # noqa: E402
 from synthmon.runners.browser.pool import BrowserPool, PoolOptions  # noqa: E402
 from synthmon.runners.browser.runner import BrowserRunner  # noqa: E402
+from synthmon.safety.ratelimit import RateLimits  # noqa: E402
 
 CONCURRENCY = 2
 NO_SANDBOX = os.geteuid() == 0  # Chromium's sandbox does not start as root here
@@ -125,7 +126,12 @@ class PeakRss:
 
 
 def _runner(pool: BrowserPool, artifacts: Path) -> BrowserRunner:
-    return BrowserRunner(pool, store=ArtifactStore(artifacts), ua_suffix="synthmon/bench")
+    return BrowserRunner(
+        pool,
+        pace=RateLimits(()).acquire,  # the benchmark's target has no rate limit
+        store=ArtifactStore(artifacts),
+        ua_suffix="synthmon/bench",
+    )
 
 
 def _pool(playwright: Playwright | None = None) -> BrowserPool:
@@ -158,7 +164,7 @@ async def launch_per_run(
         async def one() -> Status:
             runner = _runner(_pool(pw), artifacts)
             try:
-                return (await runner.run(browse, target, run_id=new_run_id())).status
+                return (await runner.run(RunRequest(browse, target, new_run_id()))).status
             finally:
                 await runner.aclose()
 
@@ -169,7 +175,7 @@ async def pooled(
     runner: BrowserRunner, target: Target, runs: int, concurrency: int = CONCURRENCY
 ) -> list[Status]:
     async def one() -> Status:
-        return (await runner.run(browse, target, run_id=new_run_id())).status
+        return (await runner.run(RunRequest(browse, target, new_run_id()))).status
 
     return await _spread(runs, one, concurrency)
 

@@ -18,12 +18,13 @@ from pydantic import SecretStr
 
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import load_journeys
-from synthmon.model import Target
+from synthmon.model import RunRequest, Target
 from synthmon.runners.browser.artifacts import ArtifactStore
 from synthmon.runners.browser.pool import BrowserPool, PoolOptions
 from synthmon.runners.browser.runner import BrowserRunner
 from synthmon.runners.http import HttpRunner
 from synthmon.safety.accounts import Account
+from synthmon.safety.ratelimit import RateLimits
 
 REPO = Path(__file__).resolve().parents[2]
 NO_SANDBOX = os.geteuid() == 0
@@ -41,8 +42,20 @@ MakeRunner = Callable[..., BrowserRunner]
 class _ShopperRunner(BrowserRunner):
     """A BrowserRunner that passes the demo shopper when a test gives no account."""
 
-    async def run(self, *args: Any, account: object = None, **kw: Any) -> Any:
-        return await super().run(*args, account=account or SHOPPER, **kw)
+    async def run(  # type: ignore[override]  # the pre-RunRequest call shape, for tests
+        self,
+        journey: Journey | RunRequest,
+        target: Target | None = None,
+        *,
+        run_id: str = "",
+        account: object = None,
+        **kw: Any,
+    ) -> Any:
+        if isinstance(journey, RunRequest):
+            return await super().run(journey)
+        assert target is not None
+        request = RunRequest(journey, target, run_id, account=account or SHOPPER, **kw)
+        return await super().run(request)
 
 
 @pytest.fixture
@@ -54,9 +67,11 @@ async def make_runner(tmp_path: Path) -> AsyncIterator[MakeRunner]:
         *, pool: dict[str, Any] | None = None, store: ArtifactStore | None = None, **kw: Any
     ) -> BrowserRunner:
         options = PoolOptions(**{"no_sandbox": NO_SANDBOX, **(pool or {})})
-        http = HttpRunner(user_agent="synthmon/test")
+        no_limits = RateLimits(()).acquire
+        http = HttpRunner(user_agent="synthmon/test", pace=no_limits)
         runner = _ShopperRunner(
             BrowserPool(options),
+            pace=kw.pop("pace", no_limits),
             store=store or ArtifactStore(tmp_path / "artifacts"),
             tag_headers=[("X-Synthetic-Monitor", "synthmon")],
             ua_suffix="synthmon/test",

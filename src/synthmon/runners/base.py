@@ -11,7 +11,7 @@ import linecache
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
     from synthmon.journeys.dsl import Journey
 
 log = structlog.get_logger("synthmon.runner")
+
+# Waits until one more request to the named target is within its
+# max_requests_per_second (the daemon passes `safety.ratelimit.RateLimits.acquire`; a
+# no-op for targets without one). Both runners require it: no run bypasses the limit.
+Pace = Callable[[str], Awaitable[None]]
 
 # Cleanup registered with ctx.defer / cleanup= gets its own budget after the run.
 CLEANUP_BUDGET = 10.0

@@ -7,7 +7,6 @@ import dataclasses
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
 
 import certifi
 import httpx
@@ -15,11 +14,14 @@ import httpx
 from synthmon.errors import HostNotAllowedError
 from synthmon.journeys.context import Context
 from synthmon.model import RunRequest, RunResult, Target
-from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
-from synthmon.safety.ratelimit import RateLimits
-
-if TYPE_CHECKING:
-    pass
+from synthmon.runners.base import (
+    Pace,
+    classify,
+    describe,
+    execute,
+    run_cleanups,
+    traceparent,
+)
 
 TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
 
@@ -39,8 +41,8 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         *,
         trace_id: str,
         headers: Sequence[tuple[str, str]],
+        pace: Callable[[], Awaitable[None]],
         on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
-        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._inner = inner
         self._target = target
@@ -55,9 +57,8 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         for name, value in self._headers:
             request.headers[name] = value
         request.headers["traceparent"] = traceparent(self._trace_id)
-        if self._pace is not None:
-            # The target's max_requests_per_second, shared with every other run.
-            await self._pace()
+        # The target's max_requests_per_second, shared with every other run.
+        await self._pace()
         response = await self._inner.handle_async_request(request)
         if self._on_response is not None:
             self._on_response(request, response)
@@ -78,14 +79,15 @@ class HttpRunner:
         self,
         *,
         user_agent: str,
+        pace: Pace,
         tag_headers: Sequence[tuple[str, str]] = (),
         transport_factory: TransportFactory = default_transport,
         ssl_context: ssl.SSLContext | None = None,
         follow_redirects: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        rate_limits: RateLimits | None = None,
     ) -> None:
-        self._rate_limits = rate_limits
+        # Required (STYLE 14): a daemon that forgot the rate limits does not type-check.
+        self._pace = pace
         self._user_agent = user_agent
         self._tag_headers = tuple(tag_headers)
         self._transport_factory = transport_factory
@@ -115,7 +117,10 @@ class HttpRunner:
     ) -> Callable[[], httpx.AsyncClient]:
         """A factory for the per-run client (also used by browser journeys' ctx.http)."""
         headers = (*self._tag_headers, *target.headers, *extra_headers)
-        pacer = self._rate_limits.for_target(target.name) if self._rate_limits else None
+        pace, name = self._pace, target.name
+
+        async def pace_target() -> None:
+            await pace(name)
 
         def make() -> httpx.AsyncClient:
             transport = TaggingTransport(
@@ -124,7 +129,7 @@ class HttpRunner:
                 trace_id=trace_id,
                 headers=headers,
                 on_response=on_response,
-                pace=pacer.acquire if pacer is not None else None,
+                pace=pace_target,
             )
             return httpx.AsyncClient(
                 base_url=target.base_url,

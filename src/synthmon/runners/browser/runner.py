@@ -29,7 +29,7 @@ from synthmon.errors import (
     InfrastructureError,
 )
 from synthmon.model import RunRequest, RunResult, Status, Target
-from synthmon.runners.base import error_result, execute, run_cleanups
+from synthmon.runners.base import Pace, error_result, execute, run_cleanups
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
 from synthmon.runners.browser.classify import classify, describe
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
@@ -69,6 +69,7 @@ class BrowserRunner:
         self,
         pool: BrowserPool,
         *,
+        pace: Pace,
         store: ArtifactStore | None = None,
         artifacts_on: ArtifactPolicy = "failure",
         tag_headers: Sequence[tuple[str, str]] = (),
@@ -84,6 +85,8 @@ class BrowserRunner:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool
+        # Required: a browser run must never bypass the target's rate limit (STYLE 14).
+        self._pace = pace
         # The trace's screencast costs ~20% of a run's CPU; DOM snapshots per action and
         # the full-page screenshot at the end are kept either way (docs/browser.md).
         self._trace_screenshots = trace_screenshots
@@ -162,6 +165,7 @@ class BrowserRunner:
             trace_id=run_id,
             tags=(*self._tags, *target.headers, *extra_headers),
             ua_suffix=self._ua_suffix,
+            pace=lambda: self._pace(target.name),
             lease_crashed=lease_crashed,
         )
         context: BrowserContext | None = None
@@ -388,6 +392,7 @@ def _lines(items: list[str]) -> str:
 def browser_runner_from_settings(
     settings: Settings,
     *,
+    pace: Pace,
     events: PoolEvents | None = None,
     http_factory: HttpClientFactory | None = None,
     scrub: Scrubber = no_scrub,
@@ -417,6 +422,7 @@ def browser_runner_from_settings(
     )
     return BrowserRunner(
         pool,
+        pace=pace,
         store=store,
         artifacts_on=a.on,
         tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
