@@ -3,10 +3,11 @@ shared SSL context, with synthetic tagging and the allowed-hosts guard."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 
 import certifi
 import httpx
@@ -16,6 +17,7 @@ from synthmon.journeys.context import Context
 from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.base import (
     Pace,
+    basic_credentials,
     classify,
     describe,
     execute,
@@ -68,6 +70,22 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+class TargetBasicAuth(httpx.Auth):
+    """HTTP basic auth for requests to the target's own origin only: a redirect or a
+    call to another allowed host (a CDN, an API domain) never gets the credentials."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        url = httpx.URL(base_url)
+        self._origin = (url.scheme, url.host, url.port)
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._header = f"Basic {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if (request.url.scheme, request.url.host, request.url.port) == self._origin:
+            request.headers["Authorization"] = self._header
+        yield request
+
+
 class HttpRunner:
     """Runs `kind="http"` journeys.
 
@@ -114,8 +132,11 @@ class HttpRunner:
         timeout: float,
         extra_headers: Sequence[tuple[str, str]] = (),
         on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
+        basic_auth: tuple[str, str] | None = None,
     ) -> Callable[[], httpx.AsyncClient]:
-        """A factory for the per-run client (also used by browser journeys' ctx.http)."""
+        """A factory for the per-run client (also used by browser journeys' ctx.http).
+        `basic_auth` (username, password) goes to the target's origin only."""
+        auth = TargetBasicAuth(target.base_url, *basic_auth) if basic_auth else None
         headers = (*self._tag_headers, *target.headers, *extra_headers)
         pace, name = self._pace, target.name
 
@@ -135,6 +156,7 @@ class HttpRunner:
                 base_url=target.base_url,
                 transport=transport,
                 headers={"user-agent": self._user_agent},
+                auth=auth,
                 timeout=timeout,
                 follow_redirects=self._follow_redirects,
                 trust_env=False,
@@ -169,6 +191,7 @@ class HttpRunner:
                 timeout=journey.timeout,
                 extra_headers=request.extra_headers,
                 on_response=seen,
+                basic_auth=basic_credentials(request.account),
             ),
             account=request.account,
             run_source=request.run_source,

@@ -42,8 +42,10 @@ class SafetyEvents(Protocol):
 
 
 def scrubber_for(settings: Settings) -> Scrubber:
-    """Scrubs every secret value loaded anywhere in `settings`."""
-    return Scrubber(secret_values(settings))
+    """Scrubs every secret value loaded anywhere in `settings`, and the basic auth
+    header of every account."""
+    pairs = [(a.username, a.password.get_secret_value()) for a in settings.accounts]
+    return Scrubber(secret_values(settings), basic_auth=pairs)
 
 
 class Safety:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -29,7 +30,7 @@ from synthmon.errors import (
     InfrastructureError,
 )
 from synthmon.model import RunRequest, RunResult, Status, Target
-from synthmon.runners.base import Pace, error_result, execute, run_cleanups
+from synthmon.runners.base import Pace, basic_credentials, error_result, execute, run_cleanups
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
 from synthmon.runners.browser.classify import classify, describe
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
@@ -59,6 +60,7 @@ class HttpClientFactory(Protocol):
         trace_id: str,
         timeout: float,
         extra_headers: Sequence[tuple[str, str]] = (),
+        basic_auth: tuple[str, str] | None = None,
     ) -> Callable[[], httpx.AsyncClient]: ...
 
 
@@ -170,6 +172,17 @@ class BrowserRunner:
         )
         context: BrowserContext | None = None
         ctx: BrowserJourneyContext | None = None
+        credentials = basic_credentials(request.account)
+        options: dict[str, Any] = {}
+        if credentials is not None:
+            # Sent from the first request (no 401 round trip, like ctx.http), and only to
+            # the target's origin: third parties never see them.
+            options["http_credentials"] = {
+                "username": credentials[0],
+                "password": credentials[1],
+                "origin": _origin(target.base_url),
+                "send": "always",
+            }
         try:
             try:
                 # Outside the journey's deadline, so bounded here: a Chromium that cannot
@@ -182,6 +195,7 @@ class BrowserRunner:
                         timezone_id=self._timezone,
                         ignore_https_errors=not target.verify_tls,
                         service_workers="block",  # keeps every request visible to routing
+                        **options,
                     )
                     assert context is not None
                     if self.artifacts_on != "never":
@@ -216,6 +230,7 @@ class BrowserRunner:
                         trace_id=run_id,
                         timeout=journey.timeout,
                         extra_headers=extra_headers,
+                        basic_auth=credentials,
                     )
                     if self._http_factory is not None
                     else None
@@ -378,6 +393,11 @@ async def _force_close(context: BrowserContext) -> None:
     except (PlaywrightError, TimeoutError) as exc:
         # A dead browser has no context to close; the pool reaps it.
         log.debug("context_close_failed", error=_first_line(exc))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _first_line(exc: BaseException) -> str:
