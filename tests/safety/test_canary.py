@@ -28,6 +28,7 @@ from tests.harness import write_config, write_journeys
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 USER = "synthetic+canary@shop.example"
+USER2 = "synthetic+canary2@shop.example"  # the HTTP journey's own pool, same password
 # '+', '/', '!' and '~' make the URL-, form- and base64 spellings differ from the raw one.
 CANARY = "Cn4ry+7/zQ~x9!kW"
 
@@ -75,7 +76,7 @@ JOURNEYS = {
             assert False, f"the journey author put {secret} into a message"
 
 
-    @journey(interval="15s", timeout="15s", account="canary")
+    @journey(interval="15s", timeout="15s", account="canary_http")
     async def canary_http(ctx: Context) -> None:
         async with ctx.step("basic auth"):
             r = await ctx.http.get("/private")
@@ -116,6 +117,21 @@ def leaks(label: str, data: bytes, needles: dict[str, bytes]) -> Iterator[str]:
                 yield from leaks(f"{label}!{member}", z.read(member), needles)
 
 
+def credential_header_values(trace_zip: bytes) -> dict[str, set[str]]:
+    """{header name: values} of the credential headers in a trace's network log."""
+    out: dict[str, set[str]] = {}
+    with zipfile.ZipFile(io.BytesIO(trace_zip)) as z:
+        text = z.read("trace.network").decode()
+    for line in filter(None, text.splitlines()):
+        snapshot = json.loads(line).get("snapshot", {})
+        for part in ("request", "response"):
+            for header in snapshot.get(part, {}).get("headers", []):
+                name = header["name"].lower()
+                if name in ("authorization", "proxy-authorization", "cookie", "set-cookie"):
+                    out.setdefault(name, set()).add(header["value"])
+    return out
+
+
 def free_port() -> int:
     import socket
 
@@ -152,11 +168,12 @@ class TestCanary:
         """A password sent by fill, header, basic auth, query string and cookie, in real
         Chromium and through ctx.http, appears in no spelling in anything `synthmon
         run` writes or serves."""
-        needles = encodings(CANARY, USER)
+        needles = {**encodings(CANARY, USER2), **encodings(CANARY, USER)}
+        needles["basic-2"] = base64.b64encode(f"{USER2}:{CANARY}".encode())
         port = free_port()
         jdir = write_journeys(tmp_path / "journeys", JOURNEYS)
         data = tmp_path / "data"
-        async with serve(users={USER: DemoUser(CANARY)}) as shop:
+        async with serve(users={USER: DemoUser(CANARY), USER2: DemoUser(CANARY)}) as shop:
             cfg = self._config(tmp_path, jdir, data, port, shop)
             log = tmp_path / "daemon.log"
             with log.open("wb") as out:
@@ -181,6 +198,13 @@ class TestCanary:
         assert browser["failed_step"] == "fails with the secret in its message", browser
         assert len(seen) >= 3
         assert any(p.endswith("trace.zip") for p in browser["artifacts"])
+
+        # By construction: every credential header in the served trace is masked,
+        # including the shop's own session cookie, which no config knows.
+        trace_url = next(u for u in responses if u.endswith("trace.zip"))
+        values = credential_header_values(responses[trace_url])
+        assert {"authorization", "cookie", "set-cookie"} <= values.keys(), values
+        assert {v for vs in values.values() for v in vs} == {"***"}, values
 
         found: list[str] = []
         for path in sorted(p for p in data.rglob("*") if p.is_file()):
@@ -210,6 +234,11 @@ class TestCanary:
             [[accounts]]
             pool = "canary"
             username = "{USER}"
+            password = {{ env = "T_CANARY" }}
+            basic_auth = true
+            [[accounts]]
+            pool = "canary_http"
+            username = "{USER2}"
             password = {{ env = "T_CANARY" }}
             basic_auth = true
             """,
