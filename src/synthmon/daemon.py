@@ -114,7 +114,6 @@ class Daemon:
             emit=self.fanout.emit,
             retry_policy=self._retry_policy,
             events=self.metrics,
-            targets=self.targets,
             max_concurrency=settings.scheduler.max_concurrency,
             run_source=run_source,
             location=settings.location,

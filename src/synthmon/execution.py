@@ -66,7 +66,6 @@ class Executor:
         emit: Callable[[RunResult], None],
         retry_policy: Callable[[Journey], RetryPolicy],
         events: ExecutionEvents,
-        targets: Mapping[str, Target],
         max_concurrency: int,
         run_source: RunSource = RunSource.DAEMON,
         location: str | None = None,
@@ -76,7 +75,6 @@ class Executor:
         self._emit = emit
         self._retry_policy = retry_policy
         self._events = events
-        self._targets = targets
         self._max_concurrency = max_concurrency
         self._run_source = run_source
         self._location = location

@@ -261,19 +261,31 @@ class TestPacer:
         gaps = [b - a for a, b in itertools.pairwise(granted)]
         assert min(gaps) >= 0.25 - 1e-9
 
-    def test_rate_limits_only_for_limited_targets(self) -> None:
-        """Targets without max_requests_per_second get no pacer (no added latency)."""
+    async def test_rate_limits_only_for_limited_targets(self) -> None:
+        """Targets without max_requests_per_second are never held (no added latency);
+        a limited one is."""
         from synthmon.model import Target
         from synthmon.safety.ratelimit import RateLimits
+
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
 
         limits = RateLimits(
             [
                 Target("a", "http://a", frozenset({"a"}), max_requests_per_second=2),
                 Target("b", "http://b", frozenset({"b"})),
-            ]
+            ],
+            clock=lambda: 100.0,
+            sleep=sleep,
         )
-        assert limits.for_target("a") is not None
-        assert limits.for_target("b") is None
+        for _ in range(3):
+            await limits.acquire("b")
+        assert slept == []
+        await limits.acquire("a")
+        await limits.acquire("a")
+        assert slept == [0.5]
 
 
 BROWSER_BURST = """

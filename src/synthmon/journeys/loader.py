@@ -23,10 +23,6 @@ class LoadReport:
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
-    @property
-    def failed_files(self) -> set[str]:
-        return {p.filename for p in self.problems}
-
 
 def journey_files(directory: Path) -> list[Path]:
     """`*.py` files, sorted; names starting with `_` are helpers, not journeys."""

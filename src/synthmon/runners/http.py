@@ -7,10 +7,11 @@ import base64
 import dataclasses
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import certifi
 import httpx
+from typing_extensions import override  # typing.override from Python 3.12
 
 from synthmon.errors import HostNotAllowedError
 from synthmon.journeys.context import Context
@@ -53,6 +54,7 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         self._on_response = on_response
         self._pace = pace
 
+    @override  # httpx calls it for every request of the client
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if not self._target.allows(request.url.host):
             raise HostNotAllowedError(str(request.url), tuple(self._target.allowed_hosts))
@@ -70,9 +72,10 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-class TargetBasicAuth(httpx.Auth):
+class TargetBasicAuth:
     """HTTP basic auth for requests to the target's own origin only: a redirect or a
-    call to another allowed host (a CDN, an API domain) never gets the credentials."""
+    call to another allowed host (a CDN, an API domain) never gets the credentials.
+    A callable `auth=` (httpx wraps it in its FunctionAuth)."""
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
         url = httpx.URL(base_url)
@@ -80,10 +83,10 @@ class TargetBasicAuth(httpx.Auth):
         token = base64.b64encode(f"{username}:{password}".encode()).decode()
         self._header = f"Basic {token}"
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+    def __call__(self, request: httpx.Request) -> httpx.Request:
         if (request.url.scheme, request.url.host, request.url.port) == self._origin:
             request.headers["Authorization"] = self._header
-        yield request
+        return request
 
 
 class HttpRunner:

@@ -71,9 +71,6 @@ class RateLimits:
             if t.max_requests_per_second
         }
 
-    def for_target(self, name: str) -> Pacer | None:
-        return self._pacers.get(name)
-
     async def acquire(self, target: str) -> None:
         """Wait until one more request to `target` is within its rate (no-op without
         a limit). The browser runner awaits this in its request route handler."""

@@ -77,7 +77,6 @@ class Scrubber:
             if password:
                 variants.add(base64.b64encode(f"{username}:{password}".encode()).decode())
         self.mask = mask
-        self._count = len(variants)
         ordered = sorted(variants, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 

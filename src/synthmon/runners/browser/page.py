@@ -41,7 +41,6 @@ class RunState:
     # Waits for the target's max_requests_per_second (shared with every other run).
     pace: Callable[[], Awaitable[None]]
     blocked: list[str] = dataclasses.field(default_factory=list)
-    third_party_blocked: int = 0
     page_crashed: bool = False
     console: list[str] = dataclasses.field(default_factory=list)
     network: list[str] = dataclasses.field(default_factory=list)
@@ -70,7 +69,8 @@ class RunState:
             await route.abort("blockedbyclient")
             return
         if self.target.block_third_party:
-            self.third_party_blocked += 1
+            # In network.txt, so a page broken by the blocking says why.
+            self.network.append(f"BLOCKED third party (block_third_party) {request.method} {url}")
             await route.abort("blockedbyclient")
             return
         # Third-party subresources go out untouched: custom headers on them would turn
