@@ -263,3 +263,74 @@ class TestCanary:
                     return dict(api)
                 await asyncio.sleep(0.5)
         raise AssertionError("the canary journeys did not run within 90 s")
+
+
+ORIGIN_ONLY = """
+from urllib.parse import urlsplit
+
+from synthmon import Context, journey
+
+
+def other_origin(ctx: Context) -> str:
+    return f"http://localhost:{urlsplit(ctx.target.base_url).port}/private"
+
+
+@journey(interval="1h", timeout="10s", account="staff")
+async def http_basic(ctx: Context) -> None:
+    assert (await ctx.http.get("/private")).status_code == 200
+    assert (await ctx.http.get(other_origin(ctx))).status_code == 401
+
+
+@journey(kind="browser", interval="1h", timeout="15s", account="staff")
+async def browser_basic(ctx: Context) -> None:
+    r = await ctx.page.goto("/private")
+    assert r is not None and r.status == 200
+    try:
+        await ctx.page.goto(other_origin(ctx))
+    except Exception as exc:
+        # Playwright answers another origin's challenge with no credentials at all.
+        assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc), exc
+"""
+
+
+class TestBasicAuth:
+    async def test_account_basic_auth_goes_to_the_target_origin_only(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With basic_auth = true, both journey kinds pass the shop's basic-auth page
+        without building a header, and another allowed host (same server, other
+        origin) gets no credentials."""
+        from tests.harness import make_settings, run_daemon
+
+        monkeypatch.setenv("T_STAFF", "shopper1-pass")  # the demo shop's shopper1
+        settings = make_settings(
+            tmp_path,
+            targets={},
+            journeys={"basic.py": ORIGIN_ONLY},
+            extra_toml=f"""
+            [targets.demo]
+            base_url = "{shop.url}"
+            allowed_hosts = ["127.0.0.1", "localhost"]
+            [browser]
+            no_sandbox = {str(NO_SANDBOX).lower()}
+            [[accounts]]
+            pool = "staff"
+            username = "synthetic+shopper1@shop.example"
+            password = {{ env = "T_STAFF" }}
+            basic_auth = true
+            """,
+        )
+        async with run_daemon(settings) as (daemon, _):
+            http = await daemon.run_pair(*daemon.pairs["http_basic@demo"])
+            browser = await daemon.run_pair(*daemon.pairs["browser_basic@demo"])
+        assert http.status.value == "success", http.error_message
+        assert browser.status.value == "success", browser.error_message
+        # What the shop received: credentials to the target's origin (ctx.http sends
+        # them at once, Chromium after the 401 challenge), none to the other origin.
+        seen = shop.state.seen("/private")
+        by_host = {
+            origin: [r.headers.get("authorization") for r in seen if r.host.startswith(origin)]
+            for origin in ("127.0.0.1", "localhost")
+        }
+        assert by_host["127.0.0.1"].count(None) <= 1, by_host  # the browser's challenge
+        assert by_host["localhost"] and not any(by_host["localhost"]), by_host

@@ -175,13 +175,14 @@ class BrowserRunner:
         credentials = basic_credentials(request.account)
         options: dict[str, Any] = {}
         if credentials is not None:
-            # Sent from the first request (no 401 round trip, like ctx.http), and only to
-            # the target's origin: third parties never see them.
+            # Only to the target's origin: Chromium answers another origin's 401
+            # challenge with none (ERR_INVALID_AUTH_CREDENTIALS). Chromium sends them
+            # in answer to the target's challenge (Playwright's send="always" applies
+            # to its API requests only, not to the browser's).
             options["http_credentials"] = {
                 "username": credentials[0],
                 "password": credentials[1],
                 "origin": _origin(target.base_url),
-                "send": "always",
             }
         try:
             try:
