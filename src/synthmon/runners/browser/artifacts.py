@@ -105,7 +105,13 @@ def _trace_lines(text: str) -> str:
         except ValueError:
             out.append(line)
             continue
-        out.append(json.dumps(mask_credentials(event), ensure_ascii=False, separators=(",", ":")))
+        masked = mask_credentials(event)
+        # Lines without credentials stay byte for byte as Playwright wrote them.
+        out.append(
+            line
+            if masked == event
+            else json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
+        )
     return "\n".join(out)
 
 
