@@ -164,7 +164,7 @@ async def launch_per_run(
         async def one() -> Status:
             runner = _runner(_pool(pw), artifacts)
             try:
-                return (await runner.run(RunRequest(browse, target, new_run_id()))).status
+                return (await runner.run(RunRequest(browse, target, run_id=new_run_id()))).status
             finally:
                 await runner.aclose()
 
@@ -175,7 +175,7 @@ async def pooled(
     runner: BrowserRunner, target: Target, runs: int, concurrency: int = CONCURRENCY
 ) -> list[Status]:
     async def one() -> Status:
-        return (await runner.run(RunRequest(browse, target, new_run_id()))).status
+        return (await runner.run(RunRequest(browse, target, run_id=new_run_id()))).status
 
     return await _spread(runs, one, concurrency)
 

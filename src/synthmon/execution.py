@@ -121,8 +121,7 @@ class Executor:
             await asyncio.wait(pending, timeout=5.0)
 
     def _hand_off(self, result: RunResult) -> RunResult:
-        """Scrub, stamp and emit `result`; returns what the sinks got (callers of
-        `run_pair`, `synthmon once` say, see no more than the sinks do)."""
+        """Scrub, stamp and emit `result`; returns what the sinks got."""
         # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
         result = self._safety.scrub.result(result)
         if self._location is not None:

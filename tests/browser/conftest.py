@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import load_journeys
-from synthmon.model import RunRequest, Target
+from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.browser.artifacts import ArtifactStore
 from synthmon.runners.browser.pool import BrowserPool, PoolOptions, _children, _is_chromium
 from synthmon.runners.browser.runner import BrowserRunner
@@ -43,19 +43,9 @@ MakeRunner = Callable[..., BrowserRunner]
 class _ShopperRunner(BrowserRunner):
     """A BrowserRunner that passes the demo shopper when a test gives no account."""
 
-    async def run(  # type: ignore[override]  # the pre-RunRequest call shape, for tests
-        self,
-        journey: Journey | RunRequest,
-        target: Target | None = None,
-        *,
-        run_id: str = "",
-        account: object = None,
-        **kw: Any,
-    ) -> Any:
-        if isinstance(journey, RunRequest):
-            return await super().run(journey)
-        assert target is not None
-        request = RunRequest(journey, target, run_id, account=account or SHOPPER, **kw)
+    async def run(self, request: RunRequest) -> RunResult:
+        if request.account is None:
+            request = dataclasses.replace(request, account=SHOPPER)
         return await super().run(request)
 
 

@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from synthmon.config.compare import parse_compare
 from synthmon.config.durations import format_duration, parse_duration
 from synthmon.errors import JourneyDefinitionError
 from synthmon.model import Kind, Severity
@@ -50,6 +51,8 @@ class Journey:
     degraded_after: float | None = None
     # Alert policy overrides (see the alerting docs); passed through untouched here.
     alert: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # `synthmon compare` thresholds (config/compare.py), validated here.
+    compare: Mapping[str, Any] = field(default_factory=dict, compare=False)
     cleanup: CleanupFunc | None = field(default=None, repr=False, compare=False)
     filename: str = ""
     lineno: int = 0
@@ -92,6 +95,7 @@ def journey(
     account: str | None = None,
     degraded_after: str | float | None = None,
     alert: Mapping[str, Any] | None = None,
+    compare: Mapping[str, Any] | None = None,
     cleanup: CleanupFunc | None = None,
 ) -> Callable[[JourneyFunc], Journey]: ...
 
@@ -113,6 +117,7 @@ def journey(
     account: str | None = None,
     degraded_after: str | float | None = None,
     alert: Mapping[str, Any] | None = None,
+    compare: Mapping[str, Any] | None = None,
     cleanup: CleanupFunc | None = None,
 ) -> Journey | Callable[[JourneyFunc], Journey]:
     """Declare a user journey.
@@ -182,6 +187,11 @@ def journey(
                 jdegraded = _duration("degraded_after", degraded_after, bad)
         except JourneyDefinitionError as exc:
             problems.append(exc)
+        if compare:
+            try:
+                parse_compare(compare)
+            except ValueError as exc:
+                problems.append(bad(f"compare={dict(compare)!r}: {exc}"))
         if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
             problems.append(bad("cleanup= must be an 'async def' function taking the Context"))
         if problems:
@@ -209,6 +219,7 @@ def journey(
             account=account,
             degraded_after=jdegraded,
             alert=dict(alert or {}),
+            compare=dict(compare or {}),
             cleanup=cleanup,
             filename=filename,
             lineno=lineno,
