@@ -5,6 +5,7 @@ notifications, and the checks that no alert was lost or invented."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +54,7 @@ class Receiver:
 
     url: str = ""
     bodies: list[dict[str, Any]] = field(default_factory=list)
+    fail: bool = False  # answer 503 (a receiver that is down)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def events(self, journey: str | None = None) -> list[tuple[str, int]]:
@@ -69,10 +71,8 @@ class Receiver:
             left = deadline - time.monotonic()
             assert left > 0, f"{n} notifications of {journey} expected, got {self.bodies}"
             self.changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), left)
-            except TimeoutError:
-                pass
 
 
 @asynccontextmanager
@@ -80,6 +80,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver()
 
     async def handle(request: web.Request) -> web.Response:
+        if rec.fail:
+            return web.Response(status=503, text="receiver down (test)")
         rec.bodies.append(json.loads(await request.read()))
         rec.changed.set()
         return web.Response(status=202)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from synthmon.sinks.latest import result_json
 
 if TYPE_CHECKING:
+    from synthmon.alerting.engine import AlertEngine
     from synthmon.config.settings import Settings
     from synthmon.journeys.dsl import Journey
     from synthmon.journeys.loader import LoadReport
@@ -34,6 +35,7 @@ class DaemonState(Protocol):
     latest: LatestResults
     safety: Safety
     shard: Shard | None
+    alerting: AlertEngine
 
 
 class StatusViews:
@@ -50,6 +52,10 @@ class StatusViews:
             "load_errors": [str(p) for p in self.d.load_report.problems],
         }
         ready = self.d.state == "running" and self.d.scheduler.running and bool(self.d.journeys)
+        # A data dir that refuses writes: alerts still go out (from memory), but they
+        # would not survive a restart, and someone has to free the disk.
+        disk_ok, checks["data_dir"] = self.d.alerting.disk.readiness()
+        ready = ready and disk_ok
         for kind, runner in self.d.runners.items():
             status = getattr(runner, "readiness", None)
             if status is not None:
