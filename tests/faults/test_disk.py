@@ -12,7 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from synthmon.model import Status
 from synthmon_demo import RunningShop
+from tests.browser.conftest import NO_SANDBOX
 from tests.conftest import set_chaos
 from tests.faults._common import HEALTHY, kept_schedule, no_alert, receiver
 from tests.faults._disk import fill, small_tmpfs
@@ -132,3 +134,61 @@ class TestAlertsOnAFullDisk:
                     kept_schedule(collector, "healthy", since, until - 1)
                     await no_alert(daemon)
                     assert sample(await scrape(daemon), "synthmon_data_dir_writable") == 1.0
+
+
+PRODUCTS_PAGE = """
+from synthmon import Context, journey
+
+@journey(kind="browser", interval="1h", timeout="10s", severity="critical")
+async def products_page(ctx: Context) -> None:
+    async with ctx.step("products"):
+        r = await ctx.page.goto("/products")
+        assert r is not None and r.status == 200, f"products answered {r and r.status}"
+"""
+
+
+class TestArtifactsOnAFullDisk:
+    @pytest.mark.browser
+    async def test_full_disk_keeps_the_failure_and_pages(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A browser journey against a shop answering 500, with data_dir full, is
+        recorded as the failure it is (not error 'internal'), pages after two runs,
+        leaves no empty artifact behind and counts the artifacts it could not write;
+        the healthy journey kept its schedule without an alert."""
+        with small_tmpfs(tmp_path / "data") as disk:
+            async with receiver() as rec:
+                monkeypatch.setenv("TEST_WEBHOOK_URL", f"{rec.url}/webhook")
+                settings = make_settings(
+                    tmp_path,
+                    targets={"demo": shop.url},
+                    journeys={"healthy.py": HEALTHY, "products.py": PRODUCTS_PAGE},
+                    extra_toml=f"[browser]\nno_sandbox = {str(NO_SANDBOX).lower()}\n" + ALERTING,
+                )
+                async with run_daemon(settings) as (daemon, collector):
+                    since = time.time()
+                    fill(disk)
+                    await set_chaos(shop, "error", paths=["/products"])
+                    pair = daemon.pairs["products_page@demo"]
+                    for _ in range(2):
+                        result = await daemon.run_pair(*pair)
+                        assert result.status is Status.FAILURE, (
+                            result.reason,
+                            result.error_message,
+                        )
+                        assert result.reason is None
+                        assert "products answered 500" in (result.error_message or "")
+                    await rec.wait_for(1, "products_page")
+                    until = time.time()
+                    assert rec.events("products_page") == [("trigger", 1)]
+                    assert rec.bodies[0]["failing_step"] == "products"
+                    empty = [p for p in disk.rglob("*") if p.is_file() and p.stat().st_size == 0]
+                    assert empty == [], f"empty artifacts left behind: {empty}"
+                    text = await scrape(daemon)
+                    failed = sample(
+                        text, "synthmon_browser_artifact_failures_total", artifact="screenshot"
+                    )
+                    assert failed == 2.0, text
+                    kept_schedule(collector, "healthy", since, until - 1)
+                    await no_alert(daemon)
+                    await set_chaos(shop, "ok")
