@@ -77,6 +77,10 @@ class ServerConfig(_Section):
     # a loopback address, or when public_read = true says so (docs/safety.md).
     read_auth: MetricsAuthConfig | None = None
     public_read: bool = False
+    # Inbound connections at once (never more than a quarter of RLIMIT_NOFILE), and how
+    # long a connection may stay without a complete request (docs/config.md).
+    max_connections: int = Field(default=256, ge=1)
+    idle_timeout: Duration = 10.0
 
     @model_validator(mode="after")
     def _read_rule(self) -> ServerConfig:
