@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
-from collections.abc import Callable
 
 import structlog
 from aiohttp import web
@@ -46,17 +45,11 @@ def fd_budget(configured: int) -> int:
 class ConnectionGuard:
     """The protocol factory in front of aiohttp's `web.Server`: caps and evicts."""
 
-    def __init__(
-        self,
-        *,
-        max_connections: int,
-        on_event: Callable[[str], None] = lambda _: None,
-    ) -> None:
+    def __init__(self, *, max_connections: int) -> None:
         self._server: web.Server | None = None
         self.limit = fd_budget(max_connections)
         self._born: dict[RequestHandler, float] = {}
         self._busy: set[RequestHandler] = set()
-        self._on_event = on_event
         self._evicted = self._refused = 0
         self._logged_at = 0.0
 
@@ -79,12 +72,13 @@ class ConnectionGuard:
                 del self._born[victim]
                 victim.force_close()
                 self._evicted += 1
-                self._on_event("evicted")
             else:
                 self._refused += 1
-                self._on_event("refused")
                 self._report()
-                return _Refuse()
+                # Every slot is serving a request: this one is closed once connected.
+                refused = self._server()
+                asyncio.get_running_loop().call_soon(refused.force_close)
+                return refused
             self._report()
         handler = self._server()
         self._born[handler] = now
@@ -119,10 +113,3 @@ class ConnectionGuard:
                 self._busy.discard(proto)
 
         return busy
-
-
-class _Refuse(asyncio.Protocol):
-    """Closes a connection at once (every slot is serving a request)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
