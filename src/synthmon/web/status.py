@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from synthmon.model import Kind
 from synthmon.sinks.latest import result_json
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from synthmon.config.settings import Settings
     from synthmon.journeys.dsl import Journey
     from synthmon.journeys.loader import LoadReport
-    from synthmon.model import Kind, Target
+    from synthmon.model import Target
     from synthmon.runners.base import Runner
     from synthmon.safety.facade import Safety
     from synthmon.scheduling.scheduler import Scheduler
@@ -56,6 +57,9 @@ class StatusViews:
         # would not survive a restart, and someone has to free the disk.
         disk_ok, checks["data_dir"] = self.d.alerting.disk.readiness()
         ready = ready and disk_ok
+        if Kind.BROWSER not in self.d.runners:
+            # Built on the first browser journey: until then Chromium is not needed.
+            checks["browser_runner"] = {"needed": False, "launched": False}
         for kind, runner in self.d.runners.items():
             status = getattr(runner, "readiness", None)
             if status is not None:
