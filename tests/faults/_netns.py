@@ -29,7 +29,7 @@ t = httpx.HTTPTransport(local_address=spec["source"])
 out = []
 with httpx.Client(transport=t, timeout=10, trust_env=False, follow_redirects=True) as c:
     for base in spec["wait"]:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while True:
             try:
                 if c.get(base + "/healthz").status_code == 200:
@@ -66,7 +66,7 @@ class Namespace:
             ["ip", "netns", "exec", self.name, sys.executable, "-c", CLIENT, spec],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=120,
             check=False,
         )
         assert done.returncode == 0, done.stderr[-3000:]

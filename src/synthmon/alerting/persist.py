@@ -19,6 +19,7 @@ What is only in memory is lost by a restart during the disk failure; everything 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -157,8 +158,6 @@ class GuardedStore(AlertStore):
     ) -> None:
         """Write notifications kept in memory, in order: (notifier, payload, created,
         coalesce_key, attempts, next_attempt). Raises on a disk error (nothing written)."""
-        import json
-
         with self._tx() as db:
             for notifier, payload, created, key, attempts, next_attempt in rows:
                 if key is not None:
