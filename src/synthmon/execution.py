@@ -66,6 +66,7 @@ class Executor:
         emit: Callable[[RunResult], None],
         retry_policy: Callable[[Journey], RetryPolicy],
         events: ExecutionEvents,
+        targets: Mapping[str, Target],
         max_concurrency: int,
         run_source: RunSource = RunSource.DAEMON,
         location: str | None = None,
@@ -75,6 +76,7 @@ class Executor:
         self._emit = emit
         self._retry_policy = retry_policy
         self._events = events
+        self._peers = tuple(targets.values())
         self._max_concurrency = max_concurrency
         self._run_source = run_source
         self._location = location
@@ -205,6 +207,7 @@ class Executor:
                             run_source=self._run_source,
                             account=account,
                             extra_headers=headers,
+                            peers=self._peers,
                         )
                     )
             except NoAccountError as exc:
