@@ -75,6 +75,8 @@ class Daemon:
             data_dir=settings.data_dir,
             registry=self.registry,
             journeys=lambda name: self.journeys.get(name),
+            # Paused pairs notify nobody (built below; looked up at call time).
+            is_paused=lambda journey, target: self.safety.is_paused(journey, target),
             location=settings.location,
             external_url=settings.server.external_url,
         )

@@ -131,9 +131,12 @@ def advance(
         passes = state.consecutive_passes + 1
         if state.state is AlertState.FIRING:
             if passes >= policy.resolve_passes:
+                # A resolve starts afresh: failures of the incident just closed must
+                # not count towards the next one (3 of 5 would otherwise fire again
+                # on the first failed run after a recovery: a page for one blip).
                 return (
                     PairState(
-                        history=history,
+                        history="",
                         consecutive_passes=passes,
                         last_success_at=now,
                         incident=state.incident,
