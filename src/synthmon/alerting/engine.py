@@ -214,6 +214,11 @@ class AlertEngine:
     def state(self, alertname: AlertName, journey: str, target: str) -> Tracked | None:
         return self._tracked.get(self._key(alertname, journey, target))
 
+    def firing(self, journey: str, target: str) -> bool:
+        """Whether the pair's SyntheticJourneyFailed fires (the outage is confirmed)."""
+        t = self.state(AlertName.FAILED, journey, target)
+        return t is not None and t.policy.state is AlertState.FIRING
+
     async def emit(self, result: RunResult) -> None:
         journey = self._journeys(result.journey)
         if journey is None:

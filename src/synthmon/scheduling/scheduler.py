@@ -16,6 +16,7 @@ skipped with only a log line). Here every job gets:
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import time
@@ -45,6 +46,22 @@ OnSkip = Callable[[str, str, int], None]
 OnStart = Callable[[str, float], None]
 
 
+class _NoMaxInstancesWarning(logging.Filter):
+    """APScheduler warns "maximum number of running instances reached" on its own
+    logger; `Scheduler` reports each such slot through `on_skip`, and the owner
+    decides whether it is a lost run (``overlap``) or one a retry/re-check of the same
+    pair took over, which is no one's problem. One message, said by the owner."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+def _quiet_max_instances() -> None:
+    logger = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _NoMaxInstancesWarning) for f in logger.filters):
+        logger.addFilter(_NoMaxInstancesWarning())
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     interval: float | None = None
@@ -72,6 +89,7 @@ class Scheduler:
             executors={"default": AsyncIOExecutor()},
             timezone=UTC,
         )
+        _quiet_max_instances()
         self._aps.add_listener(
             self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )
