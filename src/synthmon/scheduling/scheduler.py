@@ -8,7 +8,8 @@ skipped with only a log line). Here every job gets:
   costs more CPU than a simple HTTP run itself, so runs due within the same slot
   share one wake-up instead of each paying for its own;
 - ``max_instances=1``: a run still going when the next is due makes that next run
-  skipped, reported as ``overlap``;
+  skipped, reported through ``on_skip`` as ``overlap`` (the owner knows whether the
+  run still going is a retry/re-check that takes the slot over);
 - ``coalesce=True`` and ``misfire_grace_time`` = one interval: after a stall, runs
   that piled up collapse into one late run (the collapsed ones are reported as
   ``coalesced``); a run later than a whole interval is reported as ``missed``.
