@@ -47,20 +47,21 @@ OnSkip = Callable[[str, str, int], None]
 OnStart = Callable[[str, float], None]
 
 
-class _NoMaxInstancesWarning(logging.Filter):
+MAX_INSTANCES_WARNING = "maximum number of running instances reached"
+
+
+def _quiet_max_instances() -> None:
     """APScheduler warns "maximum number of running instances reached" on its own
     logger; `Scheduler` reports each such slot through `on_skip`, and the owner
     decides whether it is a lost run (``overlap``) or one a retry/re-check of the same
     pair took over, which is no one's problem. One message, said by the owner."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "maximum number of running instances reached" not in record.getMessage()
-
-
-def _quiet_max_instances() -> None:
     logger = logging.getLogger("apscheduler.scheduler")
-    if not any(isinstance(f, _NoMaxInstancesWarning) for f in logger.filters):
-        logger.addFilter(_NoMaxInstancesWarning())
+    if _not_max_instances not in logger.filters:
+        logger.addFilter(_not_max_instances)
+
+
+def _not_max_instances(record: logging.LogRecord) -> bool:
+    return MAX_INSTANCES_WARNING not in record.getMessage()
 
 
 @dataclass(frozen=True, slots=True)
