@@ -80,6 +80,7 @@ class Executor:
         self._retry_policy = retry_policy
         self._events = events
         self._targets = targets
+        self._peers = tuple(targets.values())
         self._max_concurrency = max_concurrency
         self._run_source = run_source
         self._location = location
@@ -142,12 +143,14 @@ class Executor:
         if pending:
             await asyncio.wait(pending, timeout=5.0)
 
-    def _hand_off(self, result: RunResult) -> None:
+    def _hand_off(self, result: RunResult) -> RunResult:
+        """Scrub, stamp and emit `result`; returns what the sinks got."""
         # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
         result = self._safety.scrub.result(result)
         if self._location is not None:
             result = dataclasses.replace(result, location=self._location)
         self._emit(result)
+        return result
 
     async def _attempt(
         self, journey: Journey, target: Target, *, attempt: int, may_retry: bool
@@ -172,8 +175,7 @@ class Executor:
             raise
         if may_retry and result.status.is_target_failure:
             result = dataclasses.replace(result, retried=True)
-        self._hand_off(result)
-        return result
+        return self._hand_off(result)
 
     async def _limited_run(
         self, journey: Journey, target: Target, *, run_id: str, attempt: int
@@ -226,6 +228,7 @@ class Executor:
                             run_source=self._run_source,
                             account=account,
                             extra_headers=headers,
+                            peers=self._peers,
                         )
                     )
             except NoAccountError as exc:
