@@ -76,6 +76,8 @@ class Daemon:
             data_dir=settings.data_dir,
             registry=self.registry,
             journeys=lambda name: self.journeys.get(name),
+            # Paused pairs notify nobody (built below; looked up at call time).
+            is_paused=lambda journey, target: self.safety.is_paused(journey, target),
             location=settings.location,
             external_url=settings.server.external_url,
         )
@@ -157,11 +159,14 @@ class Daemon:
             needed=lambda: any(j.kind is Kind.BROWSER for j in self.journeys.values()),
         )
 
-    def _retry_policy(self, journey: Journey) -> RetryPolicy:
+    def _retry_policy(self, journey: Journey, target: Target) -> RetryPolicy:
         # Retries and re-checks are set per severity in [alerting] (docs/alerting.md):
         # they decide how fast an alert may fire, so they live beside the triggers.
+        # Once the alert fires they confirm nothing: one run per interval then.
+        if self.alerting.firing(journey.name, target.name):
+            return RetryPolicy()
         p = self.alerting.policy_for(journey)
-        return RetryPolicy(retries=p.retries, rechecks=p.rechecks, delay=p.retry_delay)
+        return RetryPolicy(retries=p.retries, rechecks=p.rechecks, delay=p.retry_delay or 0.0)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -274,6 +279,8 @@ class Daemon:
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )
+        for j in report.journeys:
+            self.alerting.policy_for(j)  # logs `retries_dropped` now, not at first failure
         self.metrics.set_load_problems(p.filename for p in report.problems)
         self.safety.refresh()
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
@@ -309,6 +316,10 @@ class Daemon:
         if pair is None:
             return
         journey, target = pair
+        if reason == "overlap" and self.executor.in_chain(key):
+            # The slot is taken by the pair's own retry/re-check: not a lost run.
+            log.debug("slot_replaced_by_recheck", journey=journey.name, target=target.name)
+            return
         self.metrics.skipped_run(journey.name, target.name, reason, n)
         log.warning("run_skipped", journey=journey.name, target=target.name, reason=reason, runs=n)
 

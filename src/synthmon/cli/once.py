@@ -177,7 +177,7 @@ def build_executor(
         runners=runners,
         safety=safety,
         emit=emit,
-        retry_policy=lambda _: RetryPolicy(retries=retries, rechecks=0, delay=1.0),
+        retry_policy=lambda _j, _t: RetryPolicy(retries=retries, rechecks=0, delay=1.0),
         events=_NoExecutionEvents(),
         targets=targets,
         max_concurrency=settings.scheduler.max_concurrency,
@@ -253,6 +253,8 @@ async def notify_failures(
             data_dir=tmp,
             registry=CollectorRegistry(),
             journeys=journeys.get,
+            # An explicit smoke test: whoever asked for it wants its result, paused or not.
+            is_paused=lambda _j, _t: False,
             location=settings.location,
             external_url=settings.server.external_url,
         )
