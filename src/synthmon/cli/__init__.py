@@ -56,10 +56,14 @@ def _shard_arg(value: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _settings(path: str | None) -> Settings:
+def _config_path(path: str | None) -> str | None:
     if path is None and Path(DEFAULT_CONFIG).exists():
-        path = DEFAULT_CONFIG
-    return load_settings(path)
+        return DEFAULT_CONFIG
+    return path
+
+
+def _settings(path: str | None) -> Settings:
+    return load_settings(_config_path(path))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(settings, args.journeys_dir, out=sys.stdout, err=sys.stderr, shard=shard)
     from synthmon.cli.run import run
 
-    return run(settings)
+    return run(settings, _config_path(args.config))
 
 
 if __name__ == "__main__":

@@ -98,6 +98,11 @@ class Safety:
         in_use = self.accounts.in_use(pool) - returning
         self.metrics.set_pool(pool, self.accounts.size(pool), in_use)
 
+    def retarget(self, settings: Settings, targets: Iterable[Target]) -> None:
+        """The config file changed its targets (hot reload): new rate limits apply."""
+        self.settings = settings
+        self.rate_limits.update(targets)
+
     # -- rate limits -------------------------------------------------------------
 
     async def pace_browser(self, context: BrowserContext, target: Target) -> None:
