@@ -72,16 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from synthmon.cli.healthcheck import healthcheck
 
         return healthcheck(args.config, args.timeout)
-    if args.command in ("pause", "resume"):
-        from synthmon.cli.pause import pause_command
-
-        path = args.config
-        if path is None and Path(DEFAULT_CONFIG).exists():
-            path = DEFAULT_CONFIG
-        return pause_command(args, path, out=sys.stdout, err=sys.stderr)
     try:
-        if args.command == "check":
+        if args.command in ("check", "pause", "resume", "silence"):
             # CI checks configs without production secrets: missing ones are warnings.
+            # A pause or a silence must work from an operator's shell that lacks them.
             with unresolved_secrets_allowed():
                 settings = _settings(args.config)
         else:
@@ -89,10 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"synthmon: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command in ("pause", "resume"):
+        from synthmon.cli.pause import pause_command
+
+        return pause_command(args, settings.server, out=sys.stdout, err=sys.stderr)
     if args.command == "silence":
         from synthmon.cli import silence as silence_cli
 
-        return silence_cli.main(args, settings.data_dir, out=sys.stdout, err=sys.stderr)
+        return silence_cli.main(args, settings, out=sys.stdout, err=sys.stderr)
     if args.command == "check":
         shard = args.shard or (parse_shard(settings.shard) if settings.shard else None)
         from synthmon.cli.check import check
