@@ -13,7 +13,7 @@ import certifi
 import httpx
 
 from synthmon.errors import HostNotAllowedError
-from synthmon.journeys.context import Context
+from synthmon.journeys.context import Context, RunRecord
 from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
 from synthmon.safety.ratelimit import RateLimits
@@ -151,13 +151,13 @@ class HttpRunner:
                 msg = f"{msg} (last response: {last[0]})"
             return etype, msg
 
+        run = RunRecord(classify=classify, describe=describe_exc, clock=self._clock)
         ctx = Context(
             journey=journey.name,
             target=target,
             run_id=run_id,
             trace_id=run_id,
-            classify=classify,
-            describe=describe_exc,
+            run=run,
             http_factory=self.client_factory(
                 target,
                 trace_id=run_id,
@@ -167,17 +167,16 @@ class HttpRunner:
             ),
             account=request.account,
             run_source=request.run_source,
-            clock=self._clock,
         )
         started_at = time.time()
         cleanup_failures = 0
         try:
             result = await execute(
-                journey, ctx, started_at=started_at, attempt=request.attempt, clock=self._clock
+                journey, ctx, run, started_at=started_at, attempt=request.attempt, clock=self._clock
             )
         finally:
             try:
-                cleanup_failures = await run_cleanups(journey, ctx)
+                cleanup_failures = await run_cleanups(journey, ctx, run)
             finally:
                 await ctx.aclose()
         if cleanup_failures:
