@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -155,6 +155,35 @@ class RunRequest:
     account: Account | None = None
     # Headers added to every request of the run (the account pool's tag, say).
     extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which (journey, target) pairs a pause, a silence or a maintenance window covers:
+    each non-empty set must hold the pair's value (tags: any of the journey's tags);
+    an empty set matches every pair. The one matcher of the code base."""
+
+    journeys: frozenset[str] = frozenset()
+    targets: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls, *, journey: str | None = None, target: str | None = None, tag: str | None = None
+    ) -> Selector:
+        """A selector of at most one name each (`None`: any)."""
+        return cls(
+            frozenset((journey,) if journey else ()),
+            frozenset((target,) if target else ()),
+            frozenset((tag,) if tag else ()),
+        )
+
+    def matches(self, journey: str, target: str, tags: Iterable[str]) -> bool:
+        return (
+            (not self.journeys or journey in self.journeys)
+            and (not self.targets or target in self.targets)
+            and (not self.tags or not self.tags.isdisjoint(tags))
+        )
 
 
 @dataclass(frozen=True, slots=True)

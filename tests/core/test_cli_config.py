@@ -3,8 +3,10 @@ nothing are errors, and pause/silence work without the production secrets."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+from synthmon.alerting.store import MIGRATIONS
 from tests.core.test_cli import free_port, synthmon
 from tests.harness import write_config, write_journeys
 
@@ -124,3 +126,33 @@ class TestWithoutSecrets:
         # No daemon listens: the command got as far as trying to reach it.
         assert out.returncode == 1, out.stderr
         assert f"cannot reach the daemon at http://127.0.0.1:{port}" in out.stderr
+
+
+class TestDatabaseSchema:
+    def test_database_from_a_newer_synthmon_stops_run(self, tmp_path: Path) -> None:
+        """An alerting database with a newer schema version exits 2 naming the file."""
+        cfg = production_config(tmp_path, free_port())
+        db_path = tmp_path / "data" / "alerting.sqlite3"
+        db_path.parent.mkdir()
+        with sqlite3.connect(db_path) as db:
+            db.execute("PRAGMA user_version = 99")
+        out = synthmon("run", "--config", str(cfg), env={"T_UNSET_SHOPPER_PASSWORD": "x"})
+        assert out.returncode == 2, out.stdout
+        assert f"{db_path}: the alerting database has schema version 99" in out.stderr
+
+    def test_database_before_versioning_is_adopted_with_its_rows(self, tmp_path: Path) -> None:
+        """A file written before migrations existed keeps its silences and gets version 1."""
+        cfg = production_config(tmp_path)
+        db_path = tmp_path / "data" / "alerting.sqlite3"
+        db_path.parent.mkdir()
+        with sqlite3.connect(db_path) as db:
+            db.executescript(MIGRATIONS[0])
+            db.execute(
+                "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment) "
+                "VALUES ('{}', 0, 4102444800, 'old', 'kept')"
+            )
+        out = synthmon("silence", "--config", str(cfg), "list")
+        assert out.returncode == 0, out.stderr
+        assert "old: kept" in out.stdout
+        with sqlite3.connect(db_path) as db:
+            assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

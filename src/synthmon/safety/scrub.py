@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote, quote_plus
@@ -23,6 +21,7 @@ from structlog.processors import format_exc_info
 from structlog.typing import EventDict, WrappedLogger
 
 from synthmon.model import RunResult, StepResult
+from synthmon.runtime.files import atomic_write
 
 MASK = "***"
 
@@ -82,7 +81,7 @@ class Scrubber:
         cleaned = self.scrub_bytes(data)
         if cleaned == data:
             return False
-        _replace(path, lambda f: f.write(cleaned))
+        atomic_write(path, lambda f: f.write(cleaned))
         return True
 
     def _scrub_zip(self, path: Path) -> bool:
@@ -102,7 +101,7 @@ class Scrubber:
                 for info, data in members:
                     dst.writestr(info, data)
 
-        _replace(path, write)
+        atomic_write(path, write)
         return True
 
     def value(self, obj: Any) -> Any:
@@ -147,15 +146,3 @@ def _scrub_step(scrub: Scrubber, step: StepResult) -> StepResult:
     if step.error_message is None:
         return step
     return dataclasses.replace(step, error_message=scrub(step.error_message))
-
-
-def _replace(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write a new version of `path` next to it, then swap it in atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".scrub")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -16,14 +16,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import structlog
+
+from synthmon.runtime.files import atomic_write
 
 log = structlog.get_logger("synthmon.runners.browser.artifacts")
 
@@ -147,14 +149,9 @@ def scrub_zip(path: Path, scrub: Scrubber) -> None:
     """Rewrite the zip at `path` with `scrub` applied to every entry that decodes as
     UTF-8 text (trace events, network log, HTML snapshots); binary entries (screenshots)
     are copied as they are. Atomic: the original is replaced only once complete."""
-    fd, tmp_name = tempfile.mkstemp(prefix=".scrub-", suffix=".zip", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with (
-            zipfile.ZipFile(path) as src,
-            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as dst,
-        ):
+
+    def write(f: IO[bytes]) -> None:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as dst:
             for info in src.infolist():
                 data = src.read(info)
                 try:
@@ -163,9 +160,8 @@ def scrub_zip(path: Path, scrub: Scrubber) -> None:
                     dst.writestr(info, data)
                     continue
                 dst.writestr(info, scrub(text).encode("utf-8"))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write)
 
 
 def _size(folder: Path) -> int:
