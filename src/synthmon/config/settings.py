@@ -8,13 +8,11 @@ nest with `__`: `SYNTHMON_SERVER__LISTEN=0.0.0.0:9321`,
 from __future__ import annotations
 
 import base64
-import difflib
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -32,14 +30,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from synthmon.config.alerting import AlertingConfig
 from synthmon.config.durations import parse_duration
+from synthmon.config.environment import ENV_PREFIX, environment_problems
 from synthmon.config.secrets import SecretRef, UnresolvedSecret
 from synthmon.config.shard import parse_shard
 from synthmon.errors import ConfigError
 from synthmon.model import Target
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-ENV_PREFIX = "SYNTHMON_"
 
 
 class _Section(BaseModel):
@@ -346,7 +343,7 @@ def load_settings(path: str | Path | None) -> Settings:
         artifacts = data.get("artifacts")
         if isinstance(artifacts, dict) and isinstance(artifacts.get("dir"), str):
             artifacts["dir"] = str(base / artifacts["dir"])  # an absolute dir stays as is
-    problems = _environment_problems(data, where)
+    problems = environment_problems(Settings, data, where)
     if problems:
         raise ConfigError(
             "invalid configuration:\n  " + "\n  ".join(problems), path=where
@@ -355,69 +352,6 @@ def load_settings(path: str | Path | None) -> Settings:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, data, where), path=where) from None
-
-
-def _environment_problems(data: Mapping[str, Any], where: str) -> list[str]:
-    """`SYNTHMON_*` variables that set nothing (a typo is an error, like an unknown key
-    in the file), and targets that only the environment would create."""
-    referenced = _secret_env_names(data)  # api_token = { env = "SYNTHMON_API_TOKEN" }
-    declared = {str(name).lower() for name in data.get("targets") or {}}
-    problems = []
-    for name in sorted(os.environ):
-        upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or name in referenced:
-            continue
-        parts = upper[len(ENV_PREFIX) :].lower().split("__")
-        problem = _unknown_path(Settings, parts)
-        if problem is not None:
-            problems.append(f"environment {name}: {problem}")
-        elif parts[0] == "targets" and len(parts) > 1 and parts[1] not in declared:
-            problems.append(
-                f"environment {name}: target {parts[1]!r} is not declared in {where}; "
-                f"declared targets: {sorted(declared)}. The environment may override a "
-                f"target's settings, not add one: add [targets.{parts[1]}] to the file"
-            )
-    return problems
-
-
-def _unknown_path(model: type[BaseModel], parts: list[str]) -> str | None:
-    """Why `parts` (SYNTHMON_A__B__C as ["a", "b", "c"]) names no setting, or None."""
-    node: Any = model
-    for i, part in enumerate(parts):
-        while True:  # unwrap Optional[...] / Annotated[...]
-            args = [a for a in get_args(node) if a is not type(None)]
-            if get_origin(node) in (Union, UnionType, Annotated) and args:
-                node = args[0]
-            else:
-                break
-        if isinstance(node, type) and issubclass(node, BaseModel):
-            fields = type.__getattribute__(node, "model_fields")
-            if part not in fields:
-                close = difflib.get_close_matches(part, [*fields], n=1, cutoff=0.6)
-                fixed = [*parts[:i], close[0], *parts[i + 1 :]] if close else []
-                hint = f"; did you mean {_env_name(fixed)}?" if close else ""
-                where = ".".join(parts[:i]) or "the top level"
-                return f"no setting {part!r} in {where}{hint} (see docs/config.md)"
-            node = fields[part].annotation
-        elif get_origin(node) in (dict, Mapping):
-            node = get_args(node)[1]  # any key (a target's name, a header)
-        else:
-            return f"{'.'.join(parts[:i])} is a single value and has no {part!r}"
-    return None
-
-
-def _env_name(parts: list[str]) -> str:
-    return ENV_PREFIX + "__".join(p.upper() for p in parts)
-
-
-def _secret_env_names(node: Any) -> set[str]:
-    if isinstance(node, Mapping):
-        if set(node) == {"env"} and isinstance(node["env"], str):
-            return {node["env"]}
-        return set().union(*(_secret_env_names(v) for v in node.values()))
-    if isinstance(node, list):
-        return set().union(*(_secret_env_names(v) for v in node))
-    return set()
 
 
 def _format_errors(exc: ValidationError, data: Mapping[str, Any], where: str) -> str:
