@@ -58,21 +58,27 @@ def _config(tmp_path: Path, targets: dict[str, str], extra: dict[str, str] | Non
     return write_config(tmp_path / "synthmon.toml", "\n".join(lines))
 
 
-async def once(*args: str | Path, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def once_cli(
+    *args: str | Path, env_extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """`synthmon ARGS...` as a subprocess: (exit code, stdout, stderr)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHMON_")}
     env.update(env_extra or {})
     proc = await asyncio.create_subprocess_exec(
         *SYNTHMON,
-        "once",
         *map(str, args),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=ROOT,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def once(*args: str | Path, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
+    return await once_cli("once", *args, env_extra=env_extra)
 
 
 class TestOnce:

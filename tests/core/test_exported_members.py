@@ -58,6 +58,7 @@ class TestContextSurface:
             "http",
             "log",
             "page",
+            "shadow",
             "step",
         }
 

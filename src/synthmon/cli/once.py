@@ -163,7 +163,8 @@ def build_executor(
         runners[Kind.BROWSER] = browser_runner_from_settings(
             settings, http_factory=http.client_factory, scrub=safety.scrub
         )
-    targets = {t.name: t for _, t in pairs}
+    # Every configured target, so ctx.shadow can compare with any of them.
+    targets = {t.name: t for t in settings.target_list()} | {t.name: t for _, t in pairs}
     executor = Executor(
         runners=runners,
         safety=safety,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from synthmon.errors import InfrastructureError, StepFailedError
+from synthmon.journeys.shadow import Shadow, ShadowError
 from synthmon.model import Account, RunSource, Status, StepResult, Target
 
 if TYPE_CHECKING:
@@ -45,6 +46,12 @@ class RunRecord:
     failed_step: str | None = None
     cancelled_in: str | None = None
     soft_failures: list[StepResult] = field(default_factory=list)
+    # ctx.shadow, once the journey used it: its mismatch counts go into the result.
+    shadow: Shadow | None = None
+
+    @property
+    def shadow_mismatches(self) -> dict[str, int]:
+        return self.shadow.mismatches if self.shadow is not None else {}
 
 
 class Context:
@@ -67,6 +74,7 @@ class Context:
         page: Page | None = None,
         account: Account | None = None,
         run_source: RunSource = RunSource.DAEMON,
+        peer_http_factory: Callable[[str], httpx.AsyncClient] | None = None,
     ) -> None:
         self.journey = journey
         self.target = target
@@ -79,6 +87,8 @@ class Context:
         self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
         self._run = run
+        self._peer_http_factory = peer_http_factory
+        self._peers: dict[str, httpx.AsyncClient] = {}
         self._stack: list[str] = []
 
     @property
@@ -115,6 +125,21 @@ class Context:
                 raise RuntimeError("this run has no HTTP client")
             self._http = self._http_factory()
         return self._http
+
+    @property
+    def shadow(self) -> Shadow:
+        """Send a request to this target and to another, and compare the answers:
+        ``await ctx.shadow.get("/api/cart", compare_to="new-backend")`` (HTTP journeys)."""
+        if self._run.shadow is None:
+            self._run.shadow = Shadow(self, self._peer_client)
+        return self._run.shadow
+
+    def _peer_client(self, target: str) -> httpx.AsyncClient:
+        if target not in self._peers:
+            if self._peer_http_factory is None:
+                raise ShadowError("ctx.shadow needs an HTTP journey run by synthmon")
+            self._peers[target] = self._peer_http_factory(target)
+        return self._peers[target]
 
     @property
     def page(self) -> Page:
@@ -195,3 +220,6 @@ class Context:
         if self._http is not None:
             client, self._http = self._http, None
             await client.aclose()
+        peers, self._peers = self._peers, {}
+        for peer in peers.values():
+            await peer.aclose()

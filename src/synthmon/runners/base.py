@@ -162,6 +162,7 @@ async def execute(
         reason=reason,
         artifacts=paths,
         attempt=attempt,
+        shadow_mismatches=tuple(sorted(run.shadow_mismatches.items())),
     )
 
 

@@ -14,6 +14,7 @@ import httpx
 
 from synthmon.errors import HostNotAllowedError
 from synthmon.journeys.context import Context, RunRecord
+from synthmon.journeys.shadow import ShadowError
 from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
 from synthmon.safety.ratelimit import RateLimits
@@ -152,6 +153,22 @@ class HttpRunner:
             return etype, msg
 
         run = RunRecord(classify=classify, describe=describe_exc, clock=self._clock)
+        peers = {t.name: t for t in request.peers if t.name != target.name}
+
+        def peer_client(name: str) -> httpx.AsyncClient:
+            # ctx.shadow's other side: that target's own tagging and allowed hosts.
+            peer = peers.get(name)
+            if peer is None:
+                raise ShadowError(
+                    f"compare_to={name!r}: no other target of that name; known: {sorted(peers)}"
+                )
+            return self.client_factory(
+                peer,
+                trace_id=run_id,
+                timeout=journey.timeout,
+                extra_headers=request.extra_headers,
+            )()
+
         ctx = Context(
             journey=journey.name,
             target=target,
@@ -167,6 +184,7 @@ class HttpRunner:
             ),
             account=request.account,
             run_source=request.run_source,
+            peer_http_factory=peer_client,
         )
         started_at = time.time()
         cleanup_failures = 0
