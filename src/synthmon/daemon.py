@@ -140,6 +140,8 @@ class Daemon:
             host=settings.server.host,
             port=settings.server.port,
             extra_routes=[artifact_routes(settings.artifacts_dir), control.routes(self.safety)],
+            max_connections=settings.server.max_connections,
+            idle_timeout=settings.server.idle_timeout,
         )
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
