@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -21,14 +22,17 @@ from prometheus_client import CollectorRegistry
 
 from synthmon._version import __version__
 from synthmon.alerting.engine import AlertEngine
-from synthmon.config.settings import Settings
+from synthmon.config.settings import Settings, changed_settings, load_settings, restart_fields
+from synthmon.errors import ConfigError
 from synthmon.execution import Executor, RetryPolicy, pair_key
 from synthmon.journeys.dsl import Journey
-from synthmon.journeys.loader import LoadReport, load_journeys
+from synthmon.journeys.loader import JourneyFolder, LoadReport
 from synthmon.model import Kind, RunResult, RunSource, Target
 from synthmon.runners.base import Runner
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
+from synthmon.runtime.logs import set_log_level
 from synthmon.runtime.watchdog import LoopWatchdog
+from synthmon.runtime.watcher import ChangeWatcher
 from synthmon.safety.facade import Safety
 from synthmon.scheduling.scheduler import Schedule, Scheduler
 from synthmon.scheduling.sharding import Shard, owned, parse_shard
@@ -62,8 +66,13 @@ class Daemon:
         runners: dict[Kind, Runner] | None = None,
         extra_sinks: list[tuple[str, Sink]] | None = None,
         run_source: RunSource = RunSource.DAEMON,
+        config_path: str | Path | None = None,
+        watch: bool = True,
     ) -> None:
         self.settings = settings
+        # The file `settings` came from: re-read on change and on SIGHUP (hot reload).
+        self.config_path = config_path
+        self.folder = JourneyFolder(settings.journeys_dir)
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry, location=settings.location)
         self.latest = LatestResults()
@@ -141,6 +150,14 @@ class Daemon:
             on_lag=self.metrics.set_loop_lag,
             journey_files=lambda: {j.filename for j in self.journeys.values()},
         )
+        self.watcher: ChangeWatcher | None = None
+        if watch:
+            self.watcher = ChangeWatcher(
+                journeys_dir=settings.journeys_dir,
+                config_file=Path(config_path) if config_path is not None else None,
+                on_journeys=self.reload,
+                on_config=self.reload_config,
+            )
         self._stop_event: asyncio.Event | None = None
 
     def _browser_runner(self) -> Runner:
@@ -178,6 +195,9 @@ class Daemon:
         self.fanout.start()
         await self.server.start()
         self.watchdog.start()
+        if self.watcher is not None:
+            # Before the first load: a file added meanwhile is not missed.
+            await self.watcher.start()
         self.reload()
         self.scheduler.start()
         self.state = "running"
@@ -196,6 +216,8 @@ class Daemon:
         grace = self.settings.scheduler.shutdown_grace if grace is None else grace
         self.state = "stopping"
         log.info("shutdown_started", in_flight=len(self.executor.in_flight), grace_seconds=grace)
+        if self.watcher is not None:
+            await self.watcher.stop()
         self.scheduler.pause()
         await self.executor.drain(grace)
         self.scheduler.shutdown()
@@ -212,7 +234,8 @@ class Daemon:
         log.info("shutdown_complete")
 
     async def run_forever(self) -> None:
-        """Start, serve until SIGTERM/SIGINT, stop. A second signal exits at once."""
+        """Start, serve until SIGTERM/SIGINT, stop. A second signal exits at once.
+        SIGHUP re-reads the config file and the journeys folder (hot reload)."""
         loop = asyncio.get_running_loop()
         await self.start()
         assert self._stop_event is not None
@@ -227,13 +250,18 @@ class Daemon:
             log.info("signal_received", signal=sig.name)
             self.request_stop()
 
+        def on_hangup() -> None:
+            log.info("signal_received", signal="SIGHUP")
+            self.reload_config()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
         try:
             await self._stop_event.wait()
         finally:
             await self.stop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
     def request_stop(self) -> None:
@@ -242,16 +270,68 @@ class Daemon:
 
     # -- journeys ----------------------------------------------------------------------
 
+    def reload_config(self) -> None:
+        """Re-read the config file, apply what can change live (targets, logging.level),
+        name what needs a restart, then reload the journeys (docs/config.md#reload).
+        An invalid file changes nothing: the running config stays."""
+        if self.config_path is None:
+            self.reload()
+            return
+        try:
+            new = load_settings(self.config_path)
+        except ConfigError as exc:
+            log.error(
+                "config_reload_error",
+                file=str(self.config_path),
+                error=str(exc),
+                hint="the running config stays; fix the file",
+            )
+            return
+        restart = restart_fields(self.settings, new)
+        if restart:
+            log.warning(
+                "config_change_needs_restart",
+                file=str(self.config_path),
+                fields=restart,
+                hint="these settings apply at the next start; the rest applied now",
+            )
+        live = self.settings.model_copy(
+            update={
+                "targets": new.targets,
+                "logging": self.settings.logging.model_copy(update={"level": new.logging.level}),
+            }
+        )
+        applied = changed_settings(self.settings, live)
+        if live.logging.level != self.settings.logging.level:
+            set_log_level(live.logging.level)
+        self.settings = live
+        if "targets" in applied:
+            self._apply_targets(live.target_list())
+        if applied:
+            log.info("config_reloaded", file=str(self.config_path), applied=applied)
+        self.reload()
+
+    def _apply_targets(self, targets: list[Target]) -> None:
+        # In place: the executor reads the same mapping.
+        changed = {t.name for t in targets if self.targets.get(t.name) != t}
+        self.targets.clear()
+        self.targets.update((t.name, t) for t in targets)
+        self.safety.retarget(self.settings, targets)
+        self.executor.retarget(changed)
+
     def reload(self) -> LoadReport:
-        """(Re)load the journeys folder and (re)schedule every (journey, target) pair.
-        Broken files are reported; the journeys that loaded keep running."""
-        report = load_journeys(self.settings.journeys_dir, known_targets=self.targets)
+        """(Re)load the journeys folder and (re)schedule what changed: files whose
+        content is the same keep their pairs as they are (phase, state); a broken edit
+        keeps the file's previous version running and is reported."""
+        report = self.folder.load(self.targets)
+        running = {j.filename for j in report.journeys}
         for problem in report.problems:
             log.error(
                 "journey_load_error",
                 file=problem.filename,
                 line=problem.lineno,
                 error=problem.message,
+                running="previous version" if problem.filename in running else "nothing",
             )
         self.load_report = report
         self.journeys = {j.name: j for j in report.journeys}
@@ -270,7 +350,9 @@ class Daemon:
             self.scheduler.remove(key)
         for key, (j, _) in pairs.items():
             old = self.pairs.get(key)
-            if old is None or old[0].schedule != j.schedule or old[0].func is not j.func:
+            # The job looks its pair up when it fires: a changed journey or target
+            # needs no new job, and keeping the job keeps the pair's phase.
+            if old is None or old[0].schedule != j.schedule:
                 self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())

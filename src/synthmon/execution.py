@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -175,6 +175,12 @@ class Executor:
         if may_retry and result.status.is_target_failure:
             result = dataclasses.replace(result, retried=True)
         return self._hand_off(result)
+
+    def retarget(self, names: Iterable[str]) -> None:
+        """These targets' settings changed (hot reload): their next run takes a slot of
+        the new max_concurrency; runs in flight finish on the old one."""
+        for name in names:
+            self._target_slots.pop(name, None)
 
     async def _limited_run(
         self, journey: Journey, target: Target, *, run_id: str, attempt: int

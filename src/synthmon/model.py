@@ -7,8 +7,16 @@ again); everything one run learned lives in one `RunResult`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+import pyotp
+from pydantic import SecretStr
+
+from synthmon.errors import NoAccountError
 
 if TYPE_CHECKING:
     # Type-only: the DSL builds on these values, never the other way round at run time.
@@ -145,12 +153,41 @@ class RunRequest:
     run_id: str
     attempt: int = 1
     run_source: RunSource = RunSource.DAEMON
-    # The leased synthetic account (`safety.accounts.Account`), when the journey asks for one.
-    account: Any = None
+    # The leased synthetic account, when the journey asks for one.
+    account: Account | None = None
     # Headers added to every request of the run (the account pool's tag, say).
     extra_headers: tuple[tuple[str, str], ...] = ()
     # Other configured targets `ctx.shadow` may compare with (`compare_to=`).
     peers: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """Which (journey, target) pairs a pause, a silence or a maintenance window covers:
+    each non-empty set must hold the pair's value (tags: any of the journey's tags);
+    an empty set matches every pair. The one matcher of the code base."""
+
+    journeys: frozenset[str] = frozenset()
+    targets: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls, *, journey: str | None = None, target: str | None = None, tag: str | None = None
+    ) -> Selector:
+        """A selector of at most one name each (`None`: any)."""
+        return cls(
+            frozenset((journey,) if journey else ()),
+            frozenset((target,) if target else ()),
+            frozenset((tag,) if tag else ()),
+        )
+
+    def matches(self, journey: str, target: str, tags: Iterable[str]) -> bool:
+        return (
+            (not self.journeys or journey in self.journeys)
+            and (not self.targets or target in self.targets)
+            and (not self.tags or not self.tags.isdisjoint(tags))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +200,32 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.filename}:{self.lineno}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Account:
+    """What a journey sees as ``ctx.account``. Secrets stay `SecretStr`: use
+    ``ctx.account.password.get_secret_value()`` where the value must be sent."""
+
+    pool: str
+    username: str
+    password: SecretStr
+    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    totp_secret: SecretStr | None = field(default=None, repr=False)
+    targets: frozenset[str] | None = None
+    # The runners send username/password as HTTP basic auth to the target's origin.
+    basic_auth: bool = False
+
+    def totp(self, at: float | None = None) -> str:
+        """The current RFC 6238 code (30 s step, 6 digits, SHA-1), or the one valid
+        at epoch second `at`."""
+        if self.totp_secret is None:
+            raise NoAccountError(
+                f"account {self.username!r} of pool {self.pool!r} has no totp_secret; "
+                "add totp_secret = { env = ... } to its [[accounts]] entry"
+            )
+        otp = pyotp.TOTP(self.totp_secret.get_secret_value())
+        return otp.at(int(time.time() if at is None else at))
+
+    def exists_on(self, target: str) -> bool:
+        return self.targets is None or target in self.targets

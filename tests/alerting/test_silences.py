@@ -53,7 +53,16 @@ async def recovery(engine: AlertEngine, first: int = 10) -> None:
 
 def silence_cli(tmp_path: Path, *args: str) -> str:
     config = tmp_path / "synthmon.toml"
-    config.write_text(f'data_dir = "{tmp_path}"\n')
+    # `silence add` refuses names the journeys folder and targets do not know.
+    (tmp_path / "journeys").mkdir(exist_ok=True)
+    (tmp_path / "journeys" / "home.py").write_text(
+        "from synthmon import journey\n\n"
+        "@journey(name='home', interval='30s')\nasync def home(ctx): ...\n"
+    )
+    config.write_text(
+        f'data_dir = "{tmp_path}"\njourneys_dir = "{tmp_path / "journeys"}"\n'
+        '[targets.prod]\nbase_url = "https://shop.example"\n'
+    )
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert cli_main(["silence", "--config", str(config), *args]) == 0

@@ -37,7 +37,9 @@ def fill(where: Path) -> Path:
     """Write a file at `where` until the file system is full; returns it."""
     filler = where / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as f:
+    # Unbuffered: a buffered file flushes its refused rest again on close, and that
+    # ENOSPC escapes (whether it happens depends on how full the disk already was).
+    with filler.open("wb", buffering=0) as f:
         while True:
             try:
                 f.write(chunk)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from synthmon.alerting.store import AlertStore
 from synthmon.config.alerting import MaintenanceWindow
 from synthmon.config.cron import next_fire
+from synthmon.model import Selector
 
 
 def window_active(window: MaintenanceWindow, now: float) -> bool:
@@ -31,21 +32,17 @@ def window_active(window: MaintenanceWindow, now: float) -> bool:
 
 
 def _window_matches(w: MaintenanceWindow, journey: str, target: str, tags: Sequence[str]) -> bool:
-    return (
-        (not w.journeys or journey in w.journeys)
-        and (not w.targets or target in w.targets)
-        and (not w.tags or bool(set(w.tags) & set(tags)))
-    )
+    return Selector(
+        frozenset(w.journeys or ()), frozenset(w.targets or ()), frozenset(w.tags or ())
+    ).matches(journey, target, tags)
 
 
 def silence_matches(
     matchers: Mapping[str, str], journey: str, target: str, tags: Sequence[str]
 ) -> bool:
-    return (
-        matchers.get("journey", journey) == journey
-        and matchers.get("target", target) == target
-        and ("tag" not in matchers or matchers["tag"] in tags)
-    )
+    return Selector.of(
+        journey=matchers.get("journey"), target=matchers.get("target"), tag=matchers.get("tag")
+    ).matches(journey, target, tags)
 
 
 class Silences:

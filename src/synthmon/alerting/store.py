@@ -7,7 +7,6 @@ a crash loses at most the last transactions of the OS buffer, never the file.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,9 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthmon.errors import ConfigError
+from pydantic import TypeAdapter
 
-SCHEMA = """
+from synthmon.errors import ConfigError
+from synthmon.runtime.sqlite import SchemaTooNewError, migrate
+
+# Versioned with PRAGMA user_version (runtime/sqlite.py): append, never edit. The
+# first one is idempotent so files written before versioning adopt version 1.
+MIGRATIONS = [
+    """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     notifier TEXT NOT NULL,
@@ -41,7 +46,17 @@ CREATE TABLE IF NOT EXISTS silences (
     created_by TEXT NOT NULL,
     comment TEXT NOT NULL
 );
-"""
+""",
+]
+
+
+# Rows hold JSON documents; pydantic reads and writes them (keys sorted: stable rows).
+_DOC: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
+_MATCHERS: TypeAdapter[dict[str, str]] = TypeAdapter(dict[str, str])
+
+
+def _dump(adapter: TypeAdapter[Any], value: Mapping[str, Any]) -> str:
+    return adapter.dump_json(dict(sorted(value.items()))).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +77,9 @@ class AlertStore:
             self._db.executescript(
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;"
             )
-            self._db.executescript(SCHEMA)
+            migrate(self._db, MIGRATIONS, name="alerting")
+        except SchemaTooNewError as exc:
+            raise ConfigError(f"{path}: {exc}", path=str(path)) from exc
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(
                 f"data_dir: cannot open the alerting database {path}: {exc}; "
@@ -94,7 +111,7 @@ class AlertStore:
             db.execute(
                 "INSERT INTO outbox (notifier, coalesce_key, payload, created, next_attempt) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (notifier, coalesce_key, json.dumps(payload, sort_keys=True), now, now),
+                (notifier, coalesce_key, _dump(_DOC, payload), now, now),
             )
 
     def due(self, now: float, skip: set[str]) -> list[OutboxEntry]:
@@ -104,7 +121,9 @@ class AlertStore:
             (now,),
         ).fetchall()
         return [
-            OutboxEntry(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows if r[1] not in skip
+            OutboxEntry(r[0], r[1], _DOC.validate_json(r[2]), r[3], r[4])
+            for r in rows
+            if r[1] not in skip
         ]
 
     def next_due(self) -> float | None:
@@ -137,13 +156,13 @@ class AlertStore:
 
     def load_states(self) -> dict[str, dict[str, Any]]:
         rows = self._db.execute("SELECT key, state FROM alert_state").fetchall()
-        return {r[0]: json.loads(r[1]) for r in rows}
+        return {r[0]: _DOC.validate_json(r[1]) for r in rows}
 
     def save_state(self, key: str, state: Mapping[str, Any]) -> None:
         self._db.execute(
             "INSERT INTO alert_state (key, state) VALUES (?, ?) "
             "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
-            (key, json.dumps(state, sort_keys=True)),
+            (key, _dump(_DOC, state)),
         )
 
     def save_states(self, states: Mapping[str, Mapping[str, Any]]) -> None:
@@ -152,7 +171,7 @@ class AlertStore:
             db.executemany(
                 "INSERT INTO alert_state (key, state) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET state = excluded.state",
-                [(k, json.dumps(v, sort_keys=True)) for k, v in states.items()],
+                [(k, _dump(_DOC, v)) for k, v in states.items()],
             )
 
     def delete_state(self, key: str) -> None:
@@ -171,7 +190,7 @@ class AlertStore:
         cur = self._db.execute(
             "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment) "
             "VALUES (?, ?, ?, ?, ?)",
-            (json.dumps(dict(matchers), sort_keys=True), starts_at, ends_at, created_by, comment),
+            (_dump(_MATCHERS, matchers), starts_at, ends_at, created_by, comment),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
@@ -185,7 +204,7 @@ class AlertStore:
         return [
             {
                 "id": r[0],
-                "matchers": json.loads(r[1]),
+                "matchers": _MATCHERS.validate_json(r[1]),
                 "starts_at": r[2],
                 "ends_at": r[3],
                 "created_by": r[4],

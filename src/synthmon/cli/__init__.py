@@ -60,10 +60,14 @@ def _shard_arg(value: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _settings(path: str | None) -> Settings:
+def _config_path(path: str | None) -> str | None:
     if path is None and Path(DEFAULT_CONFIG).exists():
-        path = DEFAULT_CONFIG
-    return load_settings(path)
+        return DEFAULT_CONFIG
+    return path
+
+
+def _settings(path: str | None) -> Settings:
+    return load_settings(_config_path(path))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,16 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from synthmon.cli.healthcheck import healthcheck
 
         return healthcheck(args.config, args.timeout)
-    if args.command in ("pause", "resume"):
-        from synthmon.cli.pause import pause_command
-
-        path = args.config
-        if path is None and Path(DEFAULT_CONFIG).exists():
-            path = DEFAULT_CONFIG
-        return pause_command(args, path, out=sys.stdout, err=sys.stderr)
     try:
-        if args.command == "check":
+        if args.command in ("check", "pause", "resume", "silence"):
             # CI checks configs without production secrets: missing ones are warnings.
+            # A pause or a silence must work from an operator's shell that lacks them.
             with unresolved_secrets_allowed():
                 settings = _settings(args.config)
         else:
@@ -89,10 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"synthmon: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command in ("pause", "resume"):
+        from synthmon.cli.pause import pause_command
+
+        return pause_command(args, settings.server, out=sys.stdout, err=sys.stderr)
     if args.command == "silence":
         from synthmon.cli import silence as silence_cli
 
-        return silence_cli.main(args, settings.data_dir, out=sys.stdout, err=sys.stderr)
+        return silence_cli.main(args, settings, out=sys.stdout, err=sys.stderr)
     if args.command == "check":
         shard = args.shard or (parse_shard(settings.shard) if settings.shard else None)
         from synthmon.cli.check import check
@@ -108,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return once(args, settings, out=sys.stdout, err=sys.stderr)
     from synthmon.cli.run import run
 
-    return run(settings)
+    return run(settings, _config_path(args.config))
 
 
 if __name__ == "__main__":

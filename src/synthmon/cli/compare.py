@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from synthmon.cli.once import build_executor, select
-from synthmon.cli.reports import atomic_write
+from synthmon.cli.reports import write_bytes
 from synthmon.cli.verdict import Finding, Thresholds, Verdict, compare
 from synthmon.config.compare import CompareConfig, parse_compare
 from synthmon.config.settings import Settings
@@ -214,10 +214,10 @@ def compare_command(args: Any, settings: Settings, *, out: TextIO, err: TextIO) 
         file=out,
     )
     if args.report is not None:
-        atomic_write(args.report, markdown(verdict, baseline.name, candidate.name, runs).encode())
+        write_bytes(args.report, markdown(verdict, baseline.name, candidate.name, runs).encode())
     if args.json is not None:
         body = _json(verdict, baseline.name, candidate.name, runs, results)
-        atomic_write(args.json, json.dumps(body, indent=2).encode())
+        write_bytes(args.json, json.dumps(body, indent=2).encode())
     return EXIT_PROMOTE if verdict.promote else EXIT_REGRESSION
 
 

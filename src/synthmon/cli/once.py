@@ -23,7 +23,16 @@ from synthmon.execution import Executor, RetryPolicy
 from synthmon.journeys.context import step_listener
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import load_journeys
-from synthmon.model import Kind, RunResult, RunSource, Severity, Status, StepResult, Target
+from synthmon.model import (
+    Kind,
+    RunResult,
+    RunSource,
+    Selector,
+    Severity,
+    Status,
+    StepResult,
+    Target,
+)
 from synthmon.runners.base import Runner
 from synthmon.runners.http import HttpRunner
 from synthmon.safety.facade import Safety
@@ -91,11 +100,8 @@ def select(
     bad_tags = [t for t in tags if t not in all_tags]
     if bad_tags:
         raise ConfigError(f"no journey has tag {', '.join(bad_tags)}; known: {sorted(all_tags)}")
-    chosen = [
-        j
-        for j in journeys
-        if (not names or j.name in names) and (not tags or set(tags) & set(j.tags))
-    ]
+    wanted = Selector(frozenset(names), frozenset(), frozenset(tags))
+    chosen = [j for j in journeys if wanted.matches(j.name, "", j.tags)]
     bad_targets = [t for t in targets if t not in settings.targets]
     if bad_targets:
         raise ConfigError(
@@ -118,11 +124,12 @@ def select(
         # A preview environment stands in for whatever the journeys declare.
         return Selection([(j, target) for j in chosen])
     by_name = {t.name: t for t in settings.target_list()}
+    wanted = Selector(frozenset(names), frozenset(targets), frozenset(tags))
     pairs = [
         (j, by_name[tname])
         for j in chosen
         for tname in (j.targets if j.targets is not None else tuple(by_name))
-        if tname in by_name and (not targets or tname in targets)
+        if tname in by_name and wanted.matches(j.name, tname, j.tags)
     ]
     return Selection(pairs)
 

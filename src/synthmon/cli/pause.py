@@ -2,23 +2,20 @@
 
 They talk to the running daemon (`POST /api/pause`, `/api/resume` on
 `server.listen`, with `server.api_token`), which applies the change at once and
-persists it. Only the `[server]` section of the config is read, so an operator can
-pull the switch from a shell that lacks the accounts' secrets.
+persists it. Only `server.api_token` of the config's secrets is needed, so an
+operator can pull the switch from a shell that lacks the accounts' secrets (the
+config is loaded as `check` loads it; the daemon checks the selector's names).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tomllib
-from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
-from synthmon.config.settings import ENV_PREFIX, ServerConfig
-from synthmon.errors import ConfigError
+from synthmon.config.secrets import UnresolvedSecret
+from synthmon.config.settings import ServerConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -38,33 +35,9 @@ def add_parsers(sub: Any) -> None:
             p.add_argument("--reason", default="", help="why, shown in /api/pauses")
 
 
-def server_config(path: str | None) -> ServerConfig:
-    """The `[server]` section only, with SYNTHMON_SERVER__* overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8")).get("server", {})
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc}") from None
-    prefix = f"{ENV_PREFIX}SERVER__"
-    for key, value in os.environ.items():
-        if key.upper().startswith(prefix):
-            field = key[len(prefix) :].lower()
-            try:
-                data[field] = (
-                    json.loads(value)
-                    if field in ("api_token", "metrics_auth", "read_auth")
-                    else value
-                )
-            except ValueError:
-                data[field] = value
-    try:
-        return ServerConfig(**data)
-    except ValueError as exc:
-        raise ConfigError(f"{path or '<defaults>'}: [server]: {exc}") from None
-
-
-def pause_command(args: argparse.Namespace, path: str | None, *, out: TextIO, err: TextIO) -> int:
+def pause_command(
+    args: argparse.Namespace, server: ServerConfig, *, out: TextIO, err: TextIO
+) -> int:
     selector = {k: getattr(args, k) for k in ("journey", "tag", "target")}
     if args.all == any(selector.values()):
         print(
@@ -72,10 +45,12 @@ def pause_command(args: argparse.Namespace, path: str | None, *, out: TextIO, er
             file=err,
         )
         return EXIT_CONFIG
-    try:
-        server = server_config(path)
-    except ConfigError as exc:
-        print(f"synthmon: {exc}", file=err)
+    if isinstance(server.api_token, UnresolvedSecret):
+        print(
+            f"synthmon {args.command}: server.api_token: {server.api_token.problem} "
+            "(the daemon refuses the request without it)",
+            file=err,
+        )
         return EXIT_CONFIG
     url = args.url or _url(server)
     body: dict[str, Any] = {k: v for k, v in selector.items() if v}

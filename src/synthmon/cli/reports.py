@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from typing import Any
 
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult, Status
+from synthmon.runtime.files import atomic_write
 
 
 def result_summary(r: RunResult) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def write_json(path: Path, results: Sequence[RunResult]) -> None:
         "summary": {"runs": len(results), "passed": len(results) - failed, "failed": failed},
         "results": [result_summary(r) for r in results],
     }
-    atomic_write(path, json.dumps(body, indent=2).encode())
+    write_bytes(path, json.dumps(body, indent=2).encode())
 
 
 def _failure_message(r: RunResult) -> str:
@@ -147,17 +147,10 @@ def junit_tree(
 def write_junit(path: Path, results: Sequence[RunResult], journeys: Mapping[str, Journey]) -> None:
     tree = junit_tree(results, journeys)
     data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
-    atomic_write(path, data)
+    write_bytes(path, data)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    # A CI step reading a half-written report would misreport the deploy.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write a report atomically: a CI step reading a half-written report would
+    misreport the deploy."""
+    atomic_write(path, lambda f: f.write(data))

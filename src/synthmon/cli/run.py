@@ -1,4 +1,5 @@
-"""`synthmon run`: the monitoring daemon in the foreground until SIGTERM/SIGINT."""
+"""`synthmon run`: the monitoring daemon in the foreground until SIGTERM/SIGINT.
+Changes to the journeys folder and the config file apply live (also on SIGHUP)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from synthmon.errors import ConfigError
 EXIT_OK, EXIT_CONFIG = 0, 2
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, config_path: str | None = None) -> int:
     from synthmon.daemon import Daemon
     from synthmon.runtime.logs import configure_logging
     from synthmon.safety.facade import scrubber_for
@@ -23,7 +24,7 @@ def run(settings: Settings) -> int:
         static={"location": settings.location} if settings.location else None,
     )
     try:
-        asyncio.run(Daemon(settings).run_forever())
+        asyncio.run(Daemon(settings, config_path=config_path).run_forever())
     except ConfigError as exc:
         # Found only when starting (an unwritable data_dir, say): same as bad config.
         print(f"synthmon: {exc}", file=sys.stderr)

@@ -1,18 +1,20 @@
 """`synthmon silence add|list|expire`: runtime silences, persisted in the alerting
-database of `data_dir`, picked up by a running daemon at its next notification."""
+database of `data_dir`, picked up by a running daemon at its next notification.
+Needs no production secrets; names unknown to the config and journeys are refused."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TextIO
 
 from synthmon.alerting.engine import DB_NAME
 from synthmon.alerting.store import AlertStore
 from synthmon.config.durations import format_duration, parse_duration
+from synthmon.config.settings import Settings
 from synthmon.errors import ConfigError
+from synthmon.journeys.loader import load_journeys
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,9 +33,32 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     exp.add_argument("id", type=int)
 
 
-def main(args: argparse.Namespace, data_dir: Path, *, out: TextIO, err: TextIO) -> int:
+def known_names(settings: Settings) -> dict[str, set[str]]:
+    """The journeys, tags and targets a selector may name: those of the journeys folder
+    (files that do not load are skipped) and the configured targets."""
+    report = load_journeys(settings.journeys_dir, known_targets=settings.targets)
+    return {
+        "journey": {j.name for j in report.journeys},
+        "tag": {tag for j in report.journeys for tag in j.tags},
+        "target": set(settings.targets),
+    }
+
+
+def main(args: argparse.Namespace, settings: Settings, *, out: TextIO, err: TextIO) -> int:
+    if args.silence_command == "add":
+        known = known_names(settings)
+        for key in ("journey", "target", "tag"):
+            value = getattr(args, key)
+            if value is not None and value not in known[key]:
+                # A typo'd silence would hold back nothing while the operator thinks
+                # the pages are muted.
+                print(
+                    f"synthmon silence: no {key} named {value!r}; known: {sorted(known[key])}",
+                    file=err,
+                )
+                return 2
     try:
-        store = AlertStore(data_dir / DB_NAME)
+        store = AlertStore(settings.data_dir / DB_NAME)
     except ConfigError as exc:
         print(f"synthmon silence: {exc}", file=err)
         return 2

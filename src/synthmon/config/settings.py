@@ -31,14 +31,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from synthmon.config.alerting import AlertingConfig
 from synthmon.config.compare import CompareConfig
 from synthmon.config.durations import parse_duration
+from synthmon.config.environment import ENV_PREFIX, environment_problems
 from synthmon.config.secrets import SecretRef, UnresolvedSecret
 from synthmon.config.shard import parse_shard
 from synthmon.errors import ConfigError
 from synthmon.model import Target
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-ENV_PREFIX = "SYNTHMON_"
 
 
 class _Section(BaseModel):
@@ -316,6 +315,30 @@ class Settings(BaseSettings):
         return self.artifacts.dir if self.artifacts.dir is not None else self.data_dir / "artifacts"
 
 
+# What a running daemon applies when its config file changes (docs/config.md#reload);
+# every other change is named in a log event and waits for the next start.
+LIVE_SETTINGS = frozenset({"targets", "logging.level"})
+
+
+def changed_settings(old: Settings, new: Settings) -> list[str]:
+    """Dotted names of the settings that differ: `server.listen`, `targets`, ..."""
+    out: list[str] = []
+    for name in type(old).model_fields:
+        a, b = getattr(old, name), getattr(new, name)
+        if a == b:
+            continue
+        if isinstance(a, BaseModel) and isinstance(b, BaseModel) and type(a) is type(b):
+            out += [f"{name}.{f}" for f in type(a).model_fields if getattr(a, f) != getattr(b, f)]
+        else:
+            out.append(name)
+    return out
+
+
+def restart_fields(old: Settings, new: Settings) -> list[str]:
+    """The changed settings a running daemon cannot apply."""
+    return [f for f in changed_settings(old, new) if f not in LIVE_SETTINGS]
+
+
 def load_settings(path: str | Path | None) -> Settings:
     """Load `path` (TOML) with environment overrides.
 
@@ -340,6 +363,11 @@ def load_settings(path: str | Path | None) -> Settings:
         artifacts = data.get("artifacts")
         if isinstance(artifacts, dict) and isinstance(artifacts.get("dir"), str):
             artifacts["dir"] = str(base / artifacts["dir"])  # an absolute dir stays as is
+    problems = environment_problems(Settings, data, where)
+    if problems:
+        raise ConfigError(
+            "invalid configuration:\n  " + "\n  ".join(problems), path=where
+        ) from None
     try:
         return Settings(**data)
     except ValidationError as exc:

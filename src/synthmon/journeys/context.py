@@ -7,13 +7,14 @@ import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from synthmon.errors import InfrastructureError, StepFailedError
 from synthmon.journeys.shadow import Shadow, ShadowError
-from synthmon.model import RunSource, Status, StepResult, Target
+from synthmon.model import Account, RunSource, Status, StepResult, Target
 
 if TYPE_CHECKING:
     import httpx
@@ -31,11 +32,34 @@ step_listener: contextvars.ContextVar[Callable[[str, StepResult], None] | None] 
 )
 
 
-class Context:
-    """Per-run handle a journey uses: ``ctx.http``, ``ctx.page``, ``ctx.step(...)``.
+@dataclass(slots=True)
+class RunRecord:
+    """What one run records, held by the runner that made it (not journey-author API):
+    how errors are classified and described, the steps, deferred cleanups, the first
+    hard step that failed and the step in flight when the run was cancelled."""
 
-    Everything a run records lives here and is turned into a `RunResult` by the
-    runner when the run ends; nothing is kept on the `Journey`.
+    classify: Classifier
+    describe: Describer
+    clock: Callable[[], float] = time.monotonic
+    steps: list[StepResult] = field(default_factory=list)
+    deferred: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+    failed_step: str | None = None
+    cancelled_in: str | None = None
+    soft_failures: list[StepResult] = field(default_factory=list)
+    # ctx.shadow, once the journey used it: its mismatch counts go into the result.
+    shadow: Shadow | None = None
+
+    @property
+    def shadow_mismatches(self) -> dict[str, int]:
+        return self.shadow.mismatches if self.shadow is not None else {}
+
+
+class Context:
+    """Per-run handle a journey uses: ``ctx.http``, ``ctx.page``, ``ctx.step(...)``,
+    ``ctx.account``, ``ctx.defer(...)``, ``ctx.log``.
+
+    What the run records goes into the runner's `RunRecord` and is turned into a
+    `RunResult` when the run ends; nothing is kept on the `Journey`.
     """
 
     def __init__(
@@ -45,38 +69,37 @@ class Context:
         target: Target,
         run_id: str,
         trace_id: str,
-        classify: Classifier,
-        describe: Describer,
+        run: RunRecord,
         http_factory: Callable[[], httpx.AsyncClient] | None = None,
         page: Page | None = None,
-        account: Any = None,
+        account: Account | None = None,
         run_source: RunSource = RunSource.DAEMON,
-        clock: Callable[[], float] = time.monotonic,
         peer_http_factory: Callable[[str], httpx.AsyncClient] | None = None,
     ) -> None:
         self.journey = journey
         self.target = target
         self.run_id = run_id
         self.trace_id = trace_id
-        self.account = account
         self.run_source = run_source
+        self._account = account
         self._page = page
         self._log: Any = None
         self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
+        self._run = run
         self._peer_http_factory = peer_http_factory
         self._peers: dict[str, httpx.AsyncClient] = {}
-        self._shadow: Shadow | None = None
-        self._classify = classify
-        self._describe = describe
-        self._clock = clock
         self._stack: list[str] = []
-        self.steps: list[StepResult] = []
-        self.deferred: list[Callable[[], Awaitable[Any]]] = []
-        # The first hard step that failed, and the step in flight when cancelled.
-        self.failed_step: str | None = None
-        self.cancelled_in: str | None = None
-        self.soft_failures: list[StepResult] = []
+
+    @property
+    def account(self) -> Account:
+        """The synthetic account leased for this run (journeys with ``account=``)."""
+        if self._account is None:
+            raise RuntimeError(
+                f"journey {self.journey!r} holds no account: declare "
+                "@journey(account='<pool>', ...) to lease one from [[accounts]]"
+            )
+        return self._account
 
     # -- resources ---------------------------------------------------------------
 
@@ -107,9 +130,9 @@ class Context:
     def shadow(self) -> Shadow:
         """Send a request to this target and to another, and compare the answers:
         ``await ctx.shadow.get("/api/cart", compare_to="new-backend")`` (HTTP journeys)."""
-        if self._shadow is None:
-            self._shadow = Shadow(self, self._peer_client)
-        return self._shadow
+        if self._run.shadow is None:
+            self._run.shadow = Shadow(self, self._peer_client)
+        return self._run.shadow
 
     def _peer_client(self, target: str) -> httpx.AsyncClient:
         if target not in self._peers:
@@ -117,10 +140,6 @@ class Context:
                 raise ShadowError("ctx.shadow needs an HTTP journey run by synthmon")
             self._peers[target] = self._peer_http_factory(target)
         return self._peers[target]
-
-    @property
-    def shadow_mismatches(self) -> dict[str, int]:
-        return self._shadow.mismatches if self._shadow is not None else {}
 
     @property
     def page(self) -> Page:
@@ -146,22 +165,23 @@ class Context:
         inside ``soft=True`` step is recorded (the run still ends as failed) but the
         journey continues with the next step.
         """
+        run = self._run
         self._stack.append(name)
         full = " / ".join(self._stack)
-        start = self._clock()
+        start = run.clock()
         try:
             yield
         except asyncio.CancelledError:
-            self.cancelled_in = self.cancelled_in or full
+            run.cancelled_in = run.cancelled_in or full
             self._record(full, Status.TIMEOUT, start, soft, None)
             raise
         except Exception as exc:
-            status, _ = self.classify_error(exc)
+            status, _ = run.classify(exc)
             result = self._record(full, status, start, soft, exc)
             if soft and not isinstance(exc, InfrastructureError):
-                self.soft_failures.append(result)
+                run.soft_failures.append(result)
                 return
-            self.failed_step = self.failed_step or full
+            run.failed_step = run.failed_step or full
             raise
         else:
             self._record(full, Status.SUCCESS, start, soft, None)
@@ -174,29 +194,23 @@ class Context:
 
     def defer(self, cleanup: Callable[[], Awaitable[Any]]) -> None:
         """Register cleanup that runs after the journey, whatever its outcome."""
-        self.deferred.append(cleanup)
-
-    def classify_error(self, exc: BaseException) -> tuple[Status, str | None]:
-        return self._classify(exc)
-
-    def describe_error(self, exc: BaseException) -> tuple[str, str]:
-        return self._describe(exc)
+        self._run.deferred.append(cleanup)
 
     def _record(
         self, name: str, status: Status, start: float, soft: bool, exc: BaseException | None
     ) -> StepResult:
         etype = emsg = None
         if exc is not None:
-            etype, emsg = self.describe_error(exc)
+            etype, emsg = self._run.describe(exc)
         result = StepResult(
             name=name,
             status=status,
-            duration=self._clock() - start,
+            duration=self._run.clock() - start,
             soft=soft,
             error_type=etype,
             error_message=emsg,
         )
-        self.steps.append(result)
+        self._run.steps.append(result)
         listener = step_listener.get()
         if listener is not None:
             listener(self.journey, result)

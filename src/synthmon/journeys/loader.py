@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from synthmon.errors import JourneyDefinitionError
 from synthmon.journeys.dsl import Journey, collecting_problems
@@ -31,51 +32,114 @@ def journey_files(directory: Path) -> list[Path]:
 
 def load_journeys(directory: str | Path, known_targets: Iterable[str] | None = None) -> LoadReport:
     """Import each journey file of `directory` and validate what it declares."""
-    report = LoadReport()
-    root = Path(directory)
-    if not root.is_dir():
-        report.problems.append(
-            Problem(str(root), 0, "journeys folder not found; set journeys_dir in the config")
-        )
-        return report
-    seen: dict[str, Journey] = {}
-    targets = set(known_targets) if known_targets is not None else None
-    for path in journey_files(root):
-        report.files.append(str(path))
-        found = _load_file(path, report)
-        for j in found:
-            if j.name in seen:
-                first = seen[j.name]
-                report.problems.append(
-                    Problem(
-                        j.filename,
-                        j.lineno,
-                        f"duplicate journey name {j.name!r} (first defined at {first.where}); "
-                        "pass name= to one of them",
-                    )
-                )
-                continue
-            if targets is not None and j.targets is not None:
-                unknown = [t for t in j.targets if t not in targets]
-                if unknown:
+    return JourneyFolder(directory).load(known_targets)
+
+
+@dataclass(slots=True)
+class _FileVersion:
+    digest: str
+    journeys: list[Journey]
+    problems: list[Problem]
+
+
+class JourneyFolder:
+    """A journeys folder loaded again and again (hot reload, docs/journeys.md).
+
+    Each `load()` re-imports only the files whose content changed, so the journeys of
+    untouched files stay the very same objects (their pairs keep schedule and state).
+    A file whose new version does not load keeps its last good version running; its
+    problems are still reported. A removed file's journeys are gone."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._seen: dict[str, _FileVersion] = {}  # what each file held at its last read
+        self._good: dict[str, _FileVersion] = {}  # each file's last version that loaded
+
+    def load(self, known_targets: Iterable[str] | None = None) -> LoadReport:
+        report = LoadReport()
+        root = self.directory
+        if not root.is_dir():
+            report.problems.append(
+                Problem(str(root), 0, "journeys folder not found; set journeys_dir in the config")
+            )
+            return report
+        targets = set(known_targets) if known_targets is not None else None
+        seen: dict[str, Journey] = {}
+        files = journey_files(root)
+        present = {str(p) for p in files}
+        for gone in (self._seen.keys() | self._good.keys()) - present:
+            self._seen.pop(gone, None)
+            self._good.pop(gone, None)
+        for path in files:
+            fname = str(path)
+            report.files.append(fname)
+            version = self._read(path)
+            found, problems = version.journeys, list(version.problems)
+            problems += _unknown_targets(found, targets)
+            good = self._good.get(fname)
+            if problems and good is not None and good is not version:
+                # A broken edit: the previous version keeps running, if it still fits.
+                if not _unknown_targets(good.journeys, targets):
+                    found = good.journeys
+            elif not problems:
+                self._good[fname] = version
+            report.problems.extend(problems)
+            for j in found:
+                if targets is not None and any(t not in targets for t in j.targets or ()):
+                    continue  # reported above
+                if j.name in seen:
+                    first = seen[j.name]
                     report.problems.append(
                         Problem(
                             j.filename,
                             j.lineno,
-                            f"journey {j.name!r} names unknown target(s) {unknown}; "
-                            f"configured targets: {sorted(targets)}",
+                            f"duplicate journey name {j.name!r} (first defined at "
+                            f"{first.where}); pass name= to one of them",
                         )
                     )
                     continue
-            seen[j.name] = j
-            report.journeys.append(j)
-    return report
+                seen[j.name] = j
+                report.journeys.append(j)
+        return report
+
+    def _read(self, path: Path) -> _FileVersion:
+        fname = str(path)
+        try:
+            # Through symlinks: a Kubernetes ConfigMap swaps `..data`, not the file.
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            digest = ""
+        last = self._seen.get(fname)
+        if last is not None and digest and last.digest == digest:
+            return last
+        single = LoadReport()
+        journeys = _load_file(path, single)
+        version = _FileVersion(digest, journeys, single.problems)
+        self._seen[fname] = version
+        return version
+
+
+def _unknown_targets(journeys: Iterable[Journey], targets: set[str] | None) -> list[Problem]:
+    problems = []
+    for j in journeys:
+        if targets is not None and j.targets is not None:
+            unknown = [t for t in j.targets if t not in targets]
+            if unknown:
+                problems.append(
+                    Problem(
+                        j.filename,
+                        j.lineno,
+                        f"journey {j.name!r} names unknown target(s) {unknown}; "
+                        f"configured targets: {sorted(targets)}",
+                    )
+                )
+    return problems
 
 
 def _load_file(path: Path, report: LoadReport) -> list[Journey]:
     fname = str(path)
-    # A unique module name per file and content, so re-loading never collides with an
-    # earlier version or with a stdlib module named like the file.
+    # A unique module name per file, so a stdlib module named like the file never
+    # collides with it; a new version of the file replaces the old one's entry.
     digest = hashlib.sha1(fname.encode(), usedforsecurity=False).hexdigest()[:10]
     modname = f"synthmon_journeys_{digest}_{path.stem}"
     try:
@@ -92,6 +156,7 @@ def _load_file(path: Path, report: LoadReport) -> list[Journey]:
         report.problems.append(Problem(fname, 0, "not a Python file"))
         return []
     module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(modname)
     sys.modules[modname] = module
     failed = False
     with collecting_problems() as declared:
@@ -112,11 +177,19 @@ def _load_file(path: Path, report: LoadReport) -> list[Journey]:
     if failed or declared:
         # A file with a problem loads none of its journeys, as before: half a file
         # running would surprise more than none of it.
-        del sys.modules[modname]
+        _restore(modname, previous)
         return []
     found = [v for v in vars(module).values() if isinstance(v, Journey)]
     # Only journeys declared in this file: an imported one would run twice.
     return sorted((j for j in found if j.filename == fname), key=lambda j: j.lineno)
+
+
+def _restore(modname: str, previous: ModuleType | None) -> None:
+    # A broken new version must not unload the one still running.
+    if previous is None:
+        del sys.modules[modname]
+    else:
+        sys.modules[modname] = previous
 
 
 def _lineno_in(exc: BaseException, fname: str) -> int:

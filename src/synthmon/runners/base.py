@@ -21,7 +21,7 @@ from synthmon.errors import HostNotAllowedError, InfrastructureError, StepFailed
 from synthmon.model import RunRequest, RunResult, Status, Target
 
 if TYPE_CHECKING:
-    from synthmon.journeys.context import Context
+    from synthmon.journeys.context import Context, RunRecord
     from synthmon.journeys.dsl import Journey
 
 log = structlog.get_logger("synthmon.runner")
@@ -122,13 +122,15 @@ def _journey_line(exc: BaseException, journey_file: str) -> str | None:
 async def execute(
     journey: Journey,
     ctx: Context,
+    run: RunRecord,
     *,
     started_at: float,
     attempt: int = 1,
     clock: Callable[[], float] = time.monotonic,
     artifacts: Callable[[Status], tuple[str, ...]] | None = None,
 ) -> RunResult:
-    """Run `journey` with `ctx` under its hard timeout and build the RunResult.
+    """Run `journey` with `ctx` under its hard timeout and build the RunResult from
+    what `run` (the context's state) recorded.
 
     Cancellation from outside (shutdown) propagates; everything else becomes a result.
     """
@@ -142,19 +144,19 @@ async def execute(
         # Either our deadline (cancelled inside a step) or a TimeoutError the journey
         # raised; both mean the target did not answer in time.
         status = Status.TIMEOUT
-        failed_step = ctx.cancelled_in or ctx.failed_step or ctx.current_step
-        if ctx.cancelled_in is not None or not str(exc):
+        failed_step = run.cancelled_in or run.failed_step or ctx.current_step
+        if run.cancelled_in is not None or not str(exc):
             emsg = f"journey did not finish within its {journey.timeout:g}s timeout"
             emsg += f" (in step {failed_step!r})" if failed_step else " (outside any step)"
             etype = "Timeout"
         else:
-            etype, emsg = ctx.describe_error(exc)
+            etype, emsg = run.describe(exc)
     except Exception as exc:  # noqa: BLE001 - every journey outcome becomes a result
-        status, reason = ctx.classify_error(exc)
-        etype, emsg = ctx.describe_error(exc)
-        failed_step = ctx.failed_step
-    if status is Status.SUCCESS and ctx.soft_failures:
-        first = ctx.soft_failures[0]
+        status, reason = run.classify(exc)
+        etype, emsg = run.describe(exc)
+        failed_step = run.failed_step
+    if status is Status.SUCCESS and run.soft_failures:
+        first = run.soft_failures[0]
         status, failed_step = first.status, first.name
         etype, emsg = first.error_type, first.error_message
     duration = clock() - t0
@@ -167,23 +169,25 @@ async def execute(
         status=status,
         started_at=started_at,
         duration=duration,
-        steps=tuple(ctx.steps),
+        steps=tuple(run.steps),
         failed_step=failed_step,
         error_type=etype,
         error_message=emsg,
         reason=reason,
         artifacts=paths,
         attempt=attempt,
-        shadow_mismatches=tuple(sorted(ctx.shadow_mismatches.items())),
+        shadow_mismatches=tuple(sorted(run.shadow_mismatches.items())),
     )
 
 
-async def run_cleanups(journey: Journey, ctx: Context, budget: float = CLEANUP_BUDGET) -> int:
+async def run_cleanups(
+    journey: Journey, ctx: Context, run: RunRecord, budget: float = CLEANUP_BUDGET
+) -> int:
     """Run deferred cleanups (last registered first), each within `budget` seconds.
 
     Returns how many failed; failures are logged and never change the run's result.
     """
-    calls = list(reversed(ctx.deferred))
+    calls = list(reversed(run.deferred))
     if journey.cleanup is not None:
         cleanup = journey.cleanup
         calls.append(lambda: cleanup(ctx))

@@ -14,7 +14,7 @@ import httpx
 from typing_extensions import override  # typing.override from Python 3.12
 
 from synthmon.errors import HostNotAllowedError
-from synthmon.journeys.context import Context
+from synthmon.journeys.context import Context, RunRecord
 from synthmon.journeys.shadow import ShadowError
 from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.base import (
@@ -182,6 +182,7 @@ class HttpRunner:
                 msg = f"{msg} (last response: {last[0]})"
             return etype, msg
 
+        run = RunRecord(classify=classify, describe=describe_exc, clock=self._clock)
         peers = {t.name: t for t in request.peers if t.name != target.name}
 
         def peer_client(name: str) -> httpx.AsyncClient:
@@ -203,8 +204,7 @@ class HttpRunner:
             target=target,
             run_id=run_id,
             trace_id=run_id,
-            classify=classify,
-            describe=describe_exc,
+            run=run,
             http_factory=self.client_factory(
                 target,
                 trace_id=run_id,
@@ -215,18 +215,17 @@ class HttpRunner:
             ),
             account=request.account,
             run_source=request.run_source,
-            clock=self._clock,
             peer_http_factory=peer_client,
         )
         started_at = time.time()
         cleanup_failures = 0
         try:
             result = await execute(
-                journey, ctx, started_at=started_at, attempt=request.attempt, clock=self._clock
+                journey, ctx, run, started_at=started_at, attempt=request.attempt, clock=self._clock
             )
         finally:
             try:
-                cleanup_failures = await run_cleanups(journey, ctx)
+                cleanup_failures = await run_cleanups(journey, ctx, run)
             finally:
                 await ctx.aclose()
         if cleanup_failures:

@@ -126,7 +126,7 @@ def configure_logging(
         *extra_processors,
         structlog.processors.format_exc_info if json else structlog.dev.set_exc_info,
     ]
-    numeric = logging.getLevelName(level.upper())
+    numeric = _numeric(level)
     # synthmon's own events go straight to the stream (no stdlib hop: a run event
     # is on the hot path); stdlib records from libraries take the formatter below.
     structlog.configure(
@@ -148,7 +148,23 @@ def configure_logging(
     handler.addFilter(limiter.filter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(numeric)
+    _set_levels(numeric)
+
+
+def set_log_level(level: str) -> None:
+    """Change the level of a configured process (config reload); format and
+    processors stay as they are."""
+    numeric = _numeric(level)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(numeric))
+    _set_levels(numeric)
+
+
+def _numeric(level: str) -> int:
+    return int(logging.getLevelName(level.upper()))
+
+
+def _set_levels(numeric: int) -> None:
+    logging.getLogger().setLevel(numeric)
     # APScheduler logs every job start at INFO; our run events say more.
     logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING))
     logging.getLogger("aiohttp.access").setLevel(max(numeric, logging.WARNING))

@@ -9,60 +9,28 @@ cancelled. Two runs never hold the same account at the same time.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from types import MappingProxyType
-
-import pyotp
-from pydantic import SecretStr
 
 from synthmon.config.settings import AccountConfig, Settings
 from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
-from synthmon.model import Problem
+from synthmon.model import Account, Problem
+
+__all__ = ["Account", "AccountPools", "account_from_config"]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Account:
-    """What a journey sees as ``ctx.account``. Secrets stay `SecretStr`: use
-    ``ctx.account.password.get_secret_value()`` where the value must be sent."""
-
-    pool: str
-    username: str
-    password: SecretStr
-    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    totp_secret: SecretStr | None = field(default=None, repr=False)
-    targets: frozenset[str] | None = None
-    # The runners send username/password as HTTP basic auth to the target's origin.
-    basic_auth: bool = False
-
-    def totp(self, at: float | None = None) -> str:
-        """The current RFC 6238 code (30 s step, 6 digits, SHA-1), or the one valid
-        at epoch second `at`."""
-        if self.totp_secret is None:
-            raise NoAccountError(
-                f"account {self.username!r} of pool {self.pool!r} has no totp_secret; "
-                "add totp_secret = { env = ... } to its [[accounts]] entry"
-            )
-        otp = pyotp.TOTP(self.totp_secret.get_secret_value())
-        return otp.at(int(time.time() if at is None else at))
-
-    def exists_on(self, target: str) -> bool:
-        return self.targets is None or target in self.targets
-
-    @classmethod
-    def from_config(cls, cfg: AccountConfig) -> Account:
-        return cls(
-            pool=cfg.pool,
-            username=cfg.username,
-            password=cfg.password,
-            attributes=MappingProxyType(dict(cfg.attributes)),
-            totp_secret=cfg.totp_secret,
-            targets=frozenset(cfg.targets) if cfg.targets is not None else None,
-            basic_auth=cfg.basic_auth,
-        )
+def account_from_config(cfg: AccountConfig) -> Account:
+    return Account(
+        pool=cfg.pool,
+        username=cfg.username,
+        password=cfg.password,
+        attributes=MappingProxyType(dict(cfg.attributes)),
+        totp_secret=cfg.totp_secret,
+        targets=frozenset(cfg.targets) if cfg.targets is not None else None,
+        basic_auth=cfg.basic_auth,
+    )
 
 
 class AccountPools:
@@ -75,7 +43,7 @@ class AccountPools:
 
     @classmethod
     def from_config(cls, configs: Iterable[AccountConfig]) -> AccountPools:
-        return cls(Account.from_config(c) for c in configs)
+        return cls(account_from_config(c) for c in configs)
 
     def pools(self) -> set[str]:
         return {a.pool for a in self._accounts}

@@ -19,7 +19,7 @@ from synthmon.config.secrets import secret_values
 from synthmon.config.settings import Settings
 from synthmon.errors import BadSelectorError
 from synthmon.journeys.dsl import Journey
-from synthmon.model import Target
+from synthmon.model import Selector, Target
 from synthmon.safety.accounts import AccountPools
 from synthmon.safety.pauses import PauseControls
 from synthmon.safety.ratelimit import RateLimits
@@ -97,6 +97,11 @@ class Safety:
         in_use = self.accounts.in_use(pool) - returning
         self.metrics.set_pool(pool, self.accounts.size(pool), in_use)
 
+    def retarget(self, settings: Settings, targets: Iterable[Target]) -> None:
+        """The config file changed its targets (hot reload): new rate limits apply."""
+        self.settings = settings
+        self.rate_limits.update(targets)
+
     # -- kill switch ---------------------------------------------------------------
 
     def is_paused(self, journey: Journey, target: str) -> bool:
@@ -120,15 +125,12 @@ class Safety:
                 raise BadSelectorError(f"no {key} named {value!r}; known: {sorted(known[key])}")
 
     def _matching(self, selector: dict[str, str | None]) -> list[dict[str, str]]:
-        rule_pairs = []
-        for j, t in self._pairs():
-            if (
-                (selector.get("journey") in (None, j.name))
-                and (selector.get("tag") is None or selector["tag"] in j.tags)
-                and (selector.get("target") in (None, t.name))
-            ):
-                rule_pairs.append({"journey": j.name, "target": t.name})
-        return rule_pairs
+        match = Selector.of(**selector)
+        return [
+            {"journey": j.name, "target": t.name}
+            for j, t in self._pairs()
+            if match.matches(j.name, t.name, j.tags)
+        ]
 
     def pause(self, selector: dict[str, str | None], reason: str) -> dict[str, Any]:
         self._check_selector(selector)

@@ -11,26 +11,29 @@ rule. A resume that leaves the pair paused by another rule says which.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from synthmon.errors import ConfigError
+from synthmon.model import Selector
+from synthmon.runtime.files import atomic_write
 
 SELECTOR_KEYS = ("journey", "tag", "target")
 
 
-@dataclass(frozen=True, slots=True)
-class PauseRule:
-    journey: str | None = None
-    tag: str | None = None
-    target: str | None = None
+Name = Annotated[str, Field(min_length=1)]
+
+
+class PauseRule(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    journey: Name | None = None
+    tag: Name | None = None
+    target: Name | None = None
     # Who/why/when, for the operator who finds it later; not part of the selector.
     reason: str = ""
     since: float = 0.0
@@ -40,10 +43,8 @@ class PauseRule:
         return (self.journey, self.tag, self.target)
 
     def matches(self, journey: str, tags: Iterable[str], target: str) -> bool:
-        return (
-            (self.journey is None or self.journey == journey)
-            and (self.tag is None or self.tag in tags)
-            and (self.target is None or self.target == target)
+        return Selector.of(journey=self.journey, tag=self.tag, target=self.target).matches(
+            journey, target, tags
         )
 
     def describe(self) -> str:
@@ -51,27 +52,16 @@ class PauseRule:
         return " ".join(parts) or "all"
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "journey": self.journey,
-            "tag": self.tag,
-            "target": self.target,
-            "reason": self.reason,
-            "since": self.since,
-        }
+        return self.model_dump()
 
-    @classmethod
-    def from_json(cls, data: Any) -> PauseRule:
-        if not isinstance(data, dict):
-            raise TypeError("each rule must be a JSON object")
-        values = {k: data.get(k) for k in SELECTOR_KEYS}
-        for k, v in values.items():
-            if v is not None and not (isinstance(v, str) and v):
-                raise TypeError(f"{k} must be a non-empty string")
-        return cls(
-            **values,
-            reason=str(data.get("reason") or ""),
-            since=float(data.get("since") or 0.0),
-        )
+
+class PauseFile(BaseModel):
+    """`pauses.json` as written: `{"rules": [...]}`."""
+
+    rules: list[PauseRule]
+
+
+_FILE = TypeAdapter(PauseFile)
 
 
 class PauseControls:
@@ -94,28 +84,19 @@ class PauseControls:
         except OSError as exc:
             raise ConfigError(f"{self.path}: cannot read pause state: {exc.strerror}") from None
         try:
-            data = json.loads(raw)
-            self.rules = [PauseRule.from_json(r) for r in data["rules"]]
-        except (ValueError, KeyError, TypeError) as exc:
+            self.rules = list(_FILE.validate_json(raw).rules)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+            )
             raise ConfigError(
-                f"{self.path}: corrupt pause state ({exc}); fix it, or delete it to resume "
-                "every journey"
+                f"{self.path}: corrupt pause state ({problems}); fix it, or delete it to "
+                "resume every journey"
             ) from None
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        body = json.dumps({"rules": [r.as_json() for r in self.rules]}, indent=2)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".pauses-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(body + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        body = _FILE.dump_json(PauseFile(rules=self.rules), indent=2) + b"\n"
+        atomic_write(self.path, lambda f: f.write(body), durable=True)
 
     def pause(
         self,
@@ -126,7 +107,9 @@ class PauseControls:
         reason: str = "",
     ) -> PauseRule:
         """Add a rule (or refresh the reason of an identical one) and save it."""
-        rule = PauseRule(journey, tag, target, reason=reason, since=self._clock())
+        rule = PauseRule(
+            journey=journey, tag=tag, target=target, reason=reason, since=self._clock()
+        )
         old = self.rules
         self.rules = [r for r in old if r.selector != rule.selector] + [rule]
         try:

@@ -65,11 +65,26 @@ class RateLimits:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._clock = clock
+        self._sleep = sleep
         self._pacers: dict[str, Pacer] = {
             t.name: Pacer(t.max_requests_per_second, clock=clock, sleep=sleep)
             for t in targets
             if t.max_requests_per_second
         }
+
+    def update(self, targets: Iterable[Target]) -> None:
+        """New target settings (config reload): a target whose rate did not change keeps
+        its pacer, so a reload never lets a burst through."""
+        old = self._pacers
+        self._pacers = {}
+        for t in targets:
+            if not t.max_requests_per_second:
+                continue
+            pacer = old.get(t.name)
+            if pacer is None or pacer.rate != t.max_requests_per_second:
+                pacer = Pacer(t.max_requests_per_second, clock=self._clock, sleep=self._sleep)
+            self._pacers[t.name] = pacer
 
     async def acquire(self, target: str) -> None:
         """Wait until one more request to `target` is within its rate (no-op without

@@ -25,15 +25,16 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import structlog
+
+from synthmon.runtime.files import atomic_write
 
 log = structlog.get_logger("synthmon.runners.browser.artifacts")
 
@@ -230,14 +231,9 @@ def scrub_zip(path: Path, scrub: Scrubber) -> None:
     `artifact_text` on every entry that decodes as UTF-8 (trace events, network log,
     resources, HTML snapshots); binary entries (screenshots) are copied as they are.
     Atomic: the original is replaced only once complete."""
-    fd, tmp_name = tempfile.mkstemp(prefix=".scrub-", suffix=".zip", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with (
-            zipfile.ZipFile(path) as src,
-            zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as dst,
-        ):
+
+    def write(f: IO[bytes]) -> None:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as dst:
             for info in src.infolist():
                 data = src.read(info)
                 try:
@@ -248,9 +244,8 @@ def scrub_zip(path: Path, scrub: Scrubber) -> None:
                 if info.filename.endswith((".trace", ".network")):
                     text = _trace_lines(text)
                 dst.writestr(info, artifact_text(text, scrub).encode("utf-8"))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write)
 
 
 def _size(folder: Path) -> int:

@@ -15,7 +15,7 @@ import structlog
 from playwright.async_api import ConsoleMessage, Request, Route
 from playwright.async_api import Error as PlaywrightError
 
-from synthmon.journeys.context import Context
+from synthmon.journeys.context import Context, RunRecord
 from synthmon.model import Target
 from synthmon.runners.base import traceparent
 
@@ -113,15 +113,21 @@ class BrowserJourneyContext(Context):
         super().__init__(*args, **kwargs)
         self._time_origin: float | None = None
 
+    @property
+    def record(self) -> RunRecord:
+        """What this run recorded (for the runner; not journey-author API)."""
+        return self._run
+
     @asynccontextmanager
     async def step(self, name: str, *, soft: bool = False) -> AsyncIterator[None]:
         timings: tuple[tuple[str, float], ...] = ()
-        before = len(self.steps)
+        steps = self.record.steps
+        before = len(steps)
         async with super().step(name, soft=soft):
             yield
             timings = await self._navigation_timings()
-        if timings and len(self.steps) > before:
-            self.steps[-1] = dataclasses.replace(self.steps[-1], timings=timings)
+        if timings and len(steps) > before:
+            steps[-1] = dataclasses.replace(steps[-1], timings=timings)
 
     async def _navigation_timings(self) -> tuple[tuple[str, float], ...]:
         if self._page is None:

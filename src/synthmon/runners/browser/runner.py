@@ -29,6 +29,7 @@ from synthmon.errors import (
     HostNotAllowedError,
     InfrastructureError,
 )
+from synthmon.journeys.context import RunRecord
 from synthmon.model import RunRequest, RunResult, Status, Target
 from synthmon.runners.base import Pace, basic_credentials, error_result, execute, run_cleanups
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
@@ -221,13 +222,17 @@ class BrowserRunner:
             page.on("pageerror", state.on_page_error)
             page.on("requestfailed", state.on_request_failed)
             page.on("response", state.on_response)
+            run = RunRecord(
+                classify=lambda exc: _classify(exc, state),
+                describe=lambda exc: _describe(exc, state, journey.filename),
+                clock=self._clock,
+            )
             ctx = BrowserJourneyContext(
                 journey=journey.name,
                 target=target,
                 run_id=run_id,
                 trace_id=run_id,
-                classify=lambda exc: _classify(exc, state),
-                describe=lambda exc: _describe(exc, state, journey.filename),
+                run=run,
                 http_factory=(
                     self._http_factory(
                         target,
@@ -242,10 +247,9 @@ class BrowserRunner:
                 page=page,
                 account=request.account,
                 run_source=request.run_source,
-                clock=self._clock,
             )
             result = await execute(
-                journey, ctx, started_at=started_at, attempt=attempt, clock=self._clock
+                journey, ctx, run, started_at=started_at, attempt=attempt, clock=self._clock
             )
             result = _explain(result, state, page)
             if self._keep_artifacts(result.status) and not state.crashed:
@@ -259,7 +263,7 @@ class BrowserRunner:
         finally:
             try:
                 if ctx is not None:
-                    await run_cleanups(journey, ctx)
+                    await run_cleanups(journey, ctx, ctx.record)
             finally:
                 if ctx is not None:
                     await ctx.aclose()
