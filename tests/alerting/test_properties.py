@@ -50,11 +50,11 @@ async def browse(ctx: Context) -> None:
 JOURNEYS: dict[str, Journey] = {"pay": pay, "browse": browse}  # type: ignore[dict-item]
 PAIRS = [("pay", "prod"), ("browse", "prod")]
 STEP = 15.0  # the engine ticks at least this often in production
-os.environ.setdefault("SYNTHMON_PROPERTY_WEBHOOK", "http://127.0.0.1:9/never-used")
+os.environ.setdefault("PROPERTY_TEST_WEBHOOK_URL", "http://127.0.0.1:9/never-used")
 CONFIG = AlertingConfig.model_validate(
     {
         "alertmanager": {"urls": ["http://127.0.0.1:9"]},
-        "webhook": {"url": {"env": "SYNTHMON_PROPERTY_WEBHOOK"}},
+        "webhook": {"url": {"env": "PROPERTY_TEST_WEBHOOK_URL"}},
         "repeat_interval": "5m",
         "resend_interval": "60s",
         "resolve_resend_for": "5m",
