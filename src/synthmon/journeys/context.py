@@ -65,6 +65,8 @@ class Context:
         self.failed_step: str | None = None
         self.cancelled_in: str | None = None
         self.soft_failures: list[StepResult] = []
+        # (full step name, start, end) on the run's clock, to find the step a moment fell in.
+        self._spans: list[tuple[str, float, float]] = []
 
     # -- resources ---------------------------------------------------------------
 
@@ -137,6 +139,11 @@ class Context:
         finally:
             self._stack.pop()
 
+    def step_at(self, moment: float) -> str | None:
+        """The innermost step that was running at `moment` (the run's clock), if any."""
+        inside = [span for span in self._spans if span[1] <= moment <= span[2]]
+        return max(inside, key=lambda span: span[1])[0] if inside else None
+
     def fail(self, message: str) -> None:
         """Fail the current step with `message` (same as a failed assert)."""
         raise StepFailedError(message)
@@ -157,10 +164,12 @@ class Context:
         etype = emsg = None
         if exc is not None:
             etype, emsg = self.describe_error(exc)
+        end = self._clock()
+        self._spans.append((name, start, end))
         result = StepResult(
             name=name,
             status=status,
-            duration=self._clock() - start,
+            duration=end - start,
             soft=soft,
             error_type=etype,
             error_message=emsg,

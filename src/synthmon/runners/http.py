@@ -7,7 +7,6 @@ import dataclasses
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
 
 import certifi
 import httpx
@@ -16,10 +15,9 @@ from synthmon.errors import HostNotAllowedError
 from synthmon.journeys.context import Context
 from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
+from synthmon.runners.leftovers import RunScope
+from synthmon.runners.network import cap_body
 from synthmon.safety.ratelimit import RateLimits
-
-if TYPE_CHECKING:
-    pass
 
 TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
 
@@ -59,6 +57,8 @@ class TaggingTransport(httpx.AsyncBaseTransport):
             # The target's max_requests_per_second, shared with every other run.
             await self._pace()
         response = await self._inner.handle_async_request(request)
+        # Bounded memory whatever the target sends (and errors that say "body").
+        cap_body(response, request, self._target.max_response_bytes, self._target.name)
         if self._on_response is not None:
             self._on_response(request, response)
         return response
@@ -171,15 +171,18 @@ class HttpRunner:
         )
         started_at = time.time()
         cleanup_failures = 0
-        try:
-            result = await execute(
-                journey, ctx, started_at=started_at, attempt=request.attempt, clock=self._clock
-            )
-        finally:
+        async with RunScope(journey.name, target.name, run_id) as scope:
             try:
-                cleanup_failures = await run_cleanups(journey, ctx)
+                result = await execute(
+                    journey, ctx, started_at=started_at, attempt=request.attempt, clock=self._clock
+                )
             finally:
-                await ctx.aclose()
-        if cleanup_failures:
-            result = dataclasses.replace(result, cleanup_failures=cleanup_failures)
+                try:
+                    cleanup_failures = await run_cleanups(journey, ctx)
+                finally:
+                    await ctx.aclose()
+        if cleanup_failures or scope.left_behind:
+            result = dataclasses.replace(
+                result, cleanup_failures=cleanup_failures, left_behind=scope.left_behind
+            )
         return result

@@ -3,7 +3,9 @@ every other run, so it is measured and named.
 
 An in-loop task measures how late it wakes up (the metric). A thread notices a
 loop that stopped answering while it is still stuck, and names the task and the
-journey line that holds it (the warning), which the loop itself cannot do.
+journey line that holds it (`event_loop_blocked`, at the threshold), which the loop
+itself cannot do; when the loop answers again it reports the whole stall
+(`event_loop_unblocked`, with the real `blocked_seconds`).
 """
 
 from __future__ import annotations
@@ -65,22 +67,39 @@ class LoopWatchdog:
             self._on_lag(max(0.0, now - before - self._tick))
 
     def _watch(self) -> None:
-        warned_for = 0.0
+        warned_for = 0.0  # the beat a stall was reported for (0: none open)
+        task_name = where = None
         while not self._stop.wait(self._threshold / 2):
             beat = self._beat
+            if warned_for and beat != warned_for:
+                # The loop is back: report the whole stall, not the part seen first.
+                log.warning(
+                    "event_loop_unblocked",
+                    blocked_seconds=round(max(0.0, beat - warned_for - self._tick), 3),
+                    task=task_name,
+                    journey=_journey_of(task_name),
+                    at=where,
+                )
+                warned_for, task_name, where = 0.0, None, None
             stalled = time.monotonic() - beat
-            if stalled < self._threshold + self._tick or beat == warned_for:
+            if stalled < self._threshold + self._tick:
+                continue
+            # Sampled on each pass of the stall: the last journey line seen is the culprit.
+            name, at = self._culprit()
+            task_name, where = name or task_name, at or where
+            if beat == warned_for:
                 continue
             warned_for = beat
-            task_name, where = self._culprit()
             log.warning(
                 "event_loop_blocked",
                 blocked_seconds=round(stalled, 3),
+                still_blocked=True,
                 task=task_name,
                 journey=_journey_of(task_name),
                 at=where,
                 hint="a journey is blocking the event loop: use 'await asyncio.sleep' "
-                "and async clients instead of time.sleep or blocking I/O",
+                "and async clients instead of time.sleep or blocking I/O; run blocking "
+                "code with 'await asyncio.to_thread(...)'",
             )
 
     def _culprit(self) -> tuple[str | None, str | None]:
