@@ -108,6 +108,12 @@ class Daemon:
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
         )
+        # Before the executor: it asks the watchdog who blocked the loop.
+        self.watchdog = LoopWatchdog(
+            threshold=settings.scheduler.loop_lag_warning,
+            on_lag=self.metrics.set_loop_lag,
+            journey_files=lambda: {j.filename for j in self.journeys.values()},
+        )
         self.executor = Executor(
             runners=self.runners,
             safety=self.safety,
@@ -116,6 +122,7 @@ class Daemon:
             events=self.metrics,
             targets=self.targets,
             max_concurrency=settings.scheduler.max_concurrency,
+            stalls=self.watchdog,
             run_source=run_source,
             location=settings.location,
         )
@@ -128,11 +135,6 @@ class Daemon:
             host=settings.server.host,
             port=settings.server.port,
             extra_routes=[artifact_routes(settings.artifacts_dir), control.routes(self.safety)],
-        )
-        self.watchdog = LoopWatchdog(
-            threshold=settings.scheduler.loop_lag_warning,
-            on_lag=self.metrics.set_loop_lag,
-            journey_files=lambda: {j.filename for j in self.journeys.values()},
         )
         self._stop_event: asyncio.Event | None = None
 

@@ -15,7 +15,9 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -41,6 +43,8 @@ class LoopWatchdog:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread_id = 0
+        # Recent stalls the thread saw: [start, end (None while it lasts), task, line].
+        self._stalls: deque[list[Any]] = deque(maxlen=256)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -80,6 +84,8 @@ class LoopWatchdog:
                     journey=_journey_of(task_name),
                     at=where,
                 )
+                if self._stalls:
+                    self._stalls[-1][1] = beat
                 warned_for, task_name, where = 0.0, None, None
             stalled = time.monotonic() - beat
             if stalled < self._threshold + self._tick:
@@ -88,8 +94,10 @@ class LoopWatchdog:
             name, at = self._culprit()
             task_name, where = name or task_name, at or where
             if beat == warned_for:
+                self._stalls[-1][2:] = [task_name, where]
                 continue
             warned_for = beat
+            self._stalls.append([beat, None, task_name, where])
             log.warning(
                 "event_loop_blocked",
                 blocked_seconds=round(stalled, 3),
@@ -101,6 +109,25 @@ class LoopWatchdog:
                 "and async clients instead of time.sleep or blocking I/O; run blocking "
                 "code with 'await asyncio.to_thread(...)'",
             )
+
+    def stolen_from(self, task: str | None, since: float, until: float) -> tuple[float, str | None]:
+        """Seconds of [since, until] (monotonic) the loop spent blocked by a task other
+        than `task`, and who blocked it longest ("blocker@shop at checkout.py:14").
+
+        A run that timed out because a neighbour blocked the loop is a victim of
+        synthmon's own situation, not evidence against its target (`execution`)."""
+        stolen, longest, culprit = 0.0, 0.0, None
+        for start, end, name, where in list(self._stalls):
+            if name == task:
+                continue
+            overlap = min(until, end if end is not None else until) - max(since, start)
+            if overlap > 0:
+                stolen += overlap
+                if overlap > longest:
+                    longest = overlap
+                    who = _journey_of(name) or name or "synthmon itself"
+                    culprit = f"{who} at {where}" if where else who
+        return stolen, culprit
 
     def _culprit(self) -> tuple[str | None, str | None]:
         task = asyncio.current_task(self._loop) if self._loop else None
