@@ -3,6 +3,7 @@ file, line and bounds; `run` keeps the good journeys running instead of crashing
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,7 @@ class TestScheduleBounds:
             capture_output=True,
             text=True,
             check=False,
-            env={"FAULTS_WEBHOOK_URL": "http://127.0.0.1:9/", "PATH": "/usr/bin:/bin"},
+            env={**os.environ, "FAULTS_WEBHOOK_URL": "http://127.0.0.1:9/"},
         )
         out = proc.stdout + proc.stderr
         assert proc.returncode == 1, out
