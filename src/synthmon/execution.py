@@ -132,12 +132,14 @@ class Executor:
         if pending:
             await asyncio.wait(pending, timeout=5.0)
 
-    def _hand_off(self, result: RunResult) -> None:
+    def _hand_off(self, result: RunResult) -> RunResult:
+        """Scrub, stamp and emit `result`; returns what the sinks got."""
         # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
         result = self._safety.scrub.result(result)
         if self._location is not None:
             result = dataclasses.replace(result, location=self._location)
         self._emit(result)
+        return result
 
     async def _attempt(
         self, journey: Journey, target: Target, *, attempt: int, may_retry: bool
@@ -164,8 +166,7 @@ class Executor:
             result = self._excuse_stall(journey, result)
         if may_retry and result.status.is_target_failure:
             result = dataclasses.replace(result, retried=True)
-        self._hand_off(result)
-        return result
+        return self._hand_off(result)
 
     def _excuse_stall(self, journey: Journey, result: RunResult) -> RunResult:
         """A timeout that another journey caused by blocking the shared event loop is
