@@ -157,10 +157,11 @@ async def execute(
         status, failed_step = first.status, first.name
         etype, emsg = first.error_type, first.error_message
     duration = clock() - t0
-    if status is not Status.TIMEOUT and duration > journey.timeout + OVERRUN_GRACE:
+    if status is Status.SUCCESS and duration > journey.timeout + OVERRUN_GRACE:
         # The deadline could not fire: the journey blocked the event loop (time.sleep,
         # blocking I/O, CPU work) or swallowed the cancellation. Past its timeout is a
-        # timeout, whatever the cause (a pass here would hide an 8 s page load).
+        # timeout, whatever the cause (a pass here would hide an 8 s page load). A
+        # failure past its timeout stays the failure it is.
         status, reason, etype = Status.TIMEOUT, None, "Timeout"
         failed_step = ctx.step_at(t0 + journey.timeout)
         emsg = (
