@@ -183,7 +183,7 @@ def run_synthmon(
 
     `wrap` prefixes the command (e.g. `unshare` into a network namespace); the daemon
     is then not reachable from here, so /metrics is not scraped and the window starts
-    at launch."""
+    when it logs daemon_started."""
     write_journeys(tmp / "journeys", journeys)
     port = port or free_port()
     cfg = tmp / "synthmon.toml"
@@ -202,6 +202,8 @@ def run_synthmon(
         try:
             if wrap is None:
                 _wait_healthy(port, proc, log_path)
+            else:
+                _wait_logged('"daemon_started"', proc, log_path)
             started = time.monotonic()
             daemon = psutil.Process(proc.pid)
             while time.monotonic() - started < window:
@@ -239,6 +241,15 @@ def _wait_healthy(port: int, proc: subprocess.Popen[str], log_path: Path) -> Non
                 return
         time.sleep(0.1)
     raise AssertionError(f"synthmon run did not become healthy: {log_path.read_text()[-3000:]}")
+
+
+def _wait_logged(text: str, proc: subprocess.Popen[str], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None or text in log_path.read_text():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"synthmon run did not log {text}: {log_path.read_text()[-3000:]}")
 
 
 def journey_file(body: str) -> str:
