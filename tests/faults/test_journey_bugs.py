@@ -7,6 +7,7 @@ it is, the watchdog names it with the real stall, and no other run is lost silen
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +123,9 @@ class TestBlockingJourney:
         cut = [r for r in _runs(run, "healthy") if r["result"] != "success"]
         for r in cut:
             assert r["reason"] == "event_loop_blocked", r
-            assert (
-                "by blocker@faults at bugs.py:" in r["error"] or "by spinner@faults" in r["error"]
-            )
+            # Usually blocker or spinner; under load the leaker's own client (an SSL
+            # context built per client) can stall the loop long enough too.
+            assert re.search(r"of its 1s timeout by \S+ at bugs\.py:\d+", r["error"]), r
 
 
 class TestRaisingJourney:
