@@ -232,7 +232,7 @@ def run_synthmon(
 
 
 def _wait_healthy(port: int, proc: subprocess.Popen[str], log_path: Path) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"synthmon run exited: {log_path.read_text()[-3000:]}")
@@ -244,7 +244,7 @@ def _wait_healthy(port: int, proc: subprocess.Popen[str], log_path: Path) -> Non
 
 
 def _wait_logged(text: str, proc: subprocess.Popen[str], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None or text in log_path.read_text():
             return
