@@ -86,18 +86,20 @@ async def refused(ctx: Context) -> None:
         await ctx.http.get("{refused}/")  # line:refused
 
 
-@failing("huge")
+@journey(name="huge", severity="critical", interval="2s", timeout="2s")
 async def huge(ctx: Context) -> None:
     async with ctx.step("request"):
         await ctx.http.get("/huge-chunked?mb=200")  # line:huge
 
 
-@failing("huge_declared")
+@journey(name="huge_declared", severity="critical", interval="2s", timeout="2s")
 async def huge_declared(ctx: Context) -> None:
     async with ctx.step("request"):
         await ctx.http.get("/huge?mb=200")
 """
 
+# The huge rows read 10 MiB before the cap stops them: 2 s, so a loaded machine
+# does not turn them into timeouts.
 FAILING = {
     "hang": "timeout",
     "slow_status": "timeout",
@@ -157,7 +159,8 @@ class TestNetworkFaults:
         run, _ = matrix
         runs = _final(run, journey)
         assert {r["result"] for r in runs} == {FAILING[journey]}, runs
-        assert max(r["duration_ms"] for r in runs) <= (TIMEOUT + 1) * 1000, runs
+        timeout = 2.0 if journey.startswith("huge") else TIMEOUT
+        assert max(r["duration_ms"] for r in runs) <= (timeout + 1) * 1000, runs
         # Every 2 s over the window: recorded or counted as skipped, never silently lost.
         assert len(runs) + run.skipped(journey) >= WINDOW / 2 - 2
         assert len(run.triggers(journey)) == 1, run.alerts
