@@ -185,8 +185,9 @@ class Executor:
             reason="event_loop_blocked",
             error_type="EventLoopBlocked",
             error_message=f"run cut short: the event loop was blocked {stolen:.1f}s of its "
-            f"{journey.timeout:g}s timeout by {culprit}; fix that journey (use "
-            "'await asyncio.to_thread(...)' for blocking code). Not counted against the target",
+            f"{journey.timeout:g}s timeout by {culprit} (a blocking call there, or a machine "
+            "starved of CPU; blocking code belongs in 'await asyncio.to_thread(...)'). "
+            "Not counted against the target",
         )
 
     async def _limited_run(
