@@ -38,6 +38,7 @@ from synthmon.sinks.latest import LatestResults
 from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
 from synthmon.sinks.safety_metrics import SafetyMetrics
+from synthmon.sinks.shadow_metrics import ShadowMetrics
 from synthmon.web import auth, control
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
@@ -92,6 +93,7 @@ class Daemon:
             rate_limits=self.safety.rate_limits,
         )
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
+        self.shadow_metrics = ShadowMetrics(self.registry, location=settings.location)
         # The browser runner is built when the first browser journey is loaded
         # (`reload`): HTTP-only deployments never load Playwright.
         self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
@@ -102,6 +104,7 @@ class Daemon:
                 ("logs", LogSink()),
                 ("browser_metrics", self.browser_metrics),
                 ("safety", safety_metrics),
+                ("shadow_metrics", self.shadow_metrics),
                 ("alerting", self.alerting),
                 *(extra_sinks or []),
             ],
@@ -265,6 +268,7 @@ class Daemon:
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
         self.browser_metrics.set_catalog({(j.name, t.name) for j, t in pairs.values()})
+        self.shadow_metrics.set_catalog((j.name, t.name) for j, t in pairs.values())
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )

@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from synthmon.config.alerting import AlertingConfig
+from synthmon.config.compare import CompareConfig
 from synthmon.config.durations import parse_duration
 from synthmon.config.secrets import SecretRef, UnresolvedSecret
 from synthmon.config.shard import parse_shard
@@ -248,6 +249,7 @@ class Settings(BaseSettings):
     browser: BrowserConfig = BrowserConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
     alerting: AlertingConfig = AlertingConfig()
+    compare: CompareConfig = CompareConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     accounts: list[AccountConfig] = Field(default_factory=list)
 
