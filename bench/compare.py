@@ -6,7 +6,11 @@ alpha 0.05, max_failure_delta 0, max_latency_ratio 1.2) of an HTTP journey:
 
   identical      both healthy: the share of trials PROMOTED   (target >= 95 %)
   30% failing    the candidate fails 30 % of requests at random: share FLAGGED (>= 95 %)
-  2x latency     the candidate answers in about twice the time: share FLAGGED (>= 95 %)
+  2x latency     the candidate's runs take about twice as long: share FLAGGED (>= 95 %)
+
+Both shops answer every request after a 25 ms service time (chaos "slow"), like a real
+backend: on bare loopback a run is mostly client overhead (~5-10 ms), so "twice as long"
+would be a few milliseconds, drowned by the scheduling noise of a shared 2-core machine.
 
     python bench/compare.py [--trials 40] [--runs 30] [--quick]   (or: bench/run.py compare)
 """
@@ -47,6 +51,7 @@ async def browse(ctx):
         r.raise_for_status()
 """
 
+SERVICE_TIME = 0.025
 NO_FLAGS = SimpleNamespace(max_failure_delta=None, max_latency_ratio=None)
 
 
@@ -86,15 +91,18 @@ async def main(quick: bool = False, trials: int = 40, runs: int = 30) -> dict[st
                 )  # fmt: skip
                 return compare(results, thresholds).promote
 
-            # Calibrate "twice the time": the healthy run's median, split over 2 requests.
+            service = {"mode": "slow", "delay": SERVICE_TIME}
+            await _chaos(blue.url, **service)
+            await _chaos(green.url, **service)
+            # Calibrate "twice as long": the healthy run's median, split over 2 requests.
             calib = await interleaved_runs(
                 settings, journeys, targets["blue"], targets["green"], runs=10, out=io.StringIO()
             )
             median = statistics.median(r.duration for r in calib["browse"][0])
             scenarios = {
-                "identical": ({"mode": "ok"}, True),
+                "identical": (service, True),
                 "30% failing": ({"mode": "flaky", "rate": 0.3, "paths": ["/api/"]}, False),
-                "2x latency": ({"mode": "slow", "delay": median / 2}, False),
+                "2x latency": ({"mode": "slow", "delay": SERVICE_TIME + median / 2}, False),
             }
             print(
                 f"compare verdicts: {trials} trials x {runs} interleaved runs per side "

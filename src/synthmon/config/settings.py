@@ -74,6 +74,21 @@ class ServerConfig(_Section):
     # when listen is not a loopback address. See docs/safety.md.
     api_token: SecretRef | None = None
     metrics_auth: MetricsAuthConfig | None = None
+    # Credentials (bearer token or basic auth, as metrics_auth) for reading /api, the
+    # status pages and /artifacts. Without them, reads are served only while listen is
+    # a loopback address, or when public_read = true says so (docs/safety.md).
+    read_auth: MetricsAuthConfig | None = None
+    public_read: bool = False
+    # Inbound connections at once (never more than a quarter of RLIMIT_NOFILE), and how
+    # long a connection may stay without a complete request (docs/config.md).
+    max_connections: int = Field(default=256, ge=1)
+    idle_timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _read_rule(self) -> ServerConfig:
+        if self.read_auth is not None and self.public_read:
+            raise ValueError("give either read_auth or public_read = true, not both")
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -162,6 +177,9 @@ class AccountConfig(_Section):
     attributes: dict[str, str] = Field(default_factory=dict)
     # Targets the account exists on; default: every target.
     targets: list[str] | None = None
+    # Send username/password as HTTP basic auth on every request to the target's origin
+    # (ctx.http and the browser's http_credentials); docs/safety.md.
+    basic_auth: bool = False
 
     @field_validator("totp_secret")
     @classmethod

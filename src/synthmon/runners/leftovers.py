@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Coroutine
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -51,12 +50,7 @@ class RunScope:
         self._token = _SCOPE.set(self)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._token is not None:
             _SCOPE.reset(self._token)
         tasks = [t for t in self.tasks if not t.done()]

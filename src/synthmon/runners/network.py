@@ -22,7 +22,6 @@ import httpx
 
 from synthmon.errors import ResponseTooLargeError
 
-DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 _INCOMPLETE = "peer closed connection without sending complete message body"
 # Set on an httpx error raised while the body streamed (see CappedBody).
 _BODY_PHASE = "_synthmon_in_body"

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -29,11 +30,11 @@ from synthmon.errors import (
     InfrastructureError,
 )
 from synthmon.model import RunRequest, RunResult, Status, Target
-from synthmon.runners.base import error_result, execute, run_cleanups
+from synthmon.runners.base import Pace, basic_credentials, error_result, execute, run_cleanups
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
 from synthmon.runners.browser.classify import classify, describe
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
-from synthmon.runners.browser.pool import BrowserPool, PoolEvents, PoolOptions
+from synthmon.runners.browser.pool import BrowserPool, NoEvents, PoolEvents, PoolOptions
 from synthmon.runners.leftovers import RunScope
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class HttpClientFactory(Protocol):
         trace_id: str,
         timeout: float,
         extra_headers: Sequence[tuple[str, str]] = (),
+        basic_auth: tuple[str, str] | None = None,
     ) -> Callable[[], httpx.AsyncClient]: ...
 
 
@@ -70,6 +72,7 @@ class BrowserRunner:
         self,
         pool: BrowserPool,
         *,
+        pace: Pace,
         store: ArtifactStore | None = None,
         artifacts_on: ArtifactPolicy = "failure",
         tag_headers: Sequence[tuple[str, str]] = (),
@@ -83,8 +86,13 @@ class BrowserRunner:
         needed: Callable[[], bool] = lambda: True,
         trace_screenshots: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        events: PoolEvents | None = None,
     ) -> None:
         self.pool = pool
+        # Required: a browser run must never bypass the target's rate limit (STYLE 14).
+        self._pace = pace
+        # Artifact failures are counted here (`artifact_failed`, by artifact).
+        self._events: PoolEvents = events or NoEvents()
         # The trace's screencast costs ~20% of a run's CPU; DOM snapshots per action and
         # the full-page screenshot at the end are kept either way (docs/browser.md).
         self._trace_screenshots = trace_screenshots
@@ -170,10 +178,23 @@ class BrowserRunner:
             trace_id=run_id,
             tags=(*self._tags, *target.headers, *extra_headers),
             ua_suffix=self._ua_suffix,
+            pace=lambda: self._pace(target.name),
             lease_crashed=lease_crashed,
         )
         context: BrowserContext | None = None
         ctx: BrowserJourneyContext | None = None
+        credentials = basic_credentials(request.account)
+        options: dict[str, Any] = {}
+        if credentials is not None:
+            # Only to the target's origin: Chromium answers another origin's 401
+            # challenge with none (ERR_INVALID_AUTH_CREDENTIALS). Chromium sends them
+            # in answer to the target's challenge (Playwright's send="always" applies
+            # to its API requests only, not to the browser's).
+            options["http_credentials"] = {
+                "username": credentials[0],
+                "password": credentials[1],
+                "origin": _origin(target.base_url),
+            }
         try:
             try:
                 # Outside the journey's deadline, so bounded here: a Chromium that cannot
@@ -186,6 +207,7 @@ class BrowserRunner:
                         timezone_id=self._timezone,
                         ignore_https_errors=not target.verify_tls,
                         service_workers="block",  # keeps every request visible to routing
+                        **options,
                     )
                     assert context is not None
                     if self.artifacts_on != "never":
@@ -222,6 +244,7 @@ class BrowserRunner:
                         trace_id=run_id,
                         timeout=journey.timeout,
                         extra_headers=extra_headers,
+                        basic_auth=credentials,
                     )
                     if self._http_factory is not None
                     else None
@@ -236,7 +259,11 @@ class BrowserRunner:
             )
             result = _explain(result, state, page)
             if self._keep_artifacts(result.status) and not state.crashed:
-                paths = await self._capture(journey, run_id, context, page, state)
+                try:
+                    paths = await self._capture(journey, run_id, context, page, state)
+                except Exception as exc:  # noqa: BLE001 - artifacts never change a result
+                    self._artifact_failed(journey.name, run_id, "capture", exc)
+                    paths = ()
                 result = dataclasses.replace(result, artifacts=paths)
             return result
         finally:
@@ -268,7 +295,11 @@ class BrowserRunner:
         allowed to fail on its own (a hung page may refuse some)."""
         assert self.store is not None
         store, scrub = self.store, self._scrub
-        folder = await asyncio.to_thread(store.run_dir, journey.name, run_id)
+        try:
+            folder = await asyncio.to_thread(store.run_dir, journey.name, run_id)
+        except OSError as exc:
+            self._artifact_failed(journey.name, run_id, "folder", exc)
+            return ()
         paths: list[Path] = []
         await _stop_loading(context, page)
         shot = folder / "screenshot.png"
@@ -277,8 +308,8 @@ class BrowserRunner:
                 path=shot, full_page=True, timeout=SCREENSHOT_TIMEOUT * 1000, animations="disabled"
             )
             paths.append(shot)
-        except PlaywrightError as exc:
-            log.warning("artifact_failed", artifact="screenshot", error=_first_line(exc))
+        except (PlaywrightError, OSError) as exc:
+            self._artifact_failed(journey.name, run_id, "screenshot", exc, shot)
         trace = folder / "trace.zip"
         try:
             async with asyncio.timeout(CAPTURE_TIMEOUT):
@@ -286,17 +317,49 @@ class BrowserRunner:
             await asyncio.to_thread(scrub_zip, trace, scrub)
             paths.append(trace)
         except (PlaywrightError, TimeoutError, OSError) as exc:
-            log.warning("artifact_failed", artifact="trace", error=_first_line(exc))
+            self._artifact_failed(journey.name, run_id, "trace", exc, trace)
         try:
             async with asyncio.timeout(SCREENSHOT_TIMEOUT):
                 html = await page.content()
             paths.append(store.write_text(folder, "page.html", html, scrub))
-        except (PlaywrightError, TimeoutError) as exc:
-            log.warning("artifact_failed", artifact="html", error=_first_line(exc))
-        paths.append(store.write_text(folder, "console.txt", _lines(state.console), scrub))
-        paths.append(store.write_text(folder, "network.txt", _lines(state.network), scrub))
-        await asyncio.to_thread(store.enforce)
+        except (PlaywrightError, TimeoutError, OSError) as exc:
+            self._artifact_failed(journey.name, run_id, "html", exc, folder / "page.html")
+        for name, lines in (("console", state.console), ("network", state.network)):
+            try:
+                paths.append(store.write_text(folder, f"{name}.txt", _lines(lines), scrub))
+            except OSError as exc:
+                self._artifact_failed(journey.name, run_id, name, exc, folder / f"{name}.txt")
+        try:
+            await asyncio.to_thread(store.enforce)
+        except OSError as exc:
+            log.warning("artifact_retention_failed", error=str(exc))
+        if not paths:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         return tuple(str(p) for p in paths if p.exists())
+
+    def _artifact_failed(
+        self,
+        journey: str,
+        run_id: str,
+        artifact: str,
+        exc: BaseException,
+        partial: Path | None = None,
+    ) -> None:
+        """An artifact could not be written (disk full, a page that refuses): logged and
+        counted, the partial file removed; the run's result stays what it was."""
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+        self._events.count("artifact_failed", artifact)
+        log.warning(
+            "artifact_failed",
+            journey=journey,
+            run_id=run_id,
+            artifact=artifact,
+            error=_first_line(exc),
+            error_type=type(exc).__name__,
+        )
 
     def _ensure_retention(self) -> None:
         if self.store is None or self._retention_task is not None:
@@ -388,6 +451,11 @@ async def _force_close(context: BrowserContext) -> None:
         log.debug("context_close_failed", error=_first_line(exc))
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -400,6 +468,7 @@ def _lines(items: list[str]) -> str:
 def browser_runner_from_settings(
     settings: Settings,
     *,
+    pace: Pace,
     events: PoolEvents | None = None,
     http_factory: HttpClientFactory | None = None,
     scrub: Scrubber = no_scrub,
@@ -429,6 +498,7 @@ def browser_runner_from_settings(
     )
     return BrowserRunner(
         pool,
+        pace=pace,
         store=store,
         artifacts_on=a.on,
         tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
@@ -440,4 +510,5 @@ def browser_runner_from_settings(
         timezone=b.timezone,
         needed=needed,
         trace_screenshots=a.trace_screenshots,
+        events=events,
     )
