@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing its side-by-side ratios.
 
-Usage: python bench/run.py [--quick] [NAME ...]   (names: http, browser, detection, compare)
+Usage: python bench/run.py [--quick] [NAME ...]   (names: http, browser, detection, compare, soak)
 Figures and the commands that produced them are recorded in docs/benchmarks.md.
 """
 
@@ -20,6 +20,7 @@ BENCHES = {
     "browser": "browser",  # issue 3: pooled vs launch-per-run, RSS growth
     "detection": "detection",  # issue 4: time to detect vs Prometheus + blackbox_exporter
     "compare": "compare",  # issue 14: false-regression and detection rates of verdicts
+    "soak": "soak",  # issue 11: a 2-minute soak with faults (`make soak` for the long one)
 }
 
 

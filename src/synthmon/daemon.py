@@ -122,6 +122,12 @@ class Daemon:
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
         )
+        # Before the executor: it asks the watchdog who blocked the loop.
+        self.watchdog = LoopWatchdog(
+            threshold=settings.scheduler.loop_lag_warning,
+            on_lag=self.metrics.set_loop_lag,
+            journey_files=lambda: {j.filename for j in self.journeys.values()},
+        )
         self.executor = Executor(
             runners=self.runners,
             safety=self.safety,
@@ -130,6 +136,7 @@ class Daemon:
             events=self.metrics,
             targets=self.targets,
             max_concurrency=settings.scheduler.max_concurrency,
+            stalls=self.watchdog,
             run_source=run_source,
             location=settings.location,
         )
@@ -144,11 +151,6 @@ class Daemon:
             extra_routes=[artifact_routes(settings.artifacts_dir), control.routes(self.safety)],
             max_connections=settings.server.max_connections,
             idle_timeout=settings.server.idle_timeout,
-        )
-        self.watchdog = LoopWatchdog(
-            threshold=settings.scheduler.loop_lag_warning,
-            on_lag=self.metrics.set_loop_lag,
-            journey_files=lambda: {j.filename for j in self.journeys.values()},
         )
         self.watcher: ChangeWatcher | None = None
         if watch:

@@ -8,6 +8,7 @@
     └── RunError                    raised inside a run; the runner turns it into a RunResult
         ├── HostNotAllowedError     a request to a host outside the target's allowed_hosts
         ├── StepFailedError         a step's check failed (status "failure")
+        │   └── ResponseTooLargeError  a response body over the target's max_response_size
         └── InfrastructureError     synthmon's own problem (status "error" + reason);
             ├── BrowserCrashError       Chromium died or a page crashed mid-run
             ├── BrowserUnavailableError no Chromium could be found or launched
@@ -97,3 +98,8 @@ class BrowserExhaustedError(InfrastructureError):
 
 class NoAccountError(InfrastructureError):
     reason = "no_account"
+
+
+class ResponseTooLargeError(StepFailedError):
+    """A response body passed the target's `max_response_size`: reading stopped there,
+    so one huge answer cannot take the daemon's memory (status "failure")."""

@@ -32,7 +32,7 @@ import structlog
 
 from synthmon.errors import NoAccountError
 from synthmon.journeys.dsl import Journey
-from synthmon.model import Kind, RunRequest, RunResult, RunSource, Target
+from synthmon.model import Kind, RunRequest, RunResult, RunSource, Status, Target
 from synthmon.runners.base import Runner, error_result, new_run_id
 from synthmon.safety.facade import Safety
 
@@ -56,6 +56,14 @@ class ExecutionEvents(Protocol):
     def set_in_flight(self, n: int) -> None: ...
 
 
+class LoopStalls(Protocol):
+    """The event-loop watchdog's record of who blocked the loop, and when."""
+
+    def stolen_from(
+        self, task: str | None, since: float, until: float
+    ) -> tuple[float, str | None]: ...
+
+
 def pair_key(journey: str, target: str) -> str:
     return f"{journey}@{target}"
 
@@ -71,6 +79,7 @@ class Executor:
         events: ExecutionEvents,
         targets: Mapping[str, Target],
         max_concurrency: int,
+        stalls: LoopStalls,
         run_source: RunSource = RunSource.DAEMON,
         location: str | None = None,
     ) -> None:
@@ -81,6 +90,7 @@ class Executor:
         self._events = events
         self._peers = tuple(targets.values())
         self._max_concurrency = max_concurrency
+        self._stalls = stalls
         self._run_source = run_source
         self._location = location
         self._global_slots = asyncio.Semaphore(max_concurrency)
@@ -172,6 +182,8 @@ class Executor:
                 )
             )
             raise
+        if result.status is Status.TIMEOUT:
+            result = self._excuse_stall(journey, result)
         if may_retry and result.status.is_target_failure:
             result = dataclasses.replace(result, retried=True)
         return self._hand_off(result)
@@ -181,6 +193,28 @@ class Executor:
         the new max_concurrency; runs in flight finish on the old one."""
         for name in names:
             self._target_slots.pop(name, None)
+
+    def _excuse_stall(self, journey: Journey, result: RunResult) -> RunResult:
+        """A timeout that another journey caused by blocking the shared event loop is
+        synthmon's problem (error reason "event_loop_blocked"), not the target's: it
+        must not page. Only when the run got less than its timeout of unblocked time."""
+        task = asyncio.current_task()
+        now = time.monotonic()
+        stolen, culprit = self._stalls.stolen_from(
+            task.get_name() if task else None, now - result.duration, now
+        )
+        if stolen <= 0 or result.duration - stolen >= journey.timeout:
+            return result
+        return dataclasses.replace(
+            result,
+            status=Status.ERROR,
+            reason="event_loop_blocked",
+            error_type="EventLoopBlocked",
+            error_message=f"run cut short: the event loop was blocked {stolen:.1f}s of its "
+            f"{journey.timeout:g}s timeout by {culprit} (a blocking call there, or a machine "
+            "starved of CPU; blocking code belongs in 'await asyncio.to_thread(...)'). "
+            "Not counted against the target",
+        )
 
     async def _limited_run(
         self, journey: Journey, target: Target, *, run_id: str, attempt: int

@@ -100,6 +100,8 @@ class RunResult:
     retried: bool = False
     # Cleanups (ctx.defer / cleanup=) that failed after the run; never changes `status`.
     cleanup_failures: int = 0
+    # What the run left open and synthmon cancelled/closed: (("task", 2), ("http_client", 1)).
+    left_behind: tuple[tuple[str, int], ...] = ()
     # Requests `ctx.shadow` found answered differently by another target, per target.
     shadow_mismatches: tuple[tuple[str, int], ...] = ()
     # Where the probe ran from (`location = "eu-west-1"`); set once, at hand-off to the
@@ -136,6 +138,8 @@ class Target:
     verify_tls: bool = True
     max_concurrency: int = 4
     max_requests_per_second: float | None = None
+    # Cap on one response body of ctx.http (docs/config.md: max_response_size).
+    max_response_bytes: int = 10 * 1024 * 1024
 
     def allows(self, host: str) -> bool:
         host = host.lower().rstrip(".")

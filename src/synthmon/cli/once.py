@@ -152,6 +152,14 @@ class _NoExecutionEvents:
         pass
 
 
+class _NoStalls:
+    """`once` has no loop watchdog: a run a neighbour's stall cut short stays a timeout
+    (the developer running it sees the blocking journey's own timeout beside it)."""
+
+    def stolen_from(self, task: str | None, since: float, until: float) -> tuple[float, None]:
+        return 0.0, None
+
+
 def build_executor(
     settings: Settings,
     pairs: Sequence[tuple[Journey, Target]],
@@ -188,6 +196,7 @@ def build_executor(
         events=_NoExecutionEvents(),
         targets=targets,
         max_concurrency=settings.scheduler.max_concurrency,
+        stalls=_NoStalls(),
         run_source=RunSource.ONCE,
         location=settings.location,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -30,6 +31,8 @@ def parse_duration(value: str | float | int) -> float:
                 f"invalid duration {value!r}: use a number of seconds or units "
                 "ms, s, m, h, d, w (e.g. '500ms', '30s', '2m', '1h30m')"
             )
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration {value!r} must be a finite number of seconds")
     if seconds <= 0:
         raise ValueError(f"duration {value!r} must be greater than zero")
     return seconds

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    ByteSize,
     ConfigDict,
     Field,
     SecretStr,
@@ -114,6 +115,8 @@ class TargetConfig(_Section):
     max_requests_per_second: float | None = Field(default=None, gt=0)
     verify_tls: bool = True
     block_third_party: bool = False
+    # A response body past this many bytes fails the run (read streaming, never held whole).
+    max_response_size: ByteSize = Field(default=ByteSize(10 * 1024 * 1024), gt=0)
 
     @field_validator("base_url")
     @classmethod
@@ -135,6 +138,7 @@ class TargetConfig(_Section):
             verify_tls=self.verify_tls,
             max_concurrency=self.max_concurrency,
             max_requests_per_second=self.max_requests_per_second,
+            max_response_bytes=int(self.max_response_size),
         )
 
 

@@ -48,6 +48,13 @@ class RunRecord:
     soft_failures: list[StepResult] = field(default_factory=list)
     # ctx.shadow, once the journey used it: its mismatch counts go into the result.
     shadow: Shadow | None = None
+    # (full step name, start, end) on the run's clock, to find the step a moment fell in.
+    spans: list[tuple[str, float, float]] = field(default_factory=list)
+
+    def step_at(self, moment: float) -> str | None:
+        """The innermost step that was running at `moment` (the run's clock), if any."""
+        inside = [span for span in self.spans if span[1] <= moment <= span[2]]
+        return max(inside, key=lambda span: span[1])[0] if inside else None
 
     @property
     def shadow_mismatches(self) -> dict[str, int]:
@@ -202,10 +209,12 @@ class Context:
         etype = emsg = None
         if exc is not None:
             etype, emsg = self._run.describe(exc)
+        end = self._run.clock()
+        self._run.spans.append((name, start, end))
         result = StepResult(
             name=name,
             status=status,
-            duration=self._run.clock() - start,
+            duration=end - start,
             soft=soft,
             error_type=etype,
             error_message=emsg,

@@ -29,6 +29,14 @@ _collected: ContextVar[list[JourneyDefinitionError] | None] = ContextVar(
 )
 CleanupFunc = Callable[["Context"], Awaitable[None]]
 
+# Schedules synthmon can keep: below 1 s a journey floods the loop, the logs and the
+# alerts; beyond 7 d it is a cron job (and far beyond, a date out of range).
+MIN_INTERVAL = 1.0
+MAX_INTERVAL = 7 * 86400.0
+# A run's hard limit: the clock's resolution of a run, and at most a day.
+MIN_TIMEOUT = 0.1
+MAX_TIMEOUT = 86400.0
+
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -165,6 +173,13 @@ def journey(
                 _check_cron(cron, bad)
             else:
                 jinterval = _duration("interval", "1m" if interval is None else interval, bad)
+            if jinterval is not None and not MIN_INTERVAL <= jinterval <= MAX_INTERVAL:
+                jinterval = None  # the timeout checks below must not use it
+                raise bad(
+                    f"interval={interval!r} is out of bounds: use between "
+                    f"{format_duration(MIN_INTERVAL)} and {format_duration(MAX_INTERVAL)} "
+                    "(for rarer runs use cron=)"
+                )
         except JourneyDefinitionError as exc:
             problems.append(exc)
         try:
@@ -172,6 +187,11 @@ def journey(
             jtimeout = (
                 _duration("timeout", timeout, bad) if timeout is not None else default_timeout
             )
+            if not MIN_TIMEOUT <= jtimeout <= MAX_TIMEOUT:
+                raise bad(
+                    f"timeout={timeout!r} is out of bounds: use between "
+                    f"{format_duration(MIN_TIMEOUT)} and {format_duration(MAX_TIMEOUT)}"
+                )
             if jinterval is not None and jtimeout > jinterval:
                 raise bad(
                     f"timeout ({format_duration(jtimeout)}) is longer than interval "

@@ -19,6 +19,7 @@ import structlog
 
 from synthmon.errors import HostNotAllowedError, InfrastructureError, StepFailedError
 from synthmon.model import RunRequest, RunResult, Status, Target
+from synthmon.runners.network import explain
 
 if TYPE_CHECKING:
     from synthmon.journeys.context import Context, RunRecord
@@ -42,6 +43,8 @@ def basic_credentials(account: Any) -> tuple[str, str] | None:
 
 # Cleanup registered with ctx.defer / cleanup= gets its own budget after the run.
 CLEANUP_BUDGET = 10.0
+# A run that ends this much past its timeout without the deadline firing is a timeout.
+OVERRUN_GRACE = 0.05
 
 
 class Runner(Protocol):
@@ -90,6 +93,9 @@ def describe(exc: BaseException, journey_file: str | None = None) -> tuple[str, 
     if isinstance(exc, httpx.HTTPStatusError) and msg:
         # httpx appends "For more information check: <MDN link>": noise in an alert.
         msg = msg.splitlines()[0]
+    if isinstance(exc, httpx.TransportError):
+        # "connection reset by peer while reading the response body of GET ..."
+        msg = explain(exc) or msg
     if isinstance(exc, httpx.HTTPError):
         try:
             req = exc.request
@@ -98,8 +104,15 @@ def describe(exc: BaseException, journey_file: str | None = None) -> tuple[str, 
                 msg = f"{msg or etype} ({where})"
         except RuntimeError:
             pass
-    if journey_file and isinstance(exc, AssertionError | StepFailedError | httpx.HTTPError):
-        msg = at_journey_line(msg or "assertion failed", exc, journey_file)
+    if journey_file and not isinstance(exc, InfrastructureError):
+        # Any exception out of the journey (a KeyError in its own code too) names the
+        # journey line it passed through last.
+        if isinstance(exc, AssertionError):
+            msg = msg or "assertion failed"
+        elif not isinstance(exc, StepFailedError | httpx.HTTPError):
+            # A bug in the journey: "'missing'" alone says nothing; "KeyError: 'missing'" does.
+            msg = f"{etype}: {msg}" if msg else etype
+        msg = at_journey_line(msg, exc, journey_file)
     return etype, msg or etype
 
 
@@ -160,6 +173,19 @@ async def execute(
         status, failed_step = first.status, first.name
         etype, emsg = first.error_type, first.error_message
     duration = clock() - t0
+    if status is Status.SUCCESS and duration > journey.timeout + OVERRUN_GRACE:
+        # The deadline could not fire: the journey blocked the event loop (time.sleep,
+        # blocking I/O, CPU work) or swallowed the cancellation. Past its timeout is a
+        # timeout, whatever the cause (a pass here would hide an 8 s page load). A
+        # failure past its timeout stays the failure it is.
+        status, reason, etype = Status.TIMEOUT, None, "Timeout"
+        failed_step = run.step_at(t0 + journey.timeout)
+        emsg = (
+            f"journey ran {duration:.1f}s, past its {journey.timeout:g}s timeout"
+            + (f" (in step {failed_step!r})" if failed_step else " (outside any step)")
+            + ": the event loop was blocked (time.sleep, blocking I/O or CPU work) or the"
+            " cancellation was swallowed; run blocking code with 'await asyncio.to_thread(...)'"
+        )
     paths = artifacts(status) if artifacts is not None else ()
     return RunResult(
         journey=journey.name,

@@ -26,6 +26,8 @@ from synthmon.runners.base import (
     run_cleanups,
     traceparent,
 )
+from synthmon.runners.leftovers import RunScope
+from synthmon.runners.network import cap_body
 
 TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
 
@@ -65,6 +67,8 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         # The target's max_requests_per_second, shared with every other run.
         await self._pace()
         response = await self._inner.handle_async_request(request)
+        # Bounded memory whatever the target sends (and errors that say "body").
+        cap_body(response, request, self._target.max_response_bytes, self._target.name)
         if self._on_response is not None:
             self._on_response(request, response)
         return response
@@ -219,15 +223,23 @@ class HttpRunner:
         )
         started_at = time.time()
         cleanup_failures = 0
-        try:
-            result = await execute(
-                journey, ctx, run, started_at=started_at, attempt=request.attempt, clock=self._clock
-            )
-        finally:
+        async with RunScope(journey.name, target.name, run_id) as scope:
             try:
-                cleanup_failures = await run_cleanups(journey, ctx, run)
+                result = await execute(
+                    journey,
+                    ctx,
+                    run,
+                    started_at=started_at,
+                    attempt=request.attempt,
+                    clock=self._clock,
+                )
             finally:
-                await ctx.aclose()
-        if cleanup_failures:
-            result = dataclasses.replace(result, cleanup_failures=cleanup_failures)
+                try:
+                    cleanup_failures = await run_cleanups(journey, ctx, run)
+                finally:
+                    await ctx.aclose()
+        if cleanup_failures or scope.left_behind:
+            result = dataclasses.replace(
+                result, cleanup_failures=cleanup_failures, left_behind=scope.left_behind
+            )
         return result

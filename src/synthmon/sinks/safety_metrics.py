@@ -28,6 +28,13 @@ class SafetyMetrics:
             ("journey", "target", *loc),
             registry=registry,
         )
+        self.left_behind = Counter(
+            "synthmon_journey_left_behind",
+            "Tasks a run spawned and never awaited, httpx clients it never closed: "
+            "cancelled/closed by synthmon when the run ended (kind: task, http_client).",
+            ("journey", "target", "kind", *loc),
+            registry=registry,
+        )
         self.pool_size = Gauge(
             "synthmon_account_pool_size",
             "Synthetic accounts configured in the pool.",
@@ -56,6 +63,9 @@ class SafetyMetrics:
         for gone in self._ran - current:
             with contextlib.suppress(KeyError):
                 self.cleanup_failures.remove(*gone, *self._loc)
+            for kind in ("task", "http_client"):
+                with contextlib.suppress(KeyError):
+                    self.left_behind.remove(*gone, kind, *self._loc)
         self._ran &= current
         self._current = current
 
@@ -72,3 +82,5 @@ class SafetyMetrics:
         counter = self.cleanup_failures.labels(*labels)  # exists at 0 once the pair ran
         if result.cleanup_failures:
             counter.inc(result.cleanup_failures)
+        for kind, n in result.left_behind:
+            self.left_behind.labels(result.journey, result.target, kind, *self._loc).inc(n)

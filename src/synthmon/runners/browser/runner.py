@@ -36,6 +36,7 @@ from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub
 from synthmon.runners.browser.classify import classify, describe
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
 from synthmon.runners.browser.pool import BrowserPool, NoEvents, PoolEvents, PoolOptions
+from synthmon.runners.leftovers import RunScope
 
 if TYPE_CHECKING:
     from synthmon.config.settings import Settings
@@ -118,12 +119,15 @@ class BrowserRunner:
         started_at = time.time()
         t0 = self._clock()
         try:
+            # Entered only around the journey (not the pool's launch of Chromium).
+            scope = RunScope(journey.name, target.name, request.run_id)
             async with self.pool.lease(wait=journey.timeout) as lease:
-                return await self._run_in_context(
+                result = await self._run_in_context(
                     lease.browser.new_context,
                     lambda: lease.crashed,
                     request,
                     started_at=started_at,
+                    scope=scope,
                 )
         except InfrastructureError as exc:
             return error_result(
@@ -137,6 +141,9 @@ class BrowserRunner:
                 duration=self._clock() - t0,
                 error_type=type(exc).__name__,
             )
+        if scope.left_behind:
+            result = dataclasses.replace(result, left_behind=scope.left_behind)
+        return result
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Not ready when browser journeys exist and no browser can run them; a daemon
@@ -163,6 +170,7 @@ class BrowserRunner:
         request: RunRequest,
         *,
         started_at: float,
+        scope: RunScope | None = None,
     ) -> RunResult:
         journey, target, run_id = request.journey, request.target, request.run_id
         attempt, extra_headers = request.attempt, request.extra_headers
@@ -227,6 +235,8 @@ class BrowserRunner:
                 describe=lambda exc: _describe(exc, state, journey.filename),
                 clock=self._clock,
             )
+            if scope is not None:
+                await scope.__aenter__()
             ctx = BrowserJourneyContext(
                 journey=journey.name,
                 target=target,
@@ -267,6 +277,8 @@ class BrowserRunner:
             finally:
                 if ctx is not None:
                     await ctx.aclose()
+                if scope is not None:
+                    await scope.__aexit__(None, None, None)
                 if context is not None:
                     await _force_close(context)
 

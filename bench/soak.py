@@ -1,0 +1,338 @@
+"""`make soak`: the daemon as deployed (`synthmon run`) for a long time, with faults
+injected on a schedule, checking that nothing is lost and nothing grows.
+
+    python bench/soak.py --minutes 60 --http 40 --browser 2
+
+Runs, all on loopback: the demo shop, the fault server (tests/faults/faultserver.py),
+a webhook receiver (this process) and `synthmon run` with
+
+- N HTTP journeys (every 5 s): most healthy, a quarter "victims" on /api/products,
+  where the shop's chaos switch injects errors for half of every fault period;
+- one journey against the fault server's reset-mid-body row (fails throughout);
+- M browser journeys (every 20 s) on the shop's home page (real Chromium).
+
+Prints per journey the runs expected against those recorded + counted as skipped
+(unaccounted must be 0), the scheduler's p99 start lag, the daemon's RSS, open file
+descriptors and Chromium processes at start, middle and end, and the alerts expected
+(one trigger and one resolve per victim per episode, one trigger for the reset row)
+against those delivered. Exits 1 when a run or an alert is unaccounted for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[1]
+HTTP_INTERVAL = 5.0
+BROWSER_INTERVAL = 20.0
+
+JOURNEYS = """
+from synthmon import Context, journey
+
+
+def http(i: int, victim: bool):
+    path = "/api/products" if victim else "/"
+    name = f"{'victim' if victim else 'http'}{i:03d}"
+
+    @journey(name=name, severity="critical", interval="5s", timeout="2s")
+    async def j(ctx: Context) -> None:
+        async with ctx.step("get"):
+            (await ctx.http.get(path)).raise_for_status()
+
+    return j
+
+
+def browser(i: int):
+    @journey(name=f"browser{i:02d}", kind="browser", severity="warning", interval="20s",
+             timeout="15s")
+    async def j(ctx: Context) -> None:
+        async with ctx.step("home"):
+            response = await ctx.page.goto("/")
+            assert response is not None and response.ok
+
+    return j
+
+
+@journey(name="reset_row", severity="critical", interval="5s", timeout="2s")
+async def reset_row(ctx: Context) -> None:
+    async with ctx.step("get"):
+        await ctx.http.get("{faults}/reset")
+
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        alerts = self.alerts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                alerts.append(json.loads(body))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def per_journey(m: dict[Any, float], name: str) -> Counter[str]:
+    c: Counter[str] = Counter()
+    for (metric, labels), value in m.items():
+        if metric == name:
+            c[dict(labels)["journey"]] += value
+    return c
+
+
+def lag_p99(before: dict[Any, float], after: dict[Any, float]) -> float:
+    buckets = sorted(
+        (float(dict(labels)["le"]), value - before.get((metric, labels), 0.0))
+        for (metric, labels), value in after.items()
+        if metric == "synthmon_scheduler_lag_seconds_bucket"
+    )
+    total = buckets[-1][1] if buckets else 0
+    for le, count in buckets:
+        if total and count >= 0.99 * total:
+            return le
+    return float("nan")
+
+
+def footprint(pid: int) -> dict[str, float]:
+    proc = psutil.Process(pid)
+    kids = proc.children(recursive=True)
+    chromium = [k for k in kids if "chrom" in k.name().lower()]
+    return {
+        "rss_mb": proc.memory_info().rss / 2**20,
+        "fds": proc.num_fds(),
+        "chromium_procs": len(chromium),
+        "chromium_rss_mb": sum(k.memory_info().rss for k in chromium) / 2**20,
+    }
+
+
+def chaos(shop: str, mode: str) -> None:
+    httpx.post(f"{shop}/_chaos", json={"mode": mode, "paths": ["/api/products"]}, timeout=10)
+
+
+def start(cmd: list[str], **kw: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(cmd, text=True, **kw)
+
+
+def soak(minutes: float, n_http: int, n_browser: int, period: float | None) -> int:
+    window = minutes * 60
+    # Fault episodes: `period` long, errors for its first half; the last one ends by 80 %.
+    period = period or max(40.0, window / 6)
+    n_victims = max(1, n_http // 4)
+    tmp = Path(tempfile.mkdtemp(prefix="synthmon-soak-"))
+    shop_port, port = free_port(), free_port()
+    shop = f"http://127.0.0.1:{shop_port}"
+    procs: list[subprocess.Popen[str]] = []
+    rec = Receiver()
+    try:
+        procs.append(
+            start(
+                [sys.executable, "-m", "synthmon_demo", "--port", str(shop_port)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        faults_proc = start(
+            [sys.executable, str(ROOT / "tests/faults/faultserver.py")],
+            stdout=subprocess.PIPE,
+        )
+        procs.append(faults_proc)
+        assert faults_proc.stdout is not None
+        faults_url = dict(p.split("=", 1) for p in faults_proc.stdout.readline().split())["url"]
+        jdir = tmp / "journeys"
+        jdir.mkdir()
+        names = [f"http({i}, {i < n_victims})" for i in range(n_http)]
+        names += [f"browser({i})" for i in range(n_browser)]
+        body = JOURNEYS.replace("{faults}", faults_url)
+        body += "\n".join(f"j{k} = {call}" for k, call in enumerate(names)) + "\n"
+        (jdir / "soak.py").write_text(body)
+        cfg = tmp / "synthmon.toml"
+        cfg.write_text(
+            f'journeys_dir = "{jdir}"\ndata_dir = "{tmp / "data"}"\n'
+            f'[server]\nlisten = "127.0.0.1:{port}"\n[logging]\nformat = "json"\n'
+            f"[browser]\nno_sandbox = {'true' if os.geteuid() == 0 else 'false'}\n"
+            '[alerting]\nretry_base_delay = "0.2s"\nretry_max_delay = "2s"\n'
+            '[alerting.webhook]\nurl = { env = "SOAK_WEBHOOK_URL" }\n'
+            '[alerting.routes]\ncritical = ["webhook"]\nwarning = []\n'
+            f'[targets.shop]\nbase_url = "{shop}"\nallowed_hosts = ["127.0.0.1"]\n'
+            "max_concurrency = 50\n"
+        )
+        log = (tmp / "daemon.log").open("w")
+        daemon = start(
+            [sys.executable, "-m", "synthmon", "run", "--config", str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SOAK_WEBHOOK_URL": rec.url},
+        )
+        procs.append(daemon)
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline or daemon.poll() is not None:
+                print((tmp / "daemon.log").read_text()[-3000:])
+                return 2
+            time.sleep(0.2)
+        # One browser interval of warm-up: every pair has started once.
+        time.sleep(BROWSER_INTERVAL + 2)
+        samples = {"start": footprint(daemon.pid)}
+        m0, t0 = metrics(port), time.monotonic()
+        episodes = 0
+        next_fault = t0 + period / 4
+        middle_taken = False
+        print(
+            f"soak: {minutes:g} min, {n_http} HTTP ({n_victims} victims) + {n_browser} "
+            f"browser journeys, fault period {period:.0f} s, logs in {tmp}",
+            flush=True,
+        )
+        while (now := time.monotonic()) < t0 + window:
+            if now >= next_fault and now + period / 2 + 20 <= t0 + window:
+                chaos(shop, "error")
+                episodes += 1
+                time.sleep(period / 2)
+                chaos(shop, "ok")
+                next_fault = time.monotonic() + period / 2
+            if not middle_taken and now >= t0 + window / 2:
+                samples["middle"] = footprint(daemon.pid)
+                middle_taken = True
+            time.sleep(0.5)
+        m1, elapsed = metrics(port), time.monotonic() - t0
+        samples["end"] = footprint(daemon.pid)
+        samples.setdefault("middle", samples["end"])
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=60)
+        log.close()
+        return report(m0, m1, elapsed, samples, rec.alerts, episodes, n_victims, daemon.returncode)
+    finally:
+        rec.server.shutdown()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def report(
+    m0: dict[Any, float],
+    m1: dict[Any, float],
+    elapsed: float,
+    samples: dict[str, dict[str, float]],
+    alerts: list[dict[str, Any]],
+    episodes: int,
+    n_victims: int,
+    returncode: int | None,
+) -> int:
+    runs = per_journey(m1, "synthmon_journey_runs_total")
+    runs.subtract(per_journey(m0, "synthmon_journey_runs_total"))
+    skipped = per_journey(m1, "synthmon_journey_skipped_runs_total")
+    skipped.subtract(per_journey(m0, "synthmon_journey_skipped_runs_total"))
+    unaccounted = 0
+    worst = ("", 0.0)
+    for journey in sorted(runs):
+        interval = BROWSER_INTERVAL if journey.startswith("browser") else HTTP_INTERVAL
+        expected = elapsed / interval
+        # A pair's first slot in the window may fall either side of its edges: +-1.
+        missing = expected - runs[journey] - skipped[journey] - 1
+        if missing > 0.5:
+            unaccounted += 1
+            print(
+                f"  {journey}: expected {expected:.1f} runs, recorded {runs[journey]:.0f} "
+                f"+ skipped {skipped[journey]:.0f}"
+            )
+        worst = max(worst, (journey, missing), key=lambda w: w[1])
+    print(
+        f"== runs: {len(runs)} journeys, {sum(runs.values()):.0f} runs recorded, "
+        f"{sum(skipped.values()):.0f} counted as skipped, {unaccounted} journeys with "
+        f"unaccounted runs"
+    )
+    print(f"== scheduler start lag p99 <= {lag_p99(m0, m1) * 1000:.0f} ms (histogram bucket)")
+    print("== footprint        RSS MB   FDs   Chromium procs (RSS MB)")
+    for when in ("start", "middle", "end"):
+        s = samples[when]
+        print(
+            f"   {when:<8}      {s['rss_mb']:7.1f} {s['fds']:5.0f}   "
+            f"{s['chromium_procs']:3.0f} ({s['chromium_rss_mb']:.0f})"
+        )
+    failed = [a for a in alerts if a["alertname"] == "SyntheticJourneyFailed"]
+    # Reminders (every repeat_interval, 1 h, while an alert fires) are not episodes.
+    reminders = Counter(a["journey"] for a in failed if a["event"] == "reminder")
+    got = Counter((a["journey"], a["event"]) for a in failed if a["event"] != "reminder")
+    expected_alerts = Counter({("reset_row", "trigger"): 1})
+    for i in range(n_victims):
+        expected_alerts[(f"victim{i:03d}", "trigger")] = episodes
+        expected_alerts[(f"victim{i:03d}", "resolve")] = episodes
+    lost = expected_alerts - got
+    invented = got - expected_alerts
+    print(
+        f"== alerts: {episodes} fault episodes; expected {sum(expected_alerts.values())}, "
+        f"delivered {sum(got.values())}, lost {sum(lost.values())}, "
+        f"invented {sum(invented.values())}"
+    )
+    for key, n in (lost + invented).items():
+        print(f"   {'lost' if key in lost else 'invented'}: {key} x{n}")
+    if reminders:
+        print(f"   reminders (repeat_interval) while firing: {dict(reminders)}")
+    print(f"== daemon exit status after SIGTERM: {returncode}")
+    return 0 if not unaccounted and not lost and not invented and returncode == 0 else 1
+
+
+async def main(quick: bool) -> None:
+    """`bench/run.py soak`: a short soak so the script cannot rot (2 min; 1 with --quick)."""
+    minutes = 1.0 if quick else 2.0
+    code = await asyncio.to_thread(soak, minutes, 20, 1, None)
+    if code:
+        raise RuntimeError(f"soak found unaccounted runs or alerts (exit {code})")
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--http", type=int, default=40, help="HTTP journeys (a quarter are victims)")
+    p.add_argument("--browser", type=int, default=2, help="browser journeys")
+    p.add_argument("--period", type=float, default=None, help="fault period, seconds")
+    a = p.parse_args()
+    raise SystemExit(soak(a.minutes, a.http, a.browser, a.period))
