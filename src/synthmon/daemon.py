@@ -64,7 +64,11 @@ class Daemon:
     ) -> None:
         self.settings = settings
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry, location=settings.location)
+        self.metrics = Metrics(
+            self.registry,
+            location=settings.location,
+            step_histograms=settings.metrics.step_histograms,
+        )
         self.latest = LatestResults()
         self.journeys: dict[str, Journey] = {}
         self.pairs: dict[str, tuple[Journey, Target]] = {}
@@ -77,9 +81,12 @@ class Daemon:
             journeys=lambda name: self.journeys.get(name),
             location=settings.location,
             external_url=settings.server.external_url,
+            pair_metrics=self.metrics.pairs,
         )
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
-        safety_metrics = SafetyMetrics(self.registry, location=settings.location)
+        safety_metrics = SafetyMetrics(
+            self.registry, self.metrics.pairs, location=settings.location
+        )
         self.safety = Safety(
             settings,
             events=safety_metrics,
@@ -100,8 +107,6 @@ class Daemon:
                 ("metrics", MetricsSink(self.metrics)),
                 ("latest", self.latest),
                 ("logs", LogSink()),
-                ("browser_metrics", self.browser_metrics),
-                ("safety", safety_metrics),
                 ("alerting", self.alerting),
                 *(extra_sinks or []),
             ],
@@ -262,7 +267,6 @@ class Daemon:
                 self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
-        self.browser_metrics.set_catalog({(j.name, t.name) for j, t in pairs.values()})
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )
