@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from synthmon.model import Kind
 from synthmon.sinks.latest import result_json
 
 if TYPE_CHECKING:
     from synthmon.config.settings import Settings
     from synthmon.journeys.dsl import Journey
     from synthmon.journeys.loader import LoadReport
-    from synthmon.model import Kind, Target
+    from synthmon.model import Target
     from synthmon.runners.base import Runner
     from synthmon.safety.facade import Safety
     from synthmon.scheduling.scheduler import Scheduler
@@ -50,6 +51,9 @@ class StatusViews:
             "load_errors": [str(p) for p in self.d.load_report.problems],
         }
         ready = self.d.state == "running" and self.d.scheduler.running and bool(self.d.journeys)
+        if Kind.BROWSER not in self.d.runners:
+            # Built on the first browser journey: until then Chromium is not needed.
+            checks["browser_runner"] = {"needed": False, "launched": False}
         for kind, runner in self.d.runners.items():
             status = getattr(runner, "readiness", None)
             if status is not None:
