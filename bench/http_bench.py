@@ -141,12 +141,12 @@ async def daemon_run(
         runs = 0
 
         class Count:
-            async def emit(self, result: Any) -> None:
+            def record(self, result: Any) -> None:
                 nonlocal runs
                 runs += 1
 
-        daemon.fanout._sinks.append(("count", Count()))
-        daemon.fanout._queues["count"] = asyncio.Queue()
+        # Inline (like the metrics sink): a queued sink would add a hop production lacks.
+        daemon.fanout._inline.append(("count", Count().record))
         scrapes: list[tuple[float, int]] = []
 
         async def scraper(every: float) -> None:

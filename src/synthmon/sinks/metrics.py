@@ -113,11 +113,6 @@ class Metrics:
     def sink_problem(self, sink: str, problem: str) -> None:
         self.sink_problems.labels(sink, problem, *self._loc).inc()
 
-    # -- per run -------------------------------------------------------------------
-
-    def observe(self, result: RunResult) -> None:
-        self.pairs.record(result)
-
 
 class MetricsSink:
     """The sink face of `Metrics`: an in-memory update, so the fan-out calls it inline
