@@ -112,3 +112,30 @@ class TestPairCollector:
         assert "probe_thread 1.0" in text
         assert seen and seen[-1] != threading.main_thread().name
         assert seen[-1].startswith("synthmon-metrics")
+
+
+class TestInlineSinks:
+    async def test_a_failing_inline_sink_is_counted_and_spares_the_others(
+        self, shop: RunningShop, tmp_path: Path
+    ) -> None:
+        """A sink called inline (it has `record`) that raises is counted in
+        synthmon_sink_problems_total; runs go on and every other sink still gets them."""
+
+        class Broken:
+            def record(self, result: object) -> None:
+                raise RuntimeError("boom")
+
+            async def emit(self, result: object) -> None:
+                self.record(result)
+
+        settings = make_settings(tmp_path, targets={"demo": shop.url}, journeys={"h.py": ONE_STEP})
+        async with run_daemon(settings, extra_sinks=[("broken", Broken())]) as (daemon, results):
+            await results.wait_for(lambda rs: len(rs) >= 2, timeout=10)
+            await daemon.fanout.flush()
+            text = await scrape(daemon)
+        assert (
+            sample(text, "synthmon_sink_problems_total", sink="broken", problem="error") or 0
+        ) >= 2
+        assert (
+            sample(text, "synthmon_journey_runs_total", journey="home", result="success") or 0
+        ) >= 2
