@@ -38,6 +38,7 @@ from synthmon.sinks.latest import LatestResults
 from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
 from synthmon.sinks.safety_metrics import SafetyMetrics
+from synthmon.sinks.shadow_metrics import ShadowMetrics
 from synthmon.web import auth, control
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
@@ -99,6 +100,7 @@ class Daemon:
             rate_limits=self.safety.rate_limits,
         )
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
+        self.shadow_metrics = ShadowMetrics(self.registry, location=settings.location)
         # The browser runner is built when the first browser journey is loaded
         # (`reload`): HTTP-only deployments never load Playwright.
         self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
@@ -107,6 +109,7 @@ class Daemon:
                 ("metrics", MetricsSink(self.metrics)),
                 ("latest", self.latest),
                 ("logs", LogSink()),
+                ("shadow_metrics", self.shadow_metrics),
                 ("alerting", self.alerting),
                 *(extra_sinks or []),
             ],
@@ -133,6 +136,8 @@ class Daemon:
             host=settings.server.host,
             port=settings.server.port,
             extra_routes=[artifact_routes(settings.artifacts_dir), control.routes(self.safety)],
+            max_connections=settings.server.max_connections,
+            idle_timeout=settings.server.idle_timeout,
         )
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
@@ -267,6 +272,7 @@ class Daemon:
                 self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
+        self.shadow_metrics.set_catalog((j.name, t.name) for j, t in pairs.values())
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )

@@ -11,6 +11,7 @@ from synthmon.model import Kind
 from synthmon.sinks.latest import result_json
 
 if TYPE_CHECKING:
+    from synthmon.alerting.engine import AlertEngine
     from synthmon.config.settings import Settings
     from synthmon.journeys.dsl import Journey
     from synthmon.journeys.loader import LoadReport
@@ -35,6 +36,7 @@ class DaemonState(Protocol):
     latest: LatestResults
     safety: Safety
     shard: Shard | None
+    alerting: AlertEngine
 
 
 class StatusViews:
@@ -51,6 +53,10 @@ class StatusViews:
             "load_errors": [str(p) for p in self.d.load_report.problems],
         }
         ready = self.d.state == "running" and self.d.scheduler.running and bool(self.d.journeys)
+        # A data dir that refuses writes: alerts still go out (from memory), but they
+        # would not survive a restart, and someone has to free the disk.
+        disk_ok, checks["data_dir"] = self.d.alerting.disk.readiness()
+        ready = ready and disk_ok
         if Kind.BROWSER not in self.d.runners:
             # Built on the first browser journey: until then Chromium is not needed.
             checks["browser_runner"] = {"needed": False, "launched": False}
