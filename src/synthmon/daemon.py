@@ -97,7 +97,7 @@ class Daemon:
             user_agent=user_agent(settings),
             tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
             transport_factory=transport_factory,
-            rate_limits=self.safety.rate_limits,
+            pace=self.safety.rate_limits.acquire,
         )
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
         self.shadow_metrics = ShadowMetrics(self.registry, location=settings.location)
@@ -153,6 +153,8 @@ class Daemon:
         # One Chromium, launched on the first browser run (docs/browser.md).
         return browser_runner_from_settings(
             self.settings,
+            # Browser requests share the target's max_requests_per_second with HTTP runs.
+            pace=self.safety.rate_limits.acquire,
             events=self.browser_metrics,
             http_factory=self.http_runner.client_factory,
             # Account secrets typed into pages must not reach stored traces/HTML.

@@ -76,7 +76,6 @@ class Executor:
         self._emit = emit
         self._retry_policy = retry_policy
         self._events = events
-        self._targets = targets
         self._peers = tuple(targets.values())
         self._max_concurrency = max_concurrency
         self._run_source = run_source

@@ -159,14 +159,17 @@ def build_executor(
     http = HttpRunner(
         user_agent=user_agent(settings),
         tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
-        rate_limits=safety.rate_limits,
+        pace=safety.rate_limits.acquire,
     )
     runners: dict[Kind, Runner] = {Kind.HTTP: http}
     if any(j.kind is Kind.BROWSER for j, _ in pairs):
         from synthmon.runners.browser.runner import browser_runner_from_settings
 
         runners[Kind.BROWSER] = browser_runner_from_settings(
-            settings, http_factory=http.client_factory, scrub=safety.scrub
+            settings,
+            pace=safety.rate_limits.acquire,
+            http_factory=http.client_factory,
+            scrub=safety.scrub,
         )
     # Every configured target, so ctx.shadow can compare with any of them.
     targets = {t.name: t for t in settings.target_list()} | {t.name: t for _, t in pairs}
