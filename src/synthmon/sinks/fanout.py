@@ -105,7 +105,8 @@ class Fanout:
         """Wait until every queued result reached every sink (or the named ones: a
         hung sink need not hold up a wait for the others)."""
         names = sinks or tuple(self._queues)
-        await asyncio.gather(*(self._queues[n].join() for n in names))
+        # Inline sinks have nothing queued: emit() already handed them the result.
+        await asyncio.gather(*(self._queues[n].join() for n in names if n in self._queues))
 
     async def close(self, drain_seconds: float = 5.0) -> None:
         """Drain what is queued (up to `drain_seconds`), then stop the workers."""
