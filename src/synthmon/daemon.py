@@ -74,7 +74,11 @@ class Daemon:
         self.config_path = config_path
         self.folder = JourneyFolder(settings.journeys_dir)
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry, location=settings.location)
+        self.metrics = Metrics(
+            self.registry,
+            location=settings.location,
+            step_histograms=settings.metrics.step_histograms,
+        )
         self.latest = LatestResults()
         self.journeys: dict[str, Journey] = {}
         self.pairs: dict[str, tuple[Journey, Target]] = {}
@@ -89,9 +93,12 @@ class Daemon:
             is_paused=lambda journey, target: self.safety.is_paused(journey, target),
             location=settings.location,
             external_url=settings.server.external_url,
+            pair_metrics=self.metrics.pairs,
         )
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
-        safety_metrics = SafetyMetrics(self.registry, location=settings.location)
+        safety_metrics = SafetyMetrics(
+            self.registry, self.metrics.pairs, location=settings.location
+        )
         self.safety = Safety(
             settings,
             events=safety_metrics,
@@ -113,8 +120,6 @@ class Daemon:
                 ("metrics", MetricsSink(self.metrics)),
                 ("latest", self.latest),
                 ("logs", LogSink()),
-                ("browser_metrics", self.browser_metrics),
-                ("safety", safety_metrics),
                 ("shadow_metrics", self.shadow_metrics),
                 ("alerting", self.alerting),
                 *(extra_sinks or []),
@@ -358,7 +363,6 @@ class Daemon:
                 self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
-        self.browser_metrics.set_catalog({(j.name, t.name) for j, t in pairs.values()})
         self.shadow_metrics.set_catalog((j.name, t.name) for j, t in pairs.values())
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems

@@ -60,6 +60,16 @@ class Status(enum.StrEnum):
         return self in (Status.FAILURE, Status.TIMEOUT)
 
 
+class Verdict(enum.Enum):
+    """What a result says about the target once retries and synthmon's own problems
+    are set aside (`RunResult.verdict`)."""
+
+    PASS = enum.auto()
+    FAIL = enum.auto()
+    # A retried attempt (a retry follows) or an infrastructure error: says nothing.
+    NONE = enum.auto()
+
+
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """One `ctx.step(...)` block of one run."""
@@ -116,6 +126,16 @@ class RunResult:
     def is_infrastructure_error(self) -> bool:
         """An error synthmon caused (no browser, no account, ...): never a target outage."""
         return self.status is Status.ERROR and self.reason is not None
+
+    @property
+    def verdict(self) -> Verdict:
+        """The one counting rule every sink applies: retried attempts and
+        infrastructure errors do not count as failed runs, nor reset a failing streak."""
+        if self.status is Status.SUCCESS:
+            return Verdict.PASS
+        if self.retried or self.is_infrastructure_error:
+            return Verdict.NONE
+        return Verdict.FAIL
 
 
 class RunSource(enum.StrEnum):

@@ -112,8 +112,8 @@ class TestRuleInputs:
                 retried=retried,
             )
 
-        metrics.observe(attempt(1, retried=True))
-        metrics.observe(attempt(2, retried=False))
+        metrics.pairs.record(attempt(1, retried=True))
+        metrics.pairs.record(attempt(2, retried=False))
         from prometheus_client import generate_latest
 
         text = generate_latest(registry).decode()

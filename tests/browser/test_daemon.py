@@ -71,7 +71,8 @@ class TestBrowserInDaemon:
             tmp_path,
             targets={"demo": shop.url},
             journeys={"products.py": BROWSER_JOURNEY},
-            extra_toml=_browser_toml(),
+            # Navigation histograms are opt-in (docs/metrics.md, series budget).
+            extra_toml=_browser_toml() + "[metrics]\nstep_histograms = true\n",
         )
         async with run_daemon(settings) as (daemon, _):
             pair = daemon.pairs["products_page@demo"]

@@ -56,11 +56,17 @@ from synthmon.alerting.tracked import Tracked
 from synthmon.config.alerting import AlertingConfig
 from synthmon.config.durations import format_duration
 from synthmon.journeys.dsl import Journey
-from synthmon.model import RunResult, Severity
+from synthmon.model import RunResult, Severity, Verdict
+from synthmon.sinks.pairstate import PairStore
 
 log = structlog.get_logger("synthmon.alerting")
 
 DB_NAME = "alerting.sqlite3"
+VERDICT_OUTCOME = {
+    Verdict.PASS: Outcome.PASS,
+    Verdict.FAIL: Outcome.FAIL,
+    Verdict.NONE: Outcome.SKIP,
+}
 
 
 class AlertEngine:
@@ -76,9 +82,10 @@ class AlertEngine:
         external_url: str | None = None,
         clock: Callable[[], float] = time.time,
         notifiers: Mapping[str, Notifier] | None = None,
+        pair_metrics: PairStore | None = None,
     ) -> None:
         self.config = config
-        self.metrics = AlertMetrics(registry, location=location)
+        self.metrics = AlertMetrics(registry, location=location, pairs=pair_metrics)
         # Whether the database takes writes; delivery never waits on it (persist.py).
         self.disk = DiskHealth(registry, location=location)
         self.policies = PolicyBook(config)
@@ -236,7 +243,7 @@ class AlertEngine:
         policy = self.policy_for(journey)
         now = result.started_at + result.duration
         infra = result.is_infrastructure_error
-        failed = Outcome.SKIP if infra else (Outcome.PASS if result.ok else Outcome.FAIL)
+        failed = VERDICT_OUTCOME[result.verdict]  # the one counting rule (model.py)
         await self._feed(AlertName.FAILED, journey, result, failed, policy, now)
         budget = journey.degraded_after
         if budget is not None and result.ok:

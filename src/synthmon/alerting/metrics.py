@@ -1,19 +1,29 @@
-"""The alerting side's Prometheus metrics, on the injected registry."""
+"""The alerting side's Prometheus metrics, on the injected registry. Per-pair alert
+states live in the daemon's `PairStore` (sinks/pairstate.py), so they vanish with the
+pair; an engine built alone (tests) gets a store of its own."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from synthmon.alerting.policy import AlertState
-
-STATE_VALUE = {AlertState.OK: 0, AlertState.PENDING: 1, AlertState.FIRING: 2}
+from synthmon.sinks.pairstate import PairCollector, PairStore
 
 
 class AlertMetrics:
-    def __init__(self, registry: CollectorRegistry, *, location: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        location: str | None = None,
+        pairs: PairStore | None = None,
+    ) -> None:
+        if pairs is None:
+            pairs = PairStore()
+            registry.register(PairCollector(pairs, location=location))
+        self._pairs = pairs
         self._loc: tuple[str, ...] = (location,) if location else ()
         loc = ("location",) if location else ()
         self.notifications = Counter(
@@ -26,18 +36,6 @@ class AlertMetrics:
             "synthmon_alert_outbox_depth",
             "Notifications waiting in the outbox for delivery, by notifier.",
             ("notifier", *loc),
-            registry=registry,
-        )
-        self.state = Gauge(
-            "synthmon_alert_state",
-            "Alert state per journey and target: 0 ok, 1 pending, 2 firing.",
-            ("alertname", "journey", "target", *loc),
-            registry=registry,
-        )
-        self.degraded = Gauge(
-            "synthmon_journey_degraded",
-            "1 if the last passing run took longer than the journey's degraded_after budget.",
-            ("journey", "target", *loc),
             registry=registry,
         )
         self._notifiers: set[str] = set()
@@ -56,15 +54,10 @@ class AlertMetrics:
             self.outbox_depth.labels(notifier, *self._loc).set(depth.get(notifier, 0))
 
     def set_state(self, alertname: str, journey: str, target: str, state: AlertState) -> None:
-        self.state.labels(alertname, journey, target, *self._loc).set(STATE_VALUE[state])
+        self._pairs.set_alert_state(alertname, journey, target, state.value)
 
     def set_degraded(self, journey: str, target: str, degraded: bool) -> None:
-        self.degraded.labels(journey, target, *self._loc).set(1 if degraded else 0)
+        self._pairs.set_degraded(journey, target, degraded)
 
     def forget_pair(self, alertname: str, journey: str, target: str) -> None:
-        for metric, labels in (
-            (self.state, (alertname, journey, target, *self._loc)),
-            (self.degraded, (journey, target, *self._loc)),
-        ):
-            with contextlib.suppress(KeyError):
-                metric.remove(*labels)
+        self._pairs.forget_alert(alertname, journey, target)

@@ -239,6 +239,12 @@ class ArtifactsConfig(_Section):
     max_total_mb: float = Field(default=1024.0, gt=0)
 
 
+class MetricsConfig(_Section):
+    # Per-step duration and navigation-timing histograms: 11 series per step (and per
+    # navigation phase) per pair, so off by default (docs/metrics.md, series budget).
+    step_histograms: bool = False
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # auto: readable on a terminal, JSON lines otherwise.
@@ -263,6 +269,7 @@ class Settings(BaseSettings):
     scheduler: SchedulerConfig = SchedulerConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
     logging: LoggingConfig = LoggingConfig()
+    metrics: MetricsConfig = MetricsConfig()
     browser: BrowserConfig = BrowserConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
     alerting: AlertingConfig = AlertingConfig()

@@ -1,33 +1,18 @@
-"""Metrics of browser journeys: navigation timings per step (a sink) and the browser
-pool's own health (the pool's `PoolEvents`, wired here by the daemon, so runners
-never import prometheus_client)."""
+"""Metrics of the browser pool's own health (the pool's `PoolEvents`, wired here by
+the daemon, so runners never import prometheus_client). Navigation timings per step
+are per-pair values: they live in the `PairStore` (sinks/pairstate.py)."""
 
 from __future__ import annotations
 
-import contextlib
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-from synthmon.model import RunResult
 from synthmon.sinks.metrics import at_location
-
-NAVIGATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30, 60)
 
 
 class BrowserMetrics:
     def __init__(self, registry: CollectorRegistry, *, location: str | None = None) -> None:
-        self._pairs: set[tuple[str, str]] | None = None
-        self._series: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self._loc: tuple[str, ...] = (location,) if location else ()
         loc = ("location",) if location else ()
-        self.navigation = Histogram(
-            "synthmon_browser_navigation_seconds",
-            "Navigation Timing of browser steps that loaded a page, seconds since the "
-            "navigation started, by phase (ttfb|dom_content_loaded|load).",
-            ("journey", "target", "step", "phase", *loc),
-            buckets=NAVIGATION_BUCKETS,
-            registry=registry,
-        )
         self.launches = Counter(
             "synthmon_browser_launches",
             "Browser launches by result (ok|failed).",
@@ -98,24 +83,3 @@ class BrowserMetrics:
         }.get(name)
         if metric is not None:
             at_location(metric, self._loc).set(value)
-
-    # -- sink ------------------------------------------------------------------------
-
-    async def emit(self, result: RunResult) -> None:
-        key = (result.journey, result.target)
-        if self._pairs is not None and key not in self._pairs:
-            return  # finished after its journey was removed: do not resurrect series
-        for step in result.steps:
-            for phase, seconds in step.timings:
-                self._series.setdefault(key, set()).add((step.name, phase))
-                self.navigation.labels(
-                    result.journey, result.target, step.name, phase, *self._loc
-                ).observe(seconds)
-
-    def set_catalog(self, pairs: set[tuple[str, str]]) -> None:
-        """The (journey, target) pairs that exist now; series of the others go."""
-        self._pairs = set(pairs)
-        for key in [k for k in self._series if k not in self._pairs]:
-            for step, phase in self._series.pop(key):
-                with contextlib.suppress(KeyError):
-                    self.navigation.remove(key[0], key[1], step, phase, *self._loc)

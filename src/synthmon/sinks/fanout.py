@@ -20,7 +20,12 @@ class Sink(Protocol):
 
 class Fanout:
     """Per-sink bounded queue and worker: results reach each sink in order, a slow
-    sink only delays itself, and overflow is counted instead of blocking runs."""
+    sink only delays itself, and overflow is counted instead of blocking runs.
+
+    A sink that also has a synchronous `record(result)` (an in-memory update of a few
+    microseconds: metrics, latest) is called inline instead, under the same error
+    guard: a queue hop and a worker wake-up per run cost more CPU than the update
+    itself (docs/benchmarks.md)."""
 
     def __init__(
         self,
@@ -30,7 +35,14 @@ class Fanout:
         max_queue: int = 10_000,
         on_problem: Callable[[str, str], None] | None = None,
     ) -> None:
-        self._sinks = list(sinks)
+        self._inline: list[tuple[str, Callable[[RunResult], None]]] = []
+        self._sinks: list[tuple[str, Sink]] = []
+        for name, sink in sinks:
+            record = getattr(sink, "record", None)
+            if callable(record):
+                self._inline.append((name, record))
+            else:
+                self._sinks.append((name, sink))
         self._timeout = timeout
         self._queues: dict[str, asyncio.Queue[RunResult]] = {
             name: asyncio.Queue(max_queue) for name, _ in self._sinks
@@ -47,6 +59,18 @@ class Fanout:
 
     def emit(self, result: RunResult) -> None:
         """Queue `result` for every sink. Never blocks, never raises."""
+        for name, record in self._inline:
+            try:
+                record(result)
+            except Exception as exc:
+                self._on_problem(name, "error")
+                log.exception(
+                    "sink_failed",
+                    sink=name,
+                    journey=result.journey,
+                    run_id=result.run_id,
+                    error=str(exc),
+                )
         for name, queue in self._queues.items():
             try:
                 queue.put_nowait(result)
@@ -81,7 +105,8 @@ class Fanout:
         """Wait until every queued result reached every sink (or the named ones: a
         hung sink need not hold up a wait for the others)."""
         names = sinks or tuple(self._queues)
-        await asyncio.gather(*(self._queues[n].join() for n in names))
+        # Inline sinks have nothing queued: emit() already handed them the result.
+        await asyncio.gather(*(self._queues[n].join() for n in names if n in self._queues))
 
     async def close(self, drain_seconds: float = 5.0) -> None:
         """Drain what is queued (up to `drain_seconds`), then stop the workers."""

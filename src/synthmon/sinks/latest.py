@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from synthmon.model import RunResult, Status
+from synthmon.model import RunResult, Verdict
 
 
 @dataclasses.dataclass(slots=True)
@@ -17,7 +17,8 @@ class PairState:
 
 
 class LatestResults:
-    """Keeps the last RunResult per pair (a sink) and answers the status API."""
+    """Keeps the last RunResult per pair (a sink; `record` is in memory, so the fan-out
+    calls it inline) and answers the status API."""
 
     def __init__(self) -> None:
         self._pairs: dict[tuple[str, str], PairState] = {}
@@ -29,10 +30,11 @@ class LatestResults:
         state = self._pairs.setdefault((result.journey, result.target), PairState())
         state.last = result
         state.runs += 1
-        if result.status is Status.SUCCESS:
+        verdict = result.verdict  # the one counting rule (model.py)
+        if verdict is Verdict.PASS:
             state.last_success_at = result.started_at + result.duration
             state.consecutive_failures = 0
-        elif not result.is_infrastructure_error and not result.retried:
+        elif verdict is Verdict.FAIL:
             state.consecutive_failures += 1
 
     def get(self, journey: str, target: str) -> PairState | None:

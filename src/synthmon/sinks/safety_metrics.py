@@ -1,40 +1,23 @@
-"""Metrics of the production-safety features: paused pairs, cleanup failures and
-account pool use. A sink for the per-run part (cleanup failures ride on RunResult,
-since runners may not touch prometheus_client)."""
+"""Metrics of the production-safety features: account pool use (per process) and,
+through the `PairStore`, which pairs the kill switch pauses. Cleanup failures ride on
+RunResult (runners may not touch prometheus_client) and are counted by the store."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
-from synthmon.model import RunResult
+from synthmon.sinks.pairstate import PairStore
 
 
 class SafetyMetrics:
-    def __init__(self, registry: CollectorRegistry, *, location: str | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, pairs: PairStore, *, location: str | None = None
+    ) -> None:
+        self._pairs = pairs
         self._loc: tuple[str, ...] = (location,) if location else ()
         loc = ("location",) if location else ()
-        self.paused = Gauge(
-            "synthmon_journey_paused",
-            "1 while the pair is paused by the kill switch (synthmon pause), else 0.",
-            ("journey", "target", *loc),
-            registry=registry,
-        )
-        self.cleanup_failures = Counter(
-            "synthmon_journey_cleanup_failures",
-            "Cleanups (ctx.defer / cleanup=) that raised or ran out of time.",
-            ("journey", "target", *loc),
-            registry=registry,
-        )
-        self.left_behind = Counter(
-            "synthmon_journey_left_behind",
-            "Tasks a run spawned and never awaited, httpx clients it never closed: "
-            "cancelled/closed by synthmon when the run ended (kind: task, http_client).",
-            ("journey", "target", "kind", *loc),
-            registry=registry,
-        )
         self.pool_size = Gauge(
             "synthmon_account_pool_size",
             "Synthetic accounts configured in the pool.",
@@ -47,40 +30,12 @@ class SafetyMetrics:
             ("pool", *loc),
             registry=registry,
         )
-        # Pairs with a cleanup_failures series.
-        self._ran: set[tuple[str, str]] = set()
-        # Pairs that exist now (None until the first set_paused).
-        self._current: set[tuple[str, str]] | None = None
 
     def set_paused(self, pairs: Iterable[tuple[str, str, bool]]) -> None:
-        """(journey, target, paused) for every pair that exists now. Series of pairs
-        that no longer exist are removed, not left stale."""
-        self.paused.clear()
-        current = set()
+        """(journey, target, paused) for every pair that exists now."""
         for journey, target, paused in pairs:
-            current.add((journey, target))
-            self.paused.labels(journey, target, *self._loc).set(1 if paused else 0)
-        for gone in self._ran - current:
-            with contextlib.suppress(KeyError):
-                self.cleanup_failures.remove(*gone, *self._loc)
-            for kind in ("task", "http_client"):
-                with contextlib.suppress(KeyError):
-                    self.left_behind.remove(*gone, kind, *self._loc)
-        self._ran &= current
-        self._current = current
+            self._pairs.set_paused(journey, target, paused)
 
     def set_pool(self, pool: str, size: int, in_use: int) -> None:
         self.pool_size.labels(pool, *self._loc).set(size)
         self.pool_in_use.labels(pool, *self._loc).set(in_use)
-
-    async def emit(self, result: RunResult) -> None:
-        key = (result.journey, result.target)
-        if self._current is not None and key not in self._current:
-            return  # finished after its journey was removed: do not resurrect its series
-        self._ran.add(key)
-        labels = (result.journey, result.target, *self._loc)
-        counter = self.cleanup_failures.labels(*labels)  # exists at 0 once the pair ran
-        if result.cleanup_failures:
-            counter.inc(result.cleanup_failures)
-        for kind, n in result.left_behind:
-            self.left_behind.labels(result.journey, result.target, kind, *self._loc).inc(n)

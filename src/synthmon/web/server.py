@@ -2,17 +2,23 @@
 
 An aiohttp app run with AppRunner/TCPSite: explicit start and stop, and no signal
 handlers of its own (the daemon owns signals).
+
+/metrics is rendered in a thread of its own, never on the event loop: at 5,000 pairs
+the text takes a good fraction of a second to build, and every run due meanwhile
+would start late. Scrapes that arrive while a render is under way share it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from synthmon.web.connections import ConnectionGuard
 
@@ -25,6 +31,22 @@ class StatusSource(Protocol):
     def readiness(self) -> tuple[bool, dict[str, Any]]: ...
 
     def journeys_json(self) -> list[dict[str, Any]]: ...
+
+
+class WithoutCreated:
+    """The registry without `_created` samples: synthmon's counters start at process
+    start, which `process_start_time_seconds`-style reasoning and `rate()` handle; one
+    extra series per counter and histogram is a cost with no query behind it."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self._registry.collect():
+            # Each collect() builds fresh Metric objects: editing them is safe.
+            if metric.type in ("counter", "histogram", "summary"):
+                metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
 
 
 class StatusServer:
@@ -64,6 +86,9 @@ class StatusServer:
             install(self.app)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+        self._exposed = WithoutCreated(registry)
+        self._render_thread: ThreadPoolExecutor | None = None
+        self._rendering: asyncio.Future[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -71,6 +96,7 @@ class StatusServer:
         return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
+        self._render_thread = ThreadPoolExecutor(1, thread_name_prefix="synthmon-metrics")
         self._runner = web.AppRunner(
             self.app,
             access_log=None,
@@ -102,6 +128,9 @@ class StatusServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._render_thread is not None:
+            self._render_thread.shutdown(wait=False, cancel_futures=True)
+            self._render_thread = None
 
     async def _index(self, request: web.Request) -> web.Response:
         links = "".join(
@@ -114,7 +143,15 @@ class StatusServer:
         )
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
+        if self._rendering is None:
+            assert self._render_thread is not None, "server not started"
+            rendering = asyncio.get_running_loop().run_in_executor(
+                self._render_thread, generate_latest, self._exposed
+            )
+            self._rendering = rendering
+            rendering.add_done_callback(lambda _: setattr(self, "_rendering", None))
+        # shield: a scraper hanging up must not cancel the render others wait for.
+        body = await asyncio.shield(self._rendering)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _healthz(self, request: web.Request) -> web.Response:
