@@ -108,3 +108,19 @@ class TestLayout:
         for module, path in _modules():
             for imported in _imports(path):
                 assert not imported.startswith("synthmon_demo"), f"{module}: {imported}"
+
+    def test_building_the_cli_loads_no_heavy_library(self) -> None:
+        """The CLI's parser (and so the container's healthcheck every 30 s) loads neither
+        scipy, Playwright nor the diff libraries: each command imports what it runs."""
+        import subprocess
+        import sys
+
+        code = (
+            "import sys, synthmon.cli as c; c._parser(); "
+            "print(sorted(m for m in ('scipy', 'numpy', 'playwright', 'deepdiff', "
+            "'jsonpath_ng') if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == "[]", out.stdout

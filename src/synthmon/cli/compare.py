@@ -15,17 +15,19 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from synthmon.cli.once import build_executor, select
-from synthmon.cli.reports import write_bytes
-from synthmon.cli.verdict import Finding, Thresholds, Verdict, compare
 from synthmon.config.compare import CompareConfig, parse_compare
 from synthmon.config.settings import Settings
 from synthmon.errors import ConfigError
-from synthmon.journeys.dsl import Journey
-from synthmon.journeys.loader import load_journeys
-from synthmon.model import RunResult, Target
+
+if TYPE_CHECKING:
+    from synthmon.cli.verdict import Finding, Thresholds, Verdict
+    from synthmon.journeys.dsl import Journey
+    from synthmon.model import RunResult, Target
+
+# scipy, the runners and the journeys are imported by the functions that use them, so
+# building the CLI's parser (every command, the healthcheck too) stays cheap.
 
 EXIT_PROMOTE, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 
@@ -52,6 +54,8 @@ def add_parser(sub: Any) -> None:
 def thresholds_for(
     journeys: Sequence[Journey], cfg: CompareConfig, args: Any
 ) -> dict[str, Thresholds]:
+    from synthmon.cli.verdict import Thresholds
+
     out = {}
     for j in journeys:
         fd, lr = cfg.max_failure_delta, cfg.max_latency_ratio
@@ -79,6 +83,8 @@ async def interleaved_runs(
     """Each journey `runs` times per side in A B B A order, one run at a time, after
     one unrecorded warm-up run per side (the first run of a process pays for imports
     and the first connection, which would count against whichever side went first)."""
+    from synthmon.cli.once import build_executor
+
     pairs = [(j, t) for j in journeys for t in (baseline, candidate)]
     executor, runners = build_executor(settings, pairs, emit=lambda r: None, retries=0)
     results: dict[str, tuple[list[RunResult], list[RunResult]]] = {}
@@ -180,6 +186,11 @@ def compare_command(args: Any, settings: Settings, *, out: TextIO, err: TextIO) 
     if args.baseline == args.candidate:
         print("synthmon compare: baseline and candidate are the same target", file=err)
         return EXIT_USAGE
+    from synthmon.cli.once import select
+    from synthmon.cli.reports import write_bytes
+    from synthmon.cli.verdict import compare
+    from synthmon.journeys.loader import load_journeys
+
     report = load_journeys(settings.journeys_dir, known_targets=settings.targets)
     for problem in report.problems:
         print(f"synthmon compare: {problem}", file=err)

@@ -14,28 +14,21 @@ import asyncio
 import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from synthmon.cli.reports import write_json, write_junit
 from synthmon.config.settings import Settings, TargetConfig
 from synthmon.errors import ConfigError
-from synthmon.execution import Executor, RetryPolicy
-from synthmon.journeys.context import step_listener
-from synthmon.journeys.dsl import Journey
-from synthmon.journeys.loader import load_journeys
-from synthmon.model import (
-    Kind,
-    RunResult,
-    RunSource,
-    Selector,
-    Severity,
-    Status,
-    StepResult,
-    Target,
-)
-from synthmon.runners.base import Runner
-from synthmon.runners.http import HttpRunner
-from synthmon.safety.facade import Safety
+from synthmon.model import Kind, RunResult, RunSource, Selector, Severity, Status, StepResult
+
+if TYPE_CHECKING:
+    from synthmon.execution import Executor
+    from synthmon.journeys.dsl import Journey
+    from synthmon.model import Target
+    from synthmon.runners.base import Runner
+
+# The runners, safety and reports are imported by the functions that use them: the CLI
+# builds every command's parser, and `synthmon healthcheck` (the container's liveness
+# probe, run every 30 s) must not pay for httpx, Playwright or scipy.
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MARK = {
@@ -169,6 +162,9 @@ def build_executor(
 ) -> tuple[Executor, dict[Kind, Runner]]:
     """An executor with the daemon's runners, accounts, tagging and scrubbing."""
     from synthmon.daemon import user_agent
+    from synthmon.execution import Executor, RetryPolicy
+    from synthmon.runners.http import HttpRunner
+    from synthmon.safety.facade import Safety
 
     safety = Safety(settings, events=_NoSafetyEvents(), pairs=lambda: list(pairs))
     http = HttpRunner(
@@ -298,6 +294,8 @@ async def run_once(
 ) -> list[RunResult]:
     """Run every pair once (with `retries`); returns each pair's final result, in the
     order of `pairs`."""
+    from synthmon.journeys.context import step_listener
+
     printer = Printer(out, show_pair=len(pairs) > 1 and parallel > 1)
     executor, runners = build_executor(settings, pairs, emit=printer.result, retries=retries)
     gate = asyncio.Semaphore(max(1, parallel))
@@ -335,6 +333,9 @@ def once(args: Any, settings: Settings, *, out: TextIO, err: TextIO) -> int:
         settings = settings.model_copy(
             update={"artifacts": settings.artifacts.model_copy(update={"on": args.artifacts})}
         )
+    from synthmon.cli.reports import write_json, write_junit
+    from synthmon.journeys.loader import load_journeys
+
     report = load_journeys(settings.journeys_dir, known_targets=settings.targets)
     for problem in report.problems:
         print(f"synthmon once: {problem}", file=err)

@@ -22,10 +22,6 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from deepdiff import DeepDiff
-from jsonpath_ng.exceptions import JSONPathError
-from jsonpath_ng.ext.parser import parse as parse_jsonpath
-
 from synthmon.errors import StepFailedError
 
 if TYPE_CHECKING:
@@ -75,6 +71,11 @@ class Shadow:
                 f"shadow {method} {url} refused: only {sorted(SAFE_METHODS)} are sent twice; "
                 "pass unsafe=True if sending it to both targets is really harmless"
             )
+        # Imported on first use: `import synthmon` (every journey file, every CLI command,
+        # the container's healthcheck) should not pay for them.
+        from jsonpath_ng.exceptions import JSONPathError
+        from jsonpath_ng.ext.parser import parse as parse_jsonpath
+
         try:
             paths = [parse_jsonpath(p) for p in ignore]
         except JSONPathError as exc:
@@ -122,6 +123,8 @@ def differences(
         if ours.content != theirs.content:
             out.append(f"body differs ({len(ours.content)} vs {len(theirs.content)} bytes)")
         return out
+    from deepdiff import DeepDiff
+
     for path in ignore:
         a = path.filter(lambda _: True, a)
         b = path.filter(lambda _: True, b)
