@@ -13,11 +13,16 @@ APT_PACKAGES := chromium:chromium prometheus:prometheus prometheus-alertmanager:
 # tini: PID 1 of the container image; the entrypoint test runs the image's exact command.
 APT_PACKAGES += tini:tini
 
-# The demo shop's synthetic accounts (public demo values, see synthmon/demo/state.py),
-# exported for `make run` and `make check` because config.example.toml takes secrets
-# from the environment only. Real deployments set these from a secret store.
+# The demo shop's synthetic accounts (public demo values, see the demo shop's state.py),
+# exported for `make run`, `make check` and `make container-check` because
+# config.example.toml takes secrets from the environment only. Real deployments set
+# these from a secret store. The demo shop is `synthmon_demo` (or, before the layout
+# refactor, `synthmon.demo`).
+DEMO_TOTP := $$($(PY) -c 'import importlib.util as u; \
+	m = "synthmon_demo" if u.find_spec("synthmon_demo") else "synthmon.demo"; \
+	print(__import__(m, fromlist=["_"]).DEMO_TOTP_SECRET)')
 DEMO_SECRETS := DEMO_SHOPPER1_PASSWORD=shopper1-pass DEMO_SHOPPER2_PASSWORD=shopper2-pass \
-	DEMO_MFA_PASSWORD=mfa-pass DEMO_MFA_TOTP_SECRET=$$($(PY) -c 'from synthmon.demo import DEMO_TOTP_SECRET as s; print(s)')
+	DEMO_MFA_PASSWORD=mfa-pass DEMO_MFA_TOTP_SECRET=$(DEMO_TOTP)
 
 .PHONY: setup venv system-deps run test lint typecheck check pytest bench lock clean
 
@@ -77,12 +82,15 @@ bench: setup
 	$(PY) bench/run.py
 
 # The image's runtime stage without Docker: debootstrap + the Dockerfile's RUN lines in a
-# chroot, then its ENTRYPOINT under tini as PID 1 (scripts/container_check.py). Needs
-# root and the Debian mirror; slow the first time, so not part of `make test`.
+# chroot, then its ENTRYPOINT under tini as PID 1, the demo secrets passed as
+# environment variables (scripts/container_check.py, docs/deploy.md). Needs root and
+# the Debian mirror; minutes the first time, then cached layers in /var/tmp. CI runs
+# it after `make test` (.ci/run).
 .PHONY: container-check
 container-check: venv
-	command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap
-	$(PY) scripts/container_check.py
+	command -v debootstrap >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+	$(DEMO_SECRETS) $(PY) scripts/container_check.py
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock:
