@@ -75,7 +75,7 @@ EXPOSE 9321
 
 # Checks the process answers at all (liveness); readiness is /readyz, for Kubernetes.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-m", "synthmon.healthcheck", "--config", "/etc/synthmon/synthmon.toml"]
+  CMD ["synthmon", "healthcheck", "--config", "/etc/synthmon/synthmon.toml"]
 
 # SIGTERM starts the ordered shutdown: in-flight runs get scheduler.shutdown_grace
 # (default 20 s), then sinks drain (up to 5 s). Give the container at least 30 s:

@@ -13,16 +13,12 @@ APT_PACKAGES := chromium:chromium prometheus:prometheus prometheus-alertmanager:
 # tini: PID 1 of the container image; the entrypoint test runs the image's exact command.
 APT_PACKAGES += tini:tini
 
-# The demo shop's synthetic accounts (public demo values, see the demo shop's state.py),
+# The demo shop's synthetic accounts (public demo values, see synthmon_demo/state.py),
 # exported for `make run`, `make check` and `make container-check` because
 # config.example.toml takes secrets from the environment only. Real deployments set
-# these from a secret store. The demo shop is `synthmon_demo` (or, before the layout
-# refactor, `synthmon.demo`).
-DEMO_TOTP := $$($(PY) -c 'import importlib.util as u; \
-	m = "synthmon_demo" if u.find_spec("synthmon_demo") else "synthmon.demo"; \
-	print(__import__(m, fromlist=["_"]).DEMO_TOTP_SECRET)')
+# these from a secret store.
 DEMO_SECRETS := DEMO_SHOPPER1_PASSWORD=shopper1-pass DEMO_SHOPPER2_PASSWORD=shopper2-pass \
-	DEMO_MFA_PASSWORD=mfa-pass DEMO_MFA_TOTP_SECRET=$(DEMO_TOTP)
+	DEMO_MFA_PASSWORD=mfa-pass DEMO_MFA_TOTP_SECRET=$$($(PY) -c 'from synthmon_demo import DEMO_TOTP_SECRET as s; print(s)')
 
 .PHONY: setup venv system-deps run test lint typecheck check pytest bench lock clean
 
@@ -57,7 +53,7 @@ system-deps:
 # SIGTERM to the process group) stops both.
 run: setup
 	@trap 'kill $$demo 2>/dev/null; wait $$demo 2>/dev/null' EXIT INT TERM; \
-	$(PY) -m synthmon.demo --host 127.0.0.1 --port $(DEMO_PORT) & demo=$$!; \
+	$(PY) -m synthmon_demo --host 127.0.0.1 --port $(DEMO_PORT) & demo=$$!; \
 	if [ "$$(id -u)" = 0 ]; then export SYNTHMON_BROWSER__NO_SANDBOX=true; \
 	  echo "make run as root: Chromium's sandbox is off (SYNTHMON_BROWSER__NO_SANDBOX=true)"; fi; \
 	SYNTHMON_TARGETS__DEMO__BASE_URL=http://127.0.0.1:$(DEMO_PORT) $(DEMO_SECRETS) \

@@ -43,11 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from synthmon import Context, journey  # noqa: E402
-from synthmon.artifacts import ArtifactStore  # noqa: E402
-from synthmon.model import Status, Target  # noqa: E402
+from synthmon.model import RunRequest, Status, Target  # noqa: E402
 from synthmon.runners.base import new_run_id  # noqa: E402
-from synthmon.runners.browser import BrowserRunner  # noqa: E402
-from synthmon.runners.browser_pool import BrowserPool, PoolOptions  # noqa: E402
+from synthmon.runners.browser.artifacts import ArtifactStore  # noqa: E402
+from synthmon.runners.browser.pool import BrowserPool, PoolOptions  # noqa: E402
+from synthmon.runners.browser.runner import BrowserRunner  # noqa: E402
 
 CONCURRENCY = 2
 NO_SANDBOX = os.geteuid() == 0  # Chromium's sandbox does not start as root here
@@ -78,7 +78,7 @@ def _start_shop() -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synthmon.demo", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "synthmon_demo", "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -158,7 +158,7 @@ async def launch_per_run(
         async def one() -> Status:
             runner = _runner(_pool(pw), artifacts)
             try:
-                return (await runner.run(browse, target, run_id=new_run_id())).status
+                return (await runner.run(RunRequest(browse, target, run_id=new_run_id()))).status
             finally:
                 await runner.aclose()
 
@@ -169,7 +169,7 @@ async def pooled(
     runner: BrowserRunner, target: Target, runs: int, concurrency: int = CONCURRENCY
 ) -> list[Status]:
     async def one() -> Status:
-        return (await runner.run(browse, target, run_id=new_run_id())).status
+        return (await runner.run(RunRequest(browse, target, run_id=new_run_id()))).status
 
     return await _spread(runs, one, concurrency)
 

@@ -113,7 +113,7 @@ class Stack:
     def start_base(self) -> None:
         shop = Proc(
             "shop",
-            [sys.executable, "-m", "synthmon.demo", "--port", str(self.shop_port)],
+            [sys.executable, "-m", "synthmon_demo", "--port", str(self.shop_port)],
             self.dir,
             f"{self.shop}/healthz",
         )

@@ -42,7 +42,7 @@ def free_port() -> int:
 def start_shop() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synthmon.demo", "--port", str(port)],
+        [sys.executable, "-m", "synthmon_demo", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -101,10 +101,10 @@ async def daemon_run(url: str, n: int, interval: str, seconds: float) -> dict[st
     warm-up so every journey has started); CPU per run and start lag."""
     from prometheus_client import CollectorRegistry
 
-    from synthmon.config import load_settings
+    from synthmon.config.durations import parse_duration
+    from synthmon.config.settings import load_settings
     from synthmon.daemon import Daemon
-    from synthmon.durations import parse_duration
-    from synthmon.logsetup import configure_logging
+    from synthmon.runtime.logs import configure_logging
 
     devnull = open(os.devnull, "w")
     configure_logging(level="info", fmt="json", stream=devnull)

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from synthmon.demo import RunningShop, serve
+from synthmon_demo import RunningShop, serve
 
 
 @pytest.fixture

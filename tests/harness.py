@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from synthmon.config import Settings, load_settings
+from synthmon.config.settings import Settings, load_settings
 from synthmon.daemon import Daemon
 from synthmon.model import RunResult
 

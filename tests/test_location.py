@@ -9,10 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from synthmon.demo import RunningShop
-from synthmon.location import location_of, location_stamp
 from synthmon.model import RunResult, Status
 from synthmon.sinks.logs import LogSink
+from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon, sample, scrape
 
 JOURNEY = {
@@ -28,7 +27,7 @@ JOURNEY = {
 }
 
 
-def _result(**extra: str) -> RunResult:
+def _result(location: str | None = None) -> RunResult:
     return RunResult(
         journey="home",
         target="demo",
@@ -37,7 +36,7 @@ def _result(**extra: str) -> RunResult:
         status=Status.FAILURE,
         started_at=1.0,
         duration=0.5,
-        extra=dict(extra),
+        location=location,
     )
 
 
@@ -49,21 +48,6 @@ class _Recorder:
         self.events.append((event, kw))
 
     warning = error = info
-
-
-class TestLocationStamp:
-    def test_adds_location_and_keeps_other_extras(self) -> None:
-        """A result leaves the daemon carrying its location next to what runners put in extra."""
-        stamp = location_stamp("eu-west-1")
-        assert stamp is not None
-        r = stamp(_result(browser="chromium"))
-        assert location_of(r) == "eu-west-1"
-        assert r.extra["browser"] == "chromium"
-
-    def test_no_location_no_stamp(self) -> None:
-        """Without a location results stay as the runner made them."""
-        assert location_stamp(None) is None
-        assert location_of(_result()) is None
 
 
 class TestLogSink:
@@ -85,7 +69,7 @@ class TestDaemonLocation:
         assert settings.location == "eu-west-1"
         async with run_daemon(settings) as (daemon, collector):
             results = await collector.wait_for(lambda rs: len(rs) >= 1)
-            assert location_of(results[0]) == "eu-west-1"
+            assert results[0].location == "eu-west-1"
             await daemon.fanout.flush()
             async with httpx.AsyncClient() as client:
                 body = (await client.get(f"{daemon.server.url}/api/journeys")).json()

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from synthmon.daemon import Daemon
-from synthmon.demo import RunningShop
-from synthmon.sharding import moved_fraction
+from synthmon.scheduling.sharding import moved_fraction
+from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon
 
 N_JOURNEYS = 60

@@ -7,11 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from synthmon.cli import check, main
-from synthmon.config import load_settings
-from synthmon.daemon import pair_key
+from synthmon.cli import main
+from synthmon.cli.check import check
+from synthmon.config.settings import load_settings
 from synthmon.errors import ConfigError
-from synthmon.sharding import Shard, moved_fraction, owned, owner, parse_shard, weight
+from synthmon.execution import pair_key
+from synthmon.scheduling.sharding import (
+    Shard,
+    moved_fraction,
+    owned,
+    owner,
+    owns,
+    owns_pair,
+    parse_shard,
+    weight,
+)
 from tests.harness import write_config, write_journeys
 
 KEYS = [f"journey_{i:04d}@{t}" for i in range(2000) for t in ("production", "staging")]
@@ -23,7 +33,7 @@ class TestOwner:
         for count in (1, 2, 3, 5, 8):
             shards = [Shard(i, count) for i in range(count)]
             for key in KEYS[:500]:
-                assert sum(s.owns(key) for s in shards) == 1
+                assert sum(owns(s, key) for s in shards) == 1
 
     def test_pairs_spread_evenly(self) -> None:
         """Each of 3 replicas gets about a third of the work."""
@@ -61,7 +71,7 @@ class TestOwner:
         """`synthmon check --shard` and the daemon agree on which pairs a shard runs."""
         s = Shard(1, 3)
         for i in range(200):
-            assert s.owns_pair(f"j{i}", "demo") == s.owns(pair_key(f"j{i}", "demo"))
+            assert owns_pair(s, f"j{i}", "demo") == owns(s, pair_key(f"j{i}", "demo"))
 
 
 class TestParseShard:

@@ -1,5 +1,6 @@
-"""The composition root: builds every part from the settings, wires results from the
-runners to the sinks, owns signals and the ordered shutdown.
+"""The composition root: builds every part from the settings, owns signals and the
+ordered shutdown. Running a journey is `execution.Executor`'s job; serving status is
+`web`'s; this module only wires them.
 
 Lifecycle: created → starting → running → stopping → stopped. Stopping: stop
 scheduling, let in-flight runs finish within the grace period, cancel the rest
@@ -10,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,27 +21,27 @@ from prometheus_client import CollectorRegistry
 
 from synthmon._version import __version__
 from synthmon.alerting.engine import AlertEngine
-from synthmon.config import Settings
-from synthmon.errors import NoAccountError
+from synthmon.config.settings import Settings
+from synthmon.execution import Executor, RetryPolicy, pair_key
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import LoadReport, load_journeys
-from synthmon.location import location_stamp
 from synthmon.model import Kind, RunResult, RunSource, Target
-from synthmon.runners.base import Runner, error_result, new_run_id
-from synthmon.runners.browser import browser_runner_from_settings
+from synthmon.runners.base import Runner
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
-from synthmon.safety import Safety
-from synthmon.scheduling import Schedule, Scheduler
-from synthmon.sharding import Shard, owned, parse_shard
+from synthmon.runtime.watchdog import LoopWatchdog
+from synthmon.safety.facade import Safety
+from synthmon.scheduling.scheduler import Schedule, Scheduler
+from synthmon.scheduling.sharding import Shard, owned, parse_shard
 from synthmon.sinks.browser_metrics import BrowserMetrics
 from synthmon.sinks.fanout import Fanout, Sink
 from synthmon.sinks.latest import LatestResults
 from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
-from synthmon.status import StatusMixin
-from synthmon.watchdog import LoopWatchdog
+from synthmon.sinks.safety_metrics import SafetyMetrics
+from synthmon.web import auth, control
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
+from synthmon.web.status import StatusViews
 
 log = structlog.get_logger("synthmon.daemon")
 
@@ -52,11 +51,7 @@ def user_agent(settings: Settings) -> str:
     return f"synthmon/{__version__} ({comment})" if comment else f"synthmon/{__version__}"
 
 
-def pair_key(journey: str, target: str) -> str:
-    return f"{journey}@{target}"
-
-
-class Daemon(StatusMixin):
+class Daemon:
     def __init__(
         self,
         settings: Settings,
@@ -71,6 +66,10 @@ class Daemon(StatusMixin):
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry, location=settings.location)
         self.latest = LatestResults()
+        self.journeys: dict[str, Journey] = {}
+        self.pairs: dict[str, tuple[Journey, Target]] = {}
+        self.load_report = LoadReport()
+        self.state = "created"
         self.alerting = AlertEngine(
             settings.alerting,
             data_dir=settings.data_dir,
@@ -79,68 +78,83 @@ class Daemon(StatusMixin):
             location=settings.location,
             external_url=settings.server.external_url,
         )
-        self.run_source = run_source
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
-        self.safety = Safety(settings, self.registry, pairs=lambda: self.pairs.values())
+        safety_metrics = SafetyMetrics(self.registry, location=settings.location)
+        self.safety = Safety(
+            settings,
+            events=safety_metrics,
+            pairs=lambda: self.pairs.values(),
+        )
         self.http_runner = HttpRunner(
             user_agent=user_agent(settings),
             tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
             transport_factory=transport_factory,
             rate_limits=self.safety.rate_limits,
         )
-        # Browser runs: one Chromium launched on the first browser run (docs/browser.md).
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
-        browser_runner = browser_runner_from_settings(
-            settings,
-            events=self.browser_metrics,
-            http_factory=self.http_runner.client_factory,
-            # Account secrets typed into pages must not reach stored traces/HTML.
-            scrub=self.safety.scrub,
-            needed=lambda: any(j.kind is Kind.BROWSER for j in self.journeys.values()),
-        )
-        self.runners: dict[Kind, Runner] = {
-            Kind.HTTP: self.http_runner,
-            Kind.BROWSER: browser_runner,
-            **(runners or {}),
-        }
+        # The browser runner is built when the first browser journey is loaded
+        # (`reload`): HTTP-only deployments never load Playwright.
+        self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
         self.fanout = Fanout(
             [
                 ("metrics", MetricsSink(self.metrics)),
                 ("latest", self.latest),
                 ("logs", LogSink()),
                 ("browser_metrics", self.browser_metrics),
-                ("safety", self.safety.metrics),
+                ("safety", safety_metrics),
                 ("alerting", self.alerting),
                 *(extra_sinks or []),
             ],
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
-            stamp=location_stamp(settings.location),
+        )
+        self.executor = Executor(
+            runners=self.runners,
+            safety=self.safety,
+            emit=self.fanout.emit,
+            retry_policy=self._retry_policy,
+            events=self.metrics,
+            targets=self.targets,
+            max_concurrency=settings.scheduler.max_concurrency,
+            run_source=run_source,
+            location=settings.location,
         )
         self.shard: Shard | None = parse_shard(settings.shard) if settings.shard else None
         self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
         self.server = StatusServer(
-            self,
+            StatusViews(self),
             self.registry,
+            guard=auth.guard(auth.access_policy(settings.server), self.safety.scrub),
             host=settings.server.host,
             port=settings.server.port,
-            extra_routes=artifact_routes(settings.artifacts_dir),
+            extra_routes=[artifact_routes(settings.artifacts_dir), control.routes(self.safety)],
         )
-        # Access control, response scrubbing and the pause/resume routes.
-        self.safety.install_web(self.server.app)
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
             on_lag=self.metrics.set_loop_lag,
             journey_files=lambda: {j.filename for j in self.journeys.values()},
         )
-        self.journeys: dict[str, Journey] = {}
-        self.pairs: dict[str, tuple[Journey, Target]] = {}
-        self.load_report = LoadReport()
-        self.state = "created"
         self._stop_event: asyncio.Event | None = None
-        self._in_flight: set[asyncio.Task[Any]] = set()
-        self._global_slots: asyncio.Semaphore | None = None
-        self._target_slots: dict[str, asyncio.Semaphore] = {}
+
+    def _browser_runner(self) -> Runner:
+        # Imported here: deployments without browser journeys never load Playwright.
+        from synthmon.runners.browser.runner import browser_runner_from_settings
+
+        # One Chromium, launched on the first browser run (docs/browser.md).
+        return browser_runner_from_settings(
+            self.settings,
+            events=self.browser_metrics,
+            http_factory=self.http_runner.client_factory,
+            # Account secrets typed into pages must not reach stored traces/HTML.
+            scrub=self.safety.scrub,
+            needed=lambda: any(j.kind is Kind.BROWSER for j in self.journeys.values()),
+        )
+
+    def _retry_policy(self, journey: Journey) -> RetryPolicy:
+        # Retries and re-checks are set per severity in [alerting] (docs/alerting.md):
+        # they decide how fast an alert may fire, so they live beside the triggers.
+        p = self.alerting.policy_for(journey)
+        return RetryPolicy(retries=p.retries, rechecks=p.rechecks, delay=p.retry_delay)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -148,10 +162,6 @@ class Daemon(StatusMixin):
         self.safety.load()  # persisted pauses apply before anything is scheduled
         self.state = "starting"
         self._stop_event = asyncio.Event()
-        self._global_slots = asyncio.Semaphore(self.settings.scheduler.max_concurrency)
-        self._target_slots = {
-            name: asyncio.Semaphore(t.max_concurrency) for name, t in self.targets.items()
-        }
         self.alerting.start()
         self.fanout.start()
         await self.server.start()
@@ -173,14 +183,9 @@ class Daemon(StatusMixin):
             return
         grace = self.settings.scheduler.shutdown_grace if grace is None else grace
         self.state = "stopping"
-        log.info("shutdown_started", in_flight=len(self._in_flight), grace_seconds=grace)
+        log.info("shutdown_started", in_flight=len(self.executor.in_flight), grace_seconds=grace)
         self.scheduler.pause()
-        if self._in_flight:
-            _, pending = await asyncio.wait(set(self._in_flight), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5.0)
+        await self.executor.drain(grace)
         self.scheduler.shutdown()
         await self.fanout.close()
         # After the sinks drained: the last results' notifications get a short flush.
@@ -238,6 +243,10 @@ class Daemon(StatusMixin):
             )
         self.load_report = report
         self.journeys = {j.name: j for j in report.journeys}
+        if Kind.BROWSER not in self.runners and any(
+            j.kind is Kind.BROWSER for j in report.journeys
+        ):
+            self.runners[Kind.BROWSER] = self._browser_runner()
         pairs: dict[str, tuple[Journey, Target]] = {}
         for j in report.journeys:
             names = j.targets if j.targets is not None else tuple(self.targets)
@@ -282,131 +291,8 @@ class Daemon(StatusMixin):
         return job
 
     async def run_pair(self, journey: Journey, target: Target, *, attempt: int = 1) -> RunResult:
-        """Run one journey against one target now and hand each attempt to the sinks.
-
-        Retry-before-counting: a target failure is re-run after the policy's delay, up
-        to its `retries`; the attempts before the last are emitted with retried=True, so
-        they are recorded but alerting counts only the final one. A failed final run is
-        then re-checked (a new run) after the same delay, up to the policy's `rechecks`,
-        instead of waiting for the next scheduled run."""
-        policy = self.alerting.policy_for(journey)
-        task = asyncio.current_task()
-        assert task is not None
-        task.set_name(f"synthmon-run:{pair_key(journey.name, target.name)}")
-        # In flight across retries too, so shutdown waits for (or cancels) the retry.
-        self._in_flight.add(task)
-        self.metrics.set_in_flight(len(self._in_flight))
-        rechecks = policy.rechecks
-        try:
-            while True:
-                may_retry = attempt <= policy.retries
-                result = await self._run_attempt(
-                    journey, target, attempt=attempt, may_retry=may_retry
-                )
-                if result.retried:
-                    self.alerting.metrics.retried(journey.name, target.name)
-                    attempt += 1
-                elif result.status.is_target_failure and rechecks > 0:
-                    rechecks -= 1
-                    attempt = 1
-                else:
-                    return result
-                await asyncio.sleep(policy.retry_delay)
-        finally:
-            self._in_flight.discard(task)
-            self.metrics.set_in_flight(len(self._in_flight))
-
-    async def _run_attempt(
-        self, journey: Journey, target: Target, *, attempt: int, may_retry: bool
-    ) -> RunResult:
-        run_id = new_run_id()
-        started = time.time()
-        try:
-            result = await self._limited_run(journey, target, run_id=run_id, attempt=attempt)
-        except asyncio.CancelledError:
-            # Shutdown cut it short: still record that the run happened.
-            self.fanout.emit(
-                error_result(
-                    journey,
-                    target,
-                    run_id,
-                    started,
-                    "shutdown",
-                    "run cancelled by daemon shutdown",
-                    attempt,
-                )
-            )
-            raise
-        if may_retry and result.status.is_target_failure:
-            result = dataclasses.replace(result, retried=True)
-        # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
-        result = self.safety.scrub.result(result)
-        self.fanout.emit(result)
-        return result
-
-    async def _limited_run(
-        self, journey: Journey, target: Target, *, run_id: str, attempt: int
-    ) -> RunResult:
-        assert self._global_slots is not None
-        slots = (self._global_slots, self._target_slots[target.name])
-        started = time.time()
-        acquired: list[asyncio.Semaphore] = []
-        try:
-            try:
-                async with asyncio.timeout(journey.timeout):
-                    for sem in slots:
-                        await sem.acquire()
-                        acquired.append(sem)
-            except TimeoutError:
-                self.metrics.skipped_run(journey.name, target.name, "concurrency")
-                return error_result(
-                    journey,
-                    target,
-                    run_id,
-                    started,
-                    "concurrency_limit",
-                    f"no run slot free within {journey.timeout:g}s (global max_concurrency="
-                    f"{self.settings.scheduler.max_concurrency}, target max_concurrency="
-                    f"{target.max_concurrency}); raise the limits or spread the journeys",
-                    attempt,
-                )
-            runner = self.runners.get(journey.kind)
-            if runner is None:
-                return error_result(
-                    journey,
-                    target,
-                    run_id,
-                    started,
-                    f"{journey.kind.value}_unsupported",
-                    f"no runner for kind={journey.kind.value!r} journeys in this daemon",
-                    attempt,
-                )
-            try:
-                async with self.safety.lease(journey, target) as account_args:
-                    return await runner.run(
-                        journey,
-                        target,
-                        run_id=run_id,
-                        attempt=attempt,
-                        run_source=self.run_source,
-                        **account_args,
-                    )
-            except NoAccountError as exc:
-                return error_result(journey, target, run_id, started, exc.reason, str(exc), attempt)
-            except Exception as exc:
-                log.exception("runner_failed", journey=journey.name, target=target.name)
-                return error_result(
-                    journey,
-                    target,
-                    run_id,
-                    started,
-                    "internal",
-                    f"synthmon failed to run the journey: {type(exc).__name__}: {exc}",
-                    attempt,
-                )
-        finally:
-            for sem in acquired:
-                sem.release()
+        """Run one pair now, with its retries and re-checks (`Executor.run_pair`)."""
+        return await self.executor.run_pair(journey, target, attempt=attempt)
 
     # -- scheduler callbacks ---------------------------------------------------------
 
@@ -420,11 +306,6 @@ class Daemon(StatusMixin):
 
     def _on_start(self, key: str, lag: float) -> None:
         self.metrics.observe_lag(lag)
-
-    def is_paused(self, journey: str, target: str) -> bool:
-        """True while the kill switch pauses the pair (alerting stays quiet for it)."""
-        j = self.journeys.get(journey)
-        return j is not None and self.safety.is_paused(j, target)
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,7 @@
     ├── ConfigError                 bad config file or environment override (file, field)
     ├── JourneyDefinitionError      bad @journey(...) options (file:line, journey)
     ├── DeliveryError               a notifier could not deliver an alert (retried by the outbox)
+    ├── BadSelectorError            a pause/silence names nothing, or an unknown journey/tag/target
     └── RunError                    raised inside a run; the runner turns it into a RunResult
         ├── HostNotAllowedError     a request to a host outside the target's allowed_hosts
         ├── StepFailedError         a step's check failed (status "failure")
@@ -49,6 +50,11 @@ class DeliveryError(SynthmonError):
         super().__init__(f"{notifier}: {message}")
         self.notifier = notifier
         self.retryable = retryable
+
+
+class BadSelectorError(SynthmonError, ValueError):
+    """A pause/resume/silence request named nothing, or a journey/tag/target that does
+    not exist. The message lists the known names."""
 
 
 class RunError(SynthmonError):

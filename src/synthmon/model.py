@@ -7,7 +7,12 @@ again); everything one run learned lives in one `RunResult`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # Type-only: the DSL builds on these values, never the other way round at run time.
+    from synthmon.journeys.dsl import Journey
 
 
 class Severity(enum.StrEnum):
@@ -87,7 +92,9 @@ class RunResult:
     retried: bool = False
     # Cleanups (ctx.defer / cleanup=) that failed after the run; never changes `status`.
     cleanup_failures: int = 0
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # Where the probe ran from (`location = "eu-west-1"`); set once, at hand-off to the
+    # sinks, so every sink (logs, /api, history, alerts) reads the same value.
+    location: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -125,3 +132,30 @@ class Target:
         return any(
             host == h or (h.startswith("*.") and host.endswith(h[1:])) for h in self.allowed_hosts
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What a runner needs to run one attempt of one (journey, target) pair."""
+
+    journey: Journey
+    target: Target
+    run_id: str
+    attempt: int = 1
+    run_source: RunSource = RunSource.DAEMON
+    # The leased synthetic account (`safety.accounts.Account`), when the journey asks for one.
+    account: Any = None
+    # Headers added to every request of the run (the account pool's tag, say).
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with a journey file or the config, as file:line: message."""
+
+    filename: str
+    lineno: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.lineno}: {self.message}"

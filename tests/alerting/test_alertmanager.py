@@ -17,8 +17,8 @@ import pytest
 import synthmon
 from synthmon.alerting.alert import AlertName
 from synthmon.alerting.policy import AlertState
-from synthmon.demo import RunningShop
 from synthmon.model import RunResult, Status
+from synthmon_demo import RunningShop
 from tests.alerting.conftest import Alertmanager, Receiver
 from tests.conftest import set_chaos
 from tests.harness import make_settings, run_daemon, sample, scrape

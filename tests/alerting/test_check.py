@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from synthmon.cli import check
+from synthmon.cli.check import check
 from tests.harness import make_settings
 
 BAD = """

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from synthmon import Context, journey
 from synthmon.alerting.engine import AlertEngine
-from synthmon.alerting.settings import AlertingConfig
+from synthmon.config.alerting import AlertingConfig
 from synthmon.model import RunResult, Status
 from tests.alerting.conftest import Receiver
 from tests.harness import sample

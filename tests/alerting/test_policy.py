@@ -12,8 +12,9 @@ from synthmon.alerting.policy import (
     Policy,
     Transition,
     advance,
-    parse_override,
+    apply_override,
 )
+from synthmon.config.alerting import parse_override
 from synthmon.model import Severity
 
 F, P, S = Outcome.FAIL, Outcome.PASS, Outcome.SKIP
@@ -140,15 +141,17 @@ class TestInfo:
 class TestOverrides:
     def test_override_changes_only_given_keys(self) -> None:
         """An override of one key keeps the rest of the severity defaults."""
-        policy = parse_override({"consecutive": 4}, "x").apply(DEFAULTS[Severity.CRITICAL])
+        policy = apply_override(
+            DEFAULTS[Severity.CRITICAL], parse_override({"consecutive": 4}, "x")
+        )
         assert policy.consecutive == 4
         assert policy.resolve_passes == 2
         assert policy.retries == 1
 
     def test_n_of_m_override(self) -> None:
         """failures/window add an N-of-M trigger to a critical journey."""
-        policy = parse_override({"failures": 2, "window": 4}, "x").apply(
-            DEFAULTS[Severity.CRITICAL]
+        policy = apply_override(
+            DEFAULTS[Severity.CRITICAL], parse_override({"failures": 2, "window": 4}, "x")
         )
         _, trs = feed(policy, "FPPF")
         assert trs[-1] is Transition.FIRING
@@ -166,7 +169,7 @@ class TestOverrides:
     def test_never_firing_policy_is_refused(self) -> None:
         """Disabling both triggers is an error rather than a silently dead alert."""
         with pytest.raises(ValueError, match="never fire"):
-            parse_override({"consecutive": 0}, "x").apply(DEFAULTS[Severity.CRITICAL])
+            apply_override(DEFAULTS[Severity.CRITICAL], parse_override({"consecutive": 0}, "x"))
 
 
 class TestPersistence:
@@ -181,7 +184,7 @@ class TestRetryFitsInterval:
         """A 1 s critical journey gets no 5 s retry: its next run is the confirmation."""
         from synthmon import journey
         from synthmon.alerting.policybook import PolicyBook
-        from synthmon.alerting.settings import AlertingConfig
+        from synthmon.config.alerting import AlertingConfig
 
         async def f(ctx: object) -> None: ...
 

@@ -17,8 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from synthmon import Context, journey
 from synthmon.alerting.engine import AlertEngine
-from synthmon.alerting.settings import AlertingConfig
 from synthmon.cli import main as cli_main
+from synthmon.config.alerting import AlertingConfig
 from synthmon.model import RunResult, Status
 from tests.alerting.conftest import Alertmanager, Receiver
 

@@ -8,8 +8,10 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
-from synthmon.artifacts import ArtifactStore, scrub_zip
+from synthmon.runners.browser.artifacts import ArtifactStore, scrub_zip
+from synthmon.safety.scrub import Scrubber
 from synthmon.web.artifacts import artifact_routes
+from synthmon.web.auth import AccessPolicy, guard
 from synthmon.web.server import StatusServer
 
 DAY = 86400.0
@@ -118,9 +120,10 @@ class TestArtifactRoute:
         server = StatusServer(
             _NoStatus(),
             CollectorRegistry(),
+            guard=guard(AccessPolicy("127.0.0.1"), Scrubber(())),
             host="127.0.0.1",
             port=0,
-            extra_routes=artifact_routes(root),
+            extra_routes=[artifact_routes(root)],
         )
         await server.start()
         try:

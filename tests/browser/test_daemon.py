@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from synthmon.demo import RunningShop
 from synthmon.model import Kind, Status
-from synthmon.runners.browser import BrowserRunner
-from synthmon.runners.browser_pool import chromium_processes
+from synthmon.runners.browser.pool import chromium_processes
+from synthmon.runners.browser.runner import BrowserRunner
+from synthmon_demo import RunningShop
 from tests.browser.conftest import NO_SANDBOX
 from tests.conftest import set_chaos
 from tests.harness import make_settings, run_daemon, sample, scrape

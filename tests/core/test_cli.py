@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from synthmon.demo import RunningShop
+from synthmon_demo import RunningShop
 from tests.harness import write_config, write_journeys
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from synthmon import Status
-from synthmon.demo import RunningShop
+from synthmon_demo import RunningShop
 from tests.conftest import set_chaos
 from tests.harness import make_settings, run_daemon, sample, scrape
 

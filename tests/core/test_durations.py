@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synthmon.durations import format_duration, parse_duration
+from synthmon.config.durations import format_duration, parse_duration
 
 
 class TestDurations:

@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 
-from synthmon.scheduling import Schedule, Scheduler
+from synthmon.scheduling.scheduler import Schedule, Scheduler
 
 
 class Recorder:

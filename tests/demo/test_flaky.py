@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from synthmon.demo import RunningShop, ShopState, serve
+from synthmon_demo import RunningShop, ShopState, serve
 
 
 @pytest.fixture

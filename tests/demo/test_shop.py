@@ -17,7 +17,7 @@ import pyotp
 import pytest
 
 import synthmon
-from synthmon.demo import (
+from synthmon_demo import (
     CHAOS_MODES,
     DEMO_TOTP_SECRET,
     DemoUser,
@@ -474,13 +474,13 @@ def free_port() -> int:
 class TestMain:
     @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
     async def test_serves_until_signal_then_exits_0(self, signum: signal.Signals) -> None:
-        """`python -m synthmon.demo --port N` prints its URL, serves, and exits 0 on a signal."""
+        """`python -m synthmon_demo --port N` prints its URL, serves, and exits 0 on a signal."""
         port = free_port()
         pythonpath = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "synthmon.demo",
+            "synthmon_demo",
             "--port",
             str(port),
             stdout=asyncio.subprocess.PIPE,

@@ -21,10 +21,10 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 import synthmon
-from synthmon.config import ServerConfig
-from synthmon.demo import DEMO_TOTP_SECRET, RunningShop
-from synthmon.healthcheck import healthz_url
-from synthmon.healthcheck import main as healthcheck_main
+from synthmon.cli import main as cli_main
+from synthmon.cli.healthcheck import healthz_url
+from synthmon.config.settings import ServerConfig
+from synthmon_demo import DEMO_TOTP_SECRET, RunningShop
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = Path(synthmon.__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ class TestDockerfile:
     def test_healthcheck_probes_healthz(self) -> None:
         """HEALTHCHECK runs synthmon's own /healthz probe with the image's config."""
         cmd = healthcheck_command()
-        assert cmd[:3] == ["python", "-m", "synthmon.healthcheck"]
+        assert cmd[:2] == ["synthmon", "healthcheck"]
         assert image_command()[image_command().index("--config") + 1] in cmd
 
     def test_stopsignal_and_volumes(self) -> None:
@@ -171,7 +171,7 @@ class TestHealthcheck:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         monkeypatch.setenv("SYNTHMON_SERVER__LISTEN", f"127.0.0.1:{port}")
-        assert healthcheck_main(["--timeout", "1"]) == 1
+        assert cli_main(["healthcheck", "--timeout", "1"]) == 1
         assert f"127.0.0.1:{port}/healthz" in capsys.readouterr().err
 
 

@@ -46,14 +46,20 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 class TestWheel:
     def test_contains_package_and_entry_point(self, wheel: Path) -> None:
-        """The wheel ships synthmon (with the demo shop) and a `synthmon` console script."""
+        """The wheel ships synthmon, the demo shop beside it and a `synthmon` console script."""
         with zipfile.ZipFile(wheel) as z:
             names = set(z.namelist())
             dist_info = next(n.split("/")[0] for n in names if ".dist-info/" in n)
             entry_points = z.read(f"{dist_info}/entry_points.txt").decode()
             metadata = z.read(f"{dist_info}/METADATA").decode()
-        for module in ("__init__.py", "cli.py", "daemon.py", "sharding.py", "demo/shop.py"):
-            assert f"synthmon/{module}" in names
+        for module in (
+            "synthmon/__init__.py",
+            "synthmon/cli/__init__.py",
+            "synthmon/daemon.py",
+            "synthmon/scheduling/sharding.py",
+            "synthmon_demo/shop.py",
+        ):
+            assert module in names
         assert "synthmon = synthmon.cli:main" in entry_points
         assert f"\nVersion: {__version__}\n" in metadata
         assert not any(n.startswith("tests/") for n in names)

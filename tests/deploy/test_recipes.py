@@ -17,9 +17,9 @@ import yaml
 from dockerfile_parse import DockerfileParser
 from prometheus_client import CollectorRegistry
 
-from synthmon.config import Settings, load_settings
-from synthmon.secrets import unresolved_secrets_allowed
-from synthmon.sharding import parse_shard
+from synthmon.config.secrets import unresolved_secrets_allowed
+from synthmon.config.settings import Settings, load_settings
+from synthmon.scheduling.sharding import parse_shard
 from synthmon.sinks.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from synthmon.demo import DEMO_TOTP_SECRET
+from synthmon_demo import DEMO_TOTP_SECRET
 
-# The demo shop's accounts (synthmon.demo.state.default_users), passed as env secrets.
+# The demo shop's accounts (synthmon_demo.state.default_users), passed as env secrets.
 SECRETS = {
     "T_SHOPPER1_PASSWORD": "shopper1-pass",
     "T_SHOPPER2_PASSWORD": "shopper2-pass",

@@ -8,10 +8,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from synthmon.accounts import Account, AccountPools
-from synthmon.demo import RunningShop
 from synthmon.errors import NoAccountError
 from synthmon.model import Status
+from synthmon.safety.accounts import Account, AccountPools
+from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon, sample, scrape
 
 from .conftest import ACCOUNTS_TOML
@@ -264,7 +264,7 @@ class TestCheckCommand:
         """config.example.toml + journeys/ pass `check` without the secrets (CI has none),
         with a warning naming each field and variable; `run` would refuse to start."""
         from synthmon.cli import main
-        from synthmon.config import load_settings
+        from synthmon.config.settings import load_settings
         from synthmon.errors import ConfigError
 
         root = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
-from synthmon.demo import RunningShop
-from synthmon.scrub import Scrubber
+from synthmon.safety.scrub import Scrubber
+from synthmon_demo import RunningShop
 
 CHROMIUM = "/usr/bin/chromium"
 # Keep Chromium off the network; --no-sandbox only because tests run as root here.

@@ -12,12 +12,12 @@ import pytest
 from pydantic import SecretStr
 
 from synthmon.cli import main
-from synthmon.config import Settings, load_settings
-from synthmon.controls import PauseControls
+from synthmon.config.settings import Settings, load_settings
 from synthmon.daemon import Daemon
-from synthmon.demo import RunningShop
 from synthmon.errors import ConfigError
-from synthmon.web.control import AccessPolicy
+from synthmon.safety.pauses import PauseControls
+from synthmon.web.auth import AccessPolicy
+from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon, sample, scrape
 
 JOURNEYS = {
@@ -79,8 +79,8 @@ class TestKillSwitch:
             text = await scrape(daemon)
             assert sample(text, "synthmon_journey_paused", journey="home") == 1
             assert sample(text, "synthmon_journey_paused", journey="other") == 0
-            assert daemon.is_paused("home", "demo")
-            assert not daemon.is_paused("other", "demo")
+            assert daemon.safety.is_paused(daemon.journeys["home"], "demo")
+            assert not daemon.safety.is_paused(daemon.journeys["other"], "demo")
 
     async def test_pause_survives_restart_and_resume_too(
         self, tmp_path: Path, shop: RunningShop
@@ -210,7 +210,7 @@ class TestAccessControl:
                 ],
             )
             assert code == 0
-            assert daemon.is_paused("other", "demo")
+            assert daemon.safety.is_paused(daemon.journeys["other"], "demo")
 
     async def test_metrics_basic_auth(self, token_settings: Settings) -> None:
         """/metrics needs the configured basic credentials; reading /api does not."""

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from synthmon.demo import RunningShop
 from synthmon.model import RunSource, Status
+from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon, sample, scrape
 
 from .conftest import ACCOUNTS_TOML
@@ -219,7 +219,7 @@ async def burst{i}(ctx):
 class TestPacer:
     async def test_concurrent_callers_are_spaced_by_one_over_rate(self) -> None:
         """Ten simultaneous requests at 5/s are let through 0.2 s apart."""
-        from synthmon.ratelimit import Pacer
+        from synthmon.safety.ratelimit import Pacer
 
         now = [100.0]
 
@@ -240,7 +240,7 @@ class TestPacer:
     async def test_no_burst_after_a_stall(self) -> None:
         """When the process stalls while requests wait, they still leave one interval
         apart afterwards instead of all at once."""
-        from synthmon.ratelimit import Pacer
+        from synthmon.safety.ratelimit import Pacer
 
         now = [0.0]
         stalls = [3.0]  # the first wake-up comes 3 s late (a blocked event loop)
@@ -263,7 +263,7 @@ class TestPacer:
     def test_rate_limits_only_for_limited_targets(self) -> None:
         """Targets without max_requests_per_second get no pacer (no added latency)."""
         from synthmon.model import Target
-        from synthmon.ratelimit import RateLimits
+        from synthmon.safety.ratelimit import RateLimits
 
         limits = RateLimits(
             [
@@ -284,7 +284,7 @@ class TestBrowserPacing:
         from playwright.async_api import async_playwright
 
         from synthmon.model import Target
-        from synthmon.ratelimit import Pacer, pace_browser
+        from synthmon.safety.ratelimit import Pacer, pace_browser
 
         from .test_artifacts import CHROMIUM, CHROMIUM_ARGS
 

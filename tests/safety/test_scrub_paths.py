@@ -6,11 +6,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from synthmon.config import load_settings
-from synthmon.demo import RunningShop
-from synthmon.logsetup import configure_logging
+from synthmon.config.settings import load_settings
 from synthmon.model import Status
-from synthmon.safety import scrubber_for
+from synthmon.runtime.logs import configure_logging
+from synthmon.safety.facade import scrubber_for
+from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon
 
 from .conftest import ACCOUNTS_TOML

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import structlog
 
-from synthmon.config import load_settings
+from synthmon.config.settings import load_settings
 from synthmon.errors import ConfigError
-from synthmon.logsetup import configure_logging
 from synthmon.model import RunResult, Status, StepResult
-from synthmon.safety import scrubber_for
-from synthmon.scrub import Scrubber
+from synthmon.runtime.logs import configure_logging
+from synthmon.safety.facade import scrubber_for
+from synthmon.safety.scrub import Scrubber
 from tests.harness import write_config
 
 from .conftest import ACCOUNTS_TOML

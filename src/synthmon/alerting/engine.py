@@ -45,11 +45,11 @@ from synthmon.alerting.policy import (
 )
 from synthmon.alerting.policybook import PolicyBook
 from synthmon.alerting.scrub import scrub
-from synthmon.alerting.settings import AlertingConfig
 from synthmon.alerting.silences import Silences
 from synthmon.alerting.store import AlertStore
 from synthmon.alerting.tracked import Tracked
-from synthmon.durations import format_duration
+from synthmon.config.alerting import AlertingConfig
+from synthmon.config.durations import format_duration
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult, Severity
 

@@ -40,12 +40,6 @@ class AlertMetrics:
             ("journey", "target", *loc),
             registry=registry,
         )
-        self.retries = Counter(
-            "synthmon_journey_retries",
-            "Failed attempts that were retried before the run counted (retry-before-counting).",
-            ("journey", "target", *loc),
-            registry=registry,
-        )
         self._notifiers: set[str] = set()
 
     def init_notifier(self, notifier: str) -> None:
@@ -71,10 +65,6 @@ class AlertMetrics:
         for metric, labels in (
             (self.state, (alertname, journey, target, *self._loc)),
             (self.degraded, (journey, target, *self._loc)),
-            (self.retries, (journey, target, *self._loc)),
         ):
             with contextlib.suppress(KeyError):
                 metric.remove(*labels)
-
-    def retried(self, journey: str, target: str) -> None:
-        self.retries.labels(journey, target, *self._loc).inc()

@@ -18,18 +18,9 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
-
-from synthmon.durations import parse_duration
+from synthmon.config.alerting import PolicyOverride
 from synthmon.model import Severity
 
 
@@ -92,54 +83,15 @@ DEFAULTS: Mapping[Severity, Policy] = {
 INTERNAL_ERROR_POLICY = Policy(consecutive=3, failures=3, window=5, resolve_passes=2)
 
 
-class PolicyOverride(BaseModel):
-    """The keys accepted in `@journey(alert={...})`, `[alerting.severity.<sev>]` and
-    `[alerting.journeys.<name>]`. Unset keys keep the value from the level below."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    consecutive: int | None = Field(default=None, ge=0)
-    failures: int | None = Field(default=None, ge=0)
-    window: int | None = Field(default=None, ge=0)
-    resolve_passes: int | None = Field(default=None, ge=1)
-    notify: bool | None = None
-    retries: int | None = Field(default=None, ge=0, le=3)
-    rechecks: int | None = Field(default=None, ge=0, le=5)
-    retry_delay: Annotated[float, BeforeValidator(parse_duration)] | None = Field(
-        default=None, ge=0
-    )
-    alert_on_degraded: bool | None = None
-
-    @model_validator(mode="after")
-    def _window_holds_failures(self) -> PolicyOverride:
-        if self.failures and self.window is not None and self.window < self.failures:
-            raise ValueError(f"window ({self.window}) must be >= failures ({self.failures})")
-        return self
-
-    def apply(self, base: Policy) -> Policy:
-        changes = {k: v for k, v in self.model_dump().items() if v is not None}
-        new = dataclasses.replace(base, **changes)
-        if new.failures and new.window < new.failures:
-            raise ValueError(f"window ({new.window}) must be >= failures ({new.failures})")
-        if not new.consecutive and not new.failures:
-            raise ValueError("consecutive and failures are both 0: the alert could never fire")
-        return new
-
-
-def parse_override(data: Mapping[str, Any], where: str) -> PolicyOverride:
-    """Validate override keys; ValueError names `where` and each bad key."""
-    try:
-        return PolicyOverride.model_validate(dict(data))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
-            for e in exc.errors()
-        )
-        raise ValueError(
-            f"{where}: invalid alert policy ({problems}); valid keys: "
-            f"{', '.join(PolicyOverride.model_fields)}"
-        ) from None
+def apply_override(base: Policy, override: PolicyOverride) -> Policy:
+    """`base` with the keys `override` sets; ValueError when the result could never fire."""
+    changes = {k: v for k, v in override.model_dump().items() if v is not None}
+    new = dataclasses.replace(base, **changes)
+    if new.failures and new.window < new.failures:
+        raise ValueError(f"window ({new.window}) must be >= failures ({new.failures})")
+    if not new.consecutive and not new.failures:
+        raise ValueError("consecutive and failures are both 0: the alert could never fire")
+    return new
 
 
 @dataclass(frozen=True, slots=True)

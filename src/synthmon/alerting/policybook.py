@@ -4,12 +4,12 @@ then `@journey(alert=...)`, then `[alerting.journeys.X]` (last one wins)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 
-from synthmon.alerting.policy import DEFAULTS, Policy, parse_override
-from synthmon.alerting.settings import AlertingConfig
+from synthmon.alerting.policy import DEFAULTS, Policy, apply_override
+from synthmon.config.alerting import AlertingConfig, PolicyOverride, parse_override
 from synthmon.journeys.dsl import Journey
 
 log = structlog.get_logger("synthmon.alerting")
@@ -32,7 +32,7 @@ class PolicyBook:
         policy = DEFAULTS[journey.severity]
         sev = self._config.severity.get(journey.severity.value)
         if sev is not None:
-            policy = self._apply(policy, sev.apply, f"[alerting.severity.{journey.severity}]")
+            policy = self._apply(policy, sev, f"[alerting.severity.{journey.severity}]")
         if journey.alert:
             where = f"{journey.where}: journey {journey.name!r}: alert="
             try:
@@ -40,10 +40,10 @@ class PolicyBook:
             except ValueError as exc:
                 log.error("alert_policy_invalid", journey=journey.name, error=str(exc))
             else:
-                policy = self._apply(policy, override.apply, where)
+                policy = self._apply(policy, override, where)
         cfg = self._config.journeys.get(journey.name)
         if cfg is not None:
-            policy = self._apply(policy, cfg.apply, f"[alerting.journeys.{journey.name}]")
+            policy = self._apply(policy, cfg, f"[alerting.journeys.{journey.name}]")
         # A retry that cannot finish before the next scheduled run would only make that
         # run skip: then the next run is the confirmation.
         interval = journey.interval
@@ -53,9 +53,9 @@ class PolicyBook:
         return policy
 
     @staticmethod
-    def _apply(policy: Policy, apply: Callable[[Policy], Policy], where: str) -> Policy:
+    def _apply(policy: Policy, override: PolicyOverride, where: str) -> Policy:
         try:
-            return apply(policy)
+            return apply_override(policy, override)
         except ValueError as exc:
             log.error("alert_policy_invalid", where=where, error=f"{where}: {exc}")
             return policy
@@ -73,8 +73,8 @@ def policy_problems(journeys: Sequence[Journey], config: AlertingConfig) -> list
         sev = config.severity.get(j.severity.value)
         try:
             if sev is not None:
-                base = sev.apply(base)
-            parse_override(j.alert, where).apply(base)
+                base = apply_override(base, sev)
+            apply_override(base, parse_override(j.alert, where))
         except ValueError as exc:
             message = str(exc)
             problems.append(message if message.startswith(where) else f"{where} {message}")

@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from apscheduler.triggers.cron import CronTrigger
-
-from synthmon.alerting.settings import MaintenanceWindow
 from synthmon.alerting.store import AlertStore
+from synthmon.config.alerting import MaintenanceWindow
+from synthmon.config.cron import next_fire
 
 MATCHER_KEYS = ("journey", "target", "tag")
 
@@ -23,9 +22,8 @@ def window_active(window: MaintenanceWindow, now: float) -> bool:
     if window.cron is not None:
         assert window.duration is not None
         # Active when the cron fired within the last `duration`.
-        trigger = CronTrigger.from_crontab(window.cron, timezone=UTC)
         since = at - timedelta(seconds=window.duration)
-        fire = trigger.get_next_fire_time(None, since)
+        fire = next_fire(window.cron, since)
         return fire is not None and since <= fire <= at
     assert window.start is not None
     assert window.end is not None

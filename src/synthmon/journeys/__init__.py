@@ -2,6 +2,6 @@
 
 from synthmon.journeys.context import Context
 from synthmon.journeys.dsl import Journey, journey
-from synthmon.journeys.loader import LoadReport, Problem, load_journeys
+from synthmon.journeys.loader import LoadReport, load_journeys
 
-__all__ = ["Context", "Journey", "LoadReport", "Problem", "journey", "load_journeys"]
+__all__ = ["Context", "Journey", "LoadReport", "journey", "load_journeys"]

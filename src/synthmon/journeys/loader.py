@@ -14,18 +14,7 @@ from pathlib import Path
 
 from synthmon.errors import JourneyDefinitionError
 from synthmon.journeys.dsl import Journey
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with the journeys folder, as `file:line: message`."""
-
-    filename: str
-    lineno: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.filename}:{self.lineno}: {self.message}"
+from synthmon.model import Problem
 
 
 @dataclass(slots=True)

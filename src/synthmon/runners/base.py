@@ -1,5 +1,8 @@
 """What every runner shares: the Runner protocol, run ids, error classification and
-`execute()`, which runs a journey under its hard timeout and builds the RunResult."""
+`execute()`, which runs a journey under its hard timeout and builds the RunResult.
+
+Nothing here imports Playwright: HTTP-only deployments never load it. The browser's
+own error classification lives in `runners.browser.classify` and falls back to this."""
 
 from __future__ import annotations
 
@@ -8,15 +11,14 @@ import linecache
 import os
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
 import structlog
-from playwright.async_api import Error as PlaywrightError
 
 from synthmon.errors import HostNotAllowedError, InfrastructureError, StepFailedError
-from synthmon.model import RunResult, RunSource, Status, Target
+from synthmon.model import RunRequest, RunResult, Status, Target
 
 if TYPE_CHECKING:
     from synthmon.journeys.context import Context
@@ -32,17 +34,7 @@ class Runner(Protocol):
     """Turns one (journey, target) into one RunResult. Never raises for the journey's
     sake: every outcome, including timeouts and crashes, is a RunResult."""
 
-    async def run(
-        self,
-        journey: Journey,
-        target: Target,
-        *,
-        run_id: str,
-        attempt: int = 1,
-        run_source: RunSource = RunSource.DAEMON,
-        account: object = None,
-        extra_headers: Sequence[tuple[str, str]] = (),
-    ) -> RunResult: ...
+    async def run(self, request: RunRequest) -> RunResult: ...
 
 
 def new_run_id() -> str:
@@ -73,38 +65,14 @@ def classify(exc: BaseException) -> tuple[Status, str | None]:
     if isinstance(exc, httpx.TransportError):
         # Connection refused/reset, DNS, TLS: customers cannot reach the target.
         return Status.FAILURE, None
-    if isinstance(exc, PlaywrightError):
-        # A Playwright TimeoutError (an element or URL that never showed up within the
-        # action's timeout) and net::ERR_* navigation errors are what a customer would
-        # see as a broken page: failures. The run's own deadline is "timeout" (above).
-        # A closed page/browser is our problem; the browser runner upgrades it to
-        # browser_crash when Chromium really died.
-        if _closed_target(exc):
-            return Status.ERROR, None
-        return Status.FAILURE, None
     return Status.ERROR, None
-
-
-def _closed_target(exc: PlaywrightError) -> bool:
-    msg = exc.message if isinstance(exc.message, str) else str(exc)
-    return type(exc).__name__ == "TargetClosedError" or "has been closed" in msg
-
-
-def _playwright_message(exc: PlaywrightError) -> str:
-    """First line of a Playwright error plus the first line of its call log, which
-    names the selector or URL it waited for ("waiting for locator('#email')")."""
-    text = exc.message if isinstance(exc.message, str) else str(exc)
-    head, _, call_log = text.partition("Call log:")
-    first = head.strip().splitlines()[0] if head.strip() else type(exc).__name__
-    entries = [line.strip(" -\t") for line in call_log.strip().splitlines() if line.strip()]
-    return f"{first} ({entries[0]})" if entries and entries[0] not in first else first
 
 
 def describe(exc: BaseException, journey_file: str | None = None) -> tuple[str, str]:
     """(type name, message) for people: includes the URL of a failed request and,
     for a bare assert, the journey source line that failed."""
     etype = type(exc).__name__
-    msg = _playwright_message(exc) if isinstance(exc, PlaywrightError) else str(exc).strip()
+    msg = str(exc).strip()
     if isinstance(exc, httpx.HTTPStatusError) and msg:
         # httpx appends "For more information check: <MDN link>": noise in an alert.
         msg = msg.splitlines()[0]
@@ -116,13 +84,15 @@ def describe(exc: BaseException, journey_file: str | None = None) -> tuple[str, 
                 msg = f"{msg or etype} ({where})"
         except RuntimeError:
             pass
-    if journey_file and isinstance(
-        exc, AssertionError | StepFailedError | httpx.HTTPError | PlaywrightError
-    ):
-        loc = _journey_line(exc, journey_file)
-        if loc:
-            msg = f"{msg or 'assertion failed'} at {loc}"
+    if journey_file and isinstance(exc, AssertionError | StepFailedError | httpx.HTTPError):
+        msg = at_journey_line(msg or "assertion failed", exc, journey_file)
     return etype, msg or etype
+
+
+def at_journey_line(msg: str, exc: BaseException, journey_file: str) -> str:
+    """`msg` followed by the journey source line the exception passed through last."""
+    loc = _journey_line(exc, journey_file)
+    return f"{msg} at {loc}" if loc else msg
 
 
 def _journey_line(exc: BaseException, journey_file: str) -> str | None:

@@ -14,12 +14,12 @@ import httpx
 
 from synthmon.errors import HostNotAllowedError
 from synthmon.journeys.context import Context
-from synthmon.model import RunResult, RunSource, Target
-from synthmon.ratelimit import RateLimits
+from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
+from synthmon.safety.ratelimit import RateLimits
 
 if TYPE_CHECKING:
-    from synthmon.journeys.dsl import Journey
+    pass
 
 TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
 
@@ -137,17 +137,8 @@ class HttpRunner:
 
         return make
 
-    async def run(
-        self,
-        journey: Journey,
-        target: Target,
-        *,
-        run_id: str,
-        attempt: int = 1,
-        run_source: RunSource = RunSource.DAEMON,
-        account: object = None,
-        extra_headers: Sequence[tuple[str, str]] = (),
-    ) -> RunResult:
+    async def run(self, request: RunRequest) -> RunResult:
+        journey, target, run_id = request.journey, request.target, request.run_id
         last: list[str] = []
 
         def seen(request: httpx.Request, response: httpx.Response) -> None:
@@ -171,18 +162,18 @@ class HttpRunner:
                 target,
                 trace_id=run_id,
                 timeout=journey.timeout,
-                extra_headers=extra_headers,
+                extra_headers=request.extra_headers,
                 on_response=seen,
             ),
-            account=account,
-            run_source=run_source,
+            account=request.account,
+            run_source=request.run_source,
             clock=self._clock,
         )
         started_at = time.time()
         cleanup_failures = 0
         try:
             result = await execute(
-                journey, ctx, started_at=started_at, attempt=attempt, clock=self._clock
+                journey, ctx, started_at=started_at, attempt=request.attempt, clock=self._clock
             )
         finally:
             try:

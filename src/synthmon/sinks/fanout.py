@@ -29,11 +29,8 @@ class Fanout:
         timeout: float = 5.0,
         max_queue: int = 10_000,
         on_problem: Callable[[str, str], None] | None = None,
-        stamp: Callable[[RunResult], RunResult] | None = None,
     ) -> None:
         self._sinks = list(sinks)
-        # Adds what every sink should see on every result (the location, say).
-        self._stamp = stamp
         self._timeout = timeout
         self._queues: dict[str, asyncio.Queue[RunResult]] = {
             name: asyncio.Queue(max_queue) for name, _ in self._sinks
@@ -50,8 +47,6 @@ class Fanout:
 
     def emit(self, result: RunResult) -> None:
         """Queue `result` for every sink. Never blocks, never raises."""
-        if self._stamp is not None:
-            result = self._stamp(result)
         for name, queue in self._queues.items():
             try:
                 queue.put_nowait(result)

@@ -48,7 +48,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
     return {
         "run_id": result.run_id,
         "trace_id": result.trace_id,
-        "location": result.extra.get("location"),
+        "location": result.location,
         "status": result.status.value,
         "started_at": result.started_at,
         "duration_seconds": round(result.duration, 6),

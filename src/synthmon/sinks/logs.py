@@ -26,8 +26,8 @@ class LogSink:
             "duration_ms": round(result.duration * 1000, 1),
             "attempt": result.attempt,
         }
-        if "location" in result.extra:
-            fields["location"] = result.extra["location"]
+        if result.location is not None:
+            fields["location"] = result.location
         if result.status is not Status.SUCCESS:
             fields.update(
                 failed_step=result.failed_step,

@@ -85,6 +85,12 @@ class Metrics:
             "synthmon_journey_consecutive_failures",
             "Failed runs (failure/timeout/journey error) since the last pass.",
         )
+        self.retries = Counter(
+            "synthmon_journey_retries",
+            "Failed attempts that were retried before the run counted (retry-before-counting).",
+            pair,
+            registry=registry,
+        )
         self.skipped = Counter(
             "synthmon_journey_skipped_runs",
             "Scheduled runs that did not run, by reason (overlap|missed|coalesced|concurrency).",
@@ -176,6 +182,7 @@ class Metrics:
         self._children.pop(key, None)
         labels = (*key, *self._loc)
         for metric in (
+            self.retries,
             self.duration,
             self.last_run,
             self.last_success,
@@ -232,7 +239,9 @@ class Metrics:
             c = self._children[key] = self._make_children(key)
         passed = result.status is Status.SUCCESS
         finished = result.started_at + result.duration
-        if not result.retried:
+        if result.retried:
+            c.retries.inc()
+        else:
             # An attempt a retry follows is not the run's outcome yet: flipping the
             # gauge for 5 s would page anyone alerting on success == 0 for a blip.
             c.success.set(1 if passed else 0)
@@ -272,6 +281,7 @@ class Metrics:
             last_run=self.last_run.labels(*labels),
             last_success=self.last_success.labels(*labels),
             consecutive_failures=self.consecutive_failures.labels(*labels),
+            retries=self.retries.labels(*labels),
         )
 
 
@@ -283,6 +293,7 @@ class _PairChildren:
     last_run: Any
     last_success: Any
     consecutive_failures: Any
+    retries: Any
 
 
 class MetricsSink:

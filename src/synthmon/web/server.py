@@ -6,10 +6,11 @@ handlers of its own (the daemon owns signals).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
@@ -27,15 +28,18 @@ class StatusServer:
         source: StatusSource,
         registry: CollectorRegistry,
         *,
+        guard: Middleware,
         host: str = "127.0.0.1",
         port: int = 9321,
-        extra_routes: Callable[[web.Application], None] | None = None,
+        extra_routes: Sequence[Callable[[web.Application], None]] = (),
     ) -> None:
         self._source = source
         self._registry = registry
         self._host = host
         self._port = port
-        self.app = web.Application()
+        # Access control and response scrubbing (`web.auth.guard`): required, so no
+        # server can be built that forgets them.
+        self.app = web.Application(middlewares=[guard])
         self.app.router.add_get("/", self._index)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
@@ -44,8 +48,8 @@ class StatusServer:
         self.app.router.add_get("/api/journeys/{name}", self._journey)
         # Alert links point here; until the status page exists it shows the API's view.
         self.app.router.add_get("/journeys/{name}", self._journey_page)
-        if extra_routes is not None:
-            extra_routes(self.app)
+        for install in extra_routes:
+            install(self.app)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 

@@ -1,0 +1,31 @@
+"""`synthmon run`: the monitoring daemon in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from synthmon.config.settings import Settings
+from synthmon.errors import ConfigError
+
+EXIT_OK, EXIT_CONFIG = 0, 2
+
+
+def run(settings: Settings) -> int:
+    from synthmon.daemon import Daemon
+    from synthmon.runtime.logs import configure_logging
+    from synthmon.safety.facade import scrubber_for
+
+    configure_logging(
+        level=settings.logging.level,
+        fmt=settings.logging.format,
+        extra_processors=[scrubber_for(settings).processor],
+        static={"location": settings.location} if settings.location else None,
+    )
+    try:
+        asyncio.run(Daemon(settings).run_forever())
+    except ConfigError as exc:
+        # Found only when starting (an unwritable data_dir, say): same as bad config.
+        print(f"synthmon: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_OK

@@ -1,0 +1,227 @@
+"""One run end to end, between the scheduler and the sinks.
+
+For each scheduled (journey, target) slot the `Executor`:
+
+1. takes a run slot (the global and the target's concurrency limits), bounded by the
+   journey's timeout;
+2. leases a synthetic account when the journey asks for one (`safety`);
+3. hands one `RunRequest` to the journey kind's runner;
+4. scrubs secrets out of the result, stamps the location, and hands it to the
+   fan-out (`emit`);
+5. applies the journey's `RetryPolicy`: a target failure is re-run after the delay up
+   to `retries` times (the attempts before the last are emitted with retried=True, so
+   they are recorded but not counted), and a failed final run is re-checked up to
+   `rechecks` times instead of waiting for the next scheduled run.
+
+Runs cancelled by shutdown are still emitted, as error reason "shutdown".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from synthmon.errors import NoAccountError
+from synthmon.journeys.dsl import Journey
+from synthmon.model import Kind, RunRequest, RunResult, RunSource, Target
+from synthmon.runners.base import Runner, error_result, new_run_id
+from synthmon.safety.facade import Safety
+
+log = structlog.get_logger("synthmon.execution")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard the executor tries before a run's outcome counts."""
+
+    retries: int = 0
+    rechecks: int = 0
+    delay: float = 5.0
+
+
+class ExecutionEvents(Protocol):
+    """What the executor reports (the daemon's metrics)."""
+
+    def skipped_run(self, journey: str, target: str, reason: str, n: int = 1) -> None: ...
+
+    def set_in_flight(self, n: int) -> None: ...
+
+
+def pair_key(journey: str, target: str) -> str:
+    return f"{journey}@{target}"
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        runners: Mapping[Kind, Runner],
+        safety: Safety,
+        emit: Callable[[RunResult], None],
+        retry_policy: Callable[[Journey], RetryPolicy],
+        events: ExecutionEvents,
+        targets: Mapping[str, Target],
+        max_concurrency: int,
+        run_source: RunSource = RunSource.DAEMON,
+        location: str | None = None,
+    ) -> None:
+        self.runners = runners
+        self._safety = safety
+        self._emit = emit
+        self._retry_policy = retry_policy
+        self._events = events
+        self._targets = targets
+        self._max_concurrency = max_concurrency
+        self._run_source = run_source
+        self._location = location
+        self._global_slots = asyncio.Semaphore(max_concurrency)
+        self._target_slots: dict[str, asyncio.Semaphore] = {}
+        self.in_flight: set[asyncio.Task[Any]] = set()
+
+    async def run_pair(self, journey: Journey, target: Target, *, attempt: int = 1) -> RunResult:
+        """Run one journey against one target now, with its retries and re-checks, and
+        hand each attempt to the sinks. Returns the last attempt's result."""
+        policy = self._retry_policy(journey)
+        task = asyncio.current_task()
+        assert task is not None
+        task.set_name(f"synthmon-run:{pair_key(journey.name, target.name)}")
+        # In flight across retries too, so shutdown waits for (or cancels) the retry.
+        self.in_flight.add(task)
+        self._events.set_in_flight(len(self.in_flight))
+        rechecks = policy.rechecks
+        try:
+            while True:
+                may_retry = attempt <= policy.retries
+                result = await self._attempt(journey, target, attempt=attempt, may_retry=may_retry)
+                if result.retried:
+                    attempt += 1
+                elif result.status.is_target_failure and rechecks > 0:
+                    rechecks -= 1
+                    attempt = 1
+                else:
+                    return result
+                await asyncio.sleep(policy.delay)
+        finally:
+            self.in_flight.discard(task)
+            self._events.set_in_flight(len(self.in_flight))
+
+    async def drain(self, grace: float) -> None:
+        """Let in-flight runs finish within `grace` seconds; cancel the rest (they are
+        recorded as error reason "shutdown")."""
+        if not self.in_flight:
+            return
+        _, pending = await asyncio.wait(set(self.in_flight), timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+
+    def _hand_off(self, result: RunResult) -> RunResult:
+        """Scrub, stamp and emit `result`; returns what the sinks got."""
+        # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
+        result = self._safety.scrub.result(result)
+        if self._location is not None:
+            result = dataclasses.replace(result, location=self._location)
+        self._emit(result)
+        return result
+
+    async def _attempt(
+        self, journey: Journey, target: Target, *, attempt: int, may_retry: bool
+    ) -> RunResult:
+        run_id = new_run_id()
+        started = time.time()
+        try:
+            result = await self._limited_run(journey, target, run_id=run_id, attempt=attempt)
+        except asyncio.CancelledError:
+            # Shutdown cut it short: still record that the run happened.
+            self._hand_off(
+                error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    "shutdown",
+                    "run cancelled by daemon shutdown",
+                    attempt,
+                )
+            )
+            raise
+        if may_retry and result.status.is_target_failure:
+            result = dataclasses.replace(result, retried=True)
+        return self._hand_off(result)
+
+    async def _limited_run(
+        self, journey: Journey, target: Target, *, run_id: str, attempt: int
+    ) -> RunResult:
+        target_slots = self._target_slots.get(target.name)
+        if target_slots is None:
+            target_slots = self._target_slots[target.name] = asyncio.Semaphore(
+                target.max_concurrency
+            )
+        started = time.time()
+        acquired: list[asyncio.Semaphore] = []
+        try:
+            try:
+                async with asyncio.timeout(journey.timeout):
+                    for sem in (self._global_slots, target_slots):
+                        await sem.acquire()
+                        acquired.append(sem)
+            except TimeoutError:
+                self._events.skipped_run(journey.name, target.name, "concurrency")
+                return error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    "concurrency_limit",
+                    f"no run slot free within {journey.timeout:g}s (global max_concurrency="
+                    f"{self._max_concurrency}, target max_concurrency="
+                    f"{target.max_concurrency}); raise the limits or spread the journeys",
+                    attempt,
+                )
+            runner = self.runners.get(journey.kind)
+            if runner is None:
+                return error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    f"{journey.kind.value}_unsupported",
+                    f"no runner for kind={journey.kind.value!r} journeys in this daemon",
+                    attempt,
+                )
+            try:
+                async with self._safety.lease(journey, target) as (account, headers):
+                    return await runner.run(
+                        RunRequest(
+                            journey=journey,
+                            target=target,
+                            run_id=run_id,
+                            attempt=attempt,
+                            run_source=self._run_source,
+                            account=account,
+                            extra_headers=headers,
+                        )
+                    )
+            except NoAccountError as exc:
+                return error_result(journey, target, run_id, started, exc.reason, str(exc), attempt)
+            except Exception as exc:
+                log.exception("runner_failed", journey=journey.name, target=target.name)
+                return error_result(
+                    journey,
+                    target,
+                    run_id,
+                    started,
+                    "internal",
+                    f"synthmon failed to run the journey: {type(exc).__name__}: {exc}",
+                    attempt,
+                )
+        finally:
+            for sem in acquired:
+                sem.release()

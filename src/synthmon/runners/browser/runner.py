@@ -1,0 +1,431 @@
+"""The browser runner: `kind="browser"` journeys in a fresh BrowserContext per run on
+the pool's long-lived Chromium.
+
+Per run: lease a slot → new context (base_url = the target's, own cookies and cache)
+with request routing (tagging, allowed hosts) and tracing → the journey under its
+hard timeout (`execute`) → failure artifacts → context closed in `finally`, whatever
+happened. See docs/browser.md for the decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import httpx
+import structlog
+from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Error as PlaywrightError
+
+from synthmon._version import __version__
+from synthmon.errors import (
+    BrowserCrashError,
+    HostNotAllowedError,
+    InfrastructureError,
+)
+from synthmon.model import RunRequest, RunResult, Status, Target
+from synthmon.runners.base import error_result, execute, run_cleanups
+from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
+from synthmon.runners.browser.classify import classify, describe
+from synthmon.runners.browser.page import BrowserJourneyContext, RunState
+from synthmon.runners.browser.pool import BrowserPool, PoolEvents, PoolOptions
+
+if TYPE_CHECKING:
+    from synthmon.config.settings import Settings
+    from synthmon.journeys.dsl import Journey
+
+log = structlog.get_logger("synthmon.browser")
+
+ArtifactPolicy = Literal["failure", "always", "never"]
+
+# Capturing artifacts of a hung page must not hang the runner in turn.
+SCREENSHOT_TIMEOUT = 5.0
+CAPTURE_TIMEOUT = 10.0
+CLOSE_TIMEOUT = 10.0
+
+
+class HttpClientFactory(Protocol):
+    """`HttpRunner.client_factory`: gives browser journeys `ctx.http` too."""
+
+    def __call__(
+        self,
+        target: Target,
+        *,
+        trace_id: str,
+        timeout: float,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> Callable[[], httpx.AsyncClient]: ...
+
+
+class BrowserRunner:
+    """Runs `kind="browser"` journeys. Never raises for the journey's sake."""
+
+    def __init__(
+        self,
+        pool: BrowserPool,
+        *,
+        store: ArtifactStore | None = None,
+        artifacts_on: ArtifactPolicy = "failure",
+        tag_headers: Sequence[tuple[str, str]] = (),
+        ua_suffix: str = "",
+        http_factory: HttpClientFactory | None = None,
+        scrub: Scrubber = no_scrub,
+        viewport: tuple[int, int] = (1280, 800),
+        locale: str = "en-US",
+        timezone: str = "UTC",
+        retention_interval: float = 60.0,
+        needed: Callable[[], bool] = lambda: True,
+        trace_screenshots: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        # The trace's screencast costs ~20% of a run's CPU; DOM snapshots per action and
+        # the full-page screenshot at the end are kept either way (docs/browser.md).
+        self._trace_screenshots = trace_screenshots
+        self._needed = needed
+        self.store = store
+        self.artifacts_on: ArtifactPolicy = artifacts_on if store is not None else "never"
+        self._tags = tuple(tag_headers)
+        self._ua_suffix = ua_suffix
+        self._http_factory = http_factory
+        self._scrub = scrub
+        self._viewport = {"width": viewport[0], "height": viewport[1]}
+        self._locale = locale
+        self._timezone = timezone
+        self._retention_interval = retention_interval
+        self._retention_task: asyncio.Task[None] | None = None
+        self._clock = clock
+
+    # -- the Runner protocol and the daemon's optional hooks -------------------------
+
+    async def run(self, request: RunRequest) -> RunResult:
+        journey, target = request.journey, request.target
+        self._ensure_retention()
+        started_at = time.time()
+        t0 = self._clock()
+        try:
+            async with self.pool.lease(wait=journey.timeout) as lease:
+                return await self._run_in_context(
+                    lease.browser.new_context,
+                    lambda: lease.crashed,
+                    request,
+                    started_at=started_at,
+                )
+        except InfrastructureError as exc:
+            return error_result(
+                journey,
+                target,
+                request.run_id,
+                started_at,
+                exc.reason,
+                str(exc),
+                request.attempt,
+                duration=self._clock() - t0,
+                error_type=type(exc).__name__,
+            )
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Not ready when browser journeys exist and no browser can run them; a daemon
+        with only HTTP journeys stays ready without Chromium (the detail still says)."""
+        ok, detail = self.pool.readiness()
+        if not self._needed():
+            detail["needed"] = False
+            return True, detail
+        return ok, detail
+
+    async def aclose(self) -> None:
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retention_task
+        await self.pool.aclose()
+
+    # -- one run ---------------------------------------------------------------------
+
+    async def _run_in_context(
+        self,
+        new_context: Callable[..., Any],
+        lease_crashed: Callable[[], bool],
+        request: RunRequest,
+        *,
+        started_at: float,
+    ) -> RunResult:
+        journey, target, run_id = request.journey, request.target, request.run_id
+        attempt, extra_headers = request.attempt, request.extra_headers
+        state = RunState(
+            target=target,
+            trace_id=run_id,
+            tags=(*self._tags, *target.headers, *extra_headers),
+            ua_suffix=self._ua_suffix,
+            lease_crashed=lease_crashed,
+        )
+        context: BrowserContext | None = None
+        ctx: BrowserJourneyContext | None = None
+        try:
+            try:
+                # Outside the journey's deadline, so bounded here: a Chromium that cannot
+                # open a page is broken, not the target.
+                async with asyncio.timeout(journey.timeout):
+                    context = await new_context(
+                        base_url=target.base_url,
+                        viewport=self._viewport,
+                        locale=self._locale,
+                        timezone_id=self._timezone,
+                        ignore_https_errors=not target.verify_tls,
+                        service_workers="block",  # keeps every request visible to routing
+                    )
+                    assert context is not None
+                    if self.artifacts_on != "never":
+                        await context.tracing.start(
+                            screenshots=self._trace_screenshots, snapshots=True
+                        )
+                    await context.route("**/*", state.route)
+                    page = await context.new_page()
+            except (PlaywrightError, TimeoutError) as exc:
+                self.pool.recycle_soon("unresponsive")
+                raise BrowserCrashError(
+                    f"Chromium could not open a page for the run ({_first_line(exc)}); "
+                    "it is relaunched for the next run"
+                ) from exc
+            # Journey-level waits must never outlive the run's hard timeout.
+            context.set_default_timeout(journey.timeout * 1000)
+            page.on("crash", lambda _: setattr(state, "page_crashed", True))
+            page.on("console", state.on_console)
+            page.on("pageerror", state.on_page_error)
+            page.on("requestfailed", state.on_request_failed)
+            page.on("response", state.on_response)
+            ctx = BrowserJourneyContext(
+                journey=journey.name,
+                target=target,
+                run_id=run_id,
+                trace_id=run_id,
+                classify=lambda exc: _classify(exc, state),
+                describe=lambda exc: _describe(exc, state, journey.filename),
+                http_factory=(
+                    self._http_factory(
+                        target,
+                        trace_id=run_id,
+                        timeout=journey.timeout,
+                        extra_headers=extra_headers,
+                    )
+                    if self._http_factory is not None
+                    else None
+                ),
+                page=page,
+                account=request.account,
+                run_source=request.run_source,
+                clock=self._clock,
+            )
+            result = await execute(
+                journey, ctx, started_at=started_at, attempt=attempt, clock=self._clock
+            )
+            result = _explain(result, state, page)
+            if self._keep_artifacts(result.status) and not state.crashed:
+                paths = await self._capture(journey, run_id, context, page, state)
+                result = dataclasses.replace(result, artifacts=paths)
+            return result
+        finally:
+            try:
+                if ctx is not None:
+                    await run_cleanups(journey, ctx)
+            finally:
+                if ctx is not None:
+                    await ctx.aclose()
+                if context is not None:
+                    await _force_close(context)
+
+    def _keep_artifacts(self, status: Status) -> bool:
+        if self.artifacts_on == "always":
+            return True
+        return self.artifacts_on == "failure" and status is not Status.SUCCESS
+
+    async def _capture(
+        self,
+        journey: Journey,
+        run_id: str,
+        context: BrowserContext,
+        page: Page,
+        state: RunState,
+    ) -> tuple[str, ...]:
+        """Screenshot, trace, HTML, console and network logs; each bounded in time and
+        allowed to fail on its own (a hung page may refuse some)."""
+        assert self.store is not None
+        store, scrub = self.store, self._scrub
+        folder = await asyncio.to_thread(store.run_dir, journey.name, run_id)
+        paths: list[Path] = []
+        await _stop_loading(context, page)
+        shot = folder / "screenshot.png"
+        try:
+            await page.screenshot(
+                path=shot, full_page=True, timeout=SCREENSHOT_TIMEOUT * 1000, animations="disabled"
+            )
+            paths.append(shot)
+        except PlaywrightError as exc:
+            log.warning("artifact_failed", artifact="screenshot", error=_first_line(exc))
+        trace = folder / "trace.zip"
+        try:
+            async with asyncio.timeout(CAPTURE_TIMEOUT):
+                await context.tracing.stop(path=trace)
+            await asyncio.to_thread(scrub_zip, trace, scrub)
+            paths.append(trace)
+        except (PlaywrightError, TimeoutError, OSError) as exc:
+            log.warning("artifact_failed", artifact="trace", error=_first_line(exc))
+        try:
+            async with asyncio.timeout(SCREENSHOT_TIMEOUT):
+                html = await page.content()
+            paths.append(store.write_text(folder, "page.html", html, scrub))
+        except (PlaywrightError, TimeoutError) as exc:
+            log.warning("artifact_failed", artifact="html", error=_first_line(exc))
+        paths.append(store.write_text(folder, "console.txt", _lines(state.console), scrub))
+        paths.append(store.write_text(folder, "network.txt", _lines(state.network), scrub))
+        await asyncio.to_thread(store.enforce)
+        return tuple(str(p) for p in paths if p.exists())
+
+    def _ensure_retention(self) -> None:
+        if self.store is None or self._retention_task is not None:
+            return
+        self._retention_task = asyncio.create_task(
+            self._retention_loop(), name="synthmon-artifact-retention"
+        )
+
+    async def _retention_loop(self) -> None:
+        assert self.store is not None
+        while True:
+            try:
+                await asyncio.to_thread(self.store.enforce)
+            except OSError as exc:
+                log.warning("artifact_retention_failed", error=str(exc))
+            await asyncio.sleep(self._retention_interval)
+
+
+def _classify(exc: BaseException, state: RunState) -> tuple[Status, str | None]:
+    if state.crashed and isinstance(exc, PlaywrightError):
+        return Status.ERROR, BrowserCrashError.reason
+    if state.blocked and isinstance(exc, PlaywrightError):
+        return Status.ERROR, None
+    return classify(exc)
+
+
+def _describe(exc: BaseException, state: RunState, journey_file: str) -> tuple[str, str]:
+    if state.crashed and isinstance(exc, PlaywrightError):
+        return BrowserCrashError.__name__, _crash_message(state)
+    if state.blocked and isinstance(exc, PlaywrightError):
+        err = HostNotAllowedError(state.blocked[-1], tuple(state.target.allowed_hosts))
+        return type(err).__name__, str(err)
+    return describe(exc, journey_file)
+
+
+def _crash_message(state: RunState) -> str:
+    what = "the page crashed" if state.page_crashed else "Chromium died"
+    return (
+        f"{what} during the run (infrastructure, not the target); the browser is "
+        "relaunched for the next run"
+    )
+
+
+def _explain(result: RunResult, state: RunState, page: Page) -> RunResult:
+    """Name the real cause of a failed run: a crash or a blocked navigation rather
+    than the Playwright error they surfaced as; and where the page was."""
+    if result.status is Status.SUCCESS:
+        return result
+    if state.crashed:
+        return dataclasses.replace(
+            result,
+            status=Status.ERROR,
+            reason=BrowserCrashError.reason,
+            error_type=BrowserCrashError.__name__,
+            error_message=_crash_message(state),
+        )
+    if state.blocked and result.status is not Status.TIMEOUT:
+        # Same status as the HTTP runner's HostNotAllowedError: the journey (or a
+        # redirect the config did not foresee) went somewhere it may not go.
+        err = HostNotAllowedError(state.blocked[-1], tuple(state.target.allowed_hosts))
+        return dataclasses.replace(
+            result, status=Status.ERROR, error_type=type(err).__name__, error_message=str(err)
+        )
+    url = page.url
+    if result.error_message and url and url not in result.error_message:
+        return dataclasses.replace(result, error_message=f"{result.error_message} [page: {url}]")
+    return result
+
+
+async def _stop_loading(context: BrowserContext, page: Page) -> None:
+    """Stop a navigation still pending (a hung or slow page at the deadline): until it
+    commits or stops, Chromium answers neither screenshots nor page.content(). The
+    capture then shows what the user was looking at when the run gave up."""
+    try:
+        async with asyncio.timeout(2.0):
+            cdp = await context.new_cdp_session(page)
+            await cdp.send("Page.stopLoading")
+            await cdp.detach()
+    except (PlaywrightError, TimeoutError) as exc:
+        log.debug("stop_loading_failed", error=_first_line(exc))
+
+
+async def _force_close(context: BrowserContext) -> None:
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await context.close()
+    except (PlaywrightError, TimeoutError) as exc:
+        # A dead browser has no context to close; the pool reaps it.
+        log.debug("context_close_failed", error=_first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _lines(items: list[str]) -> str:
+    return "".join(f"{item}\n" for item in items) if items else "(none)\n"
+
+
+def browser_runner_from_settings(
+    settings: Settings,
+    *,
+    events: PoolEvents | None = None,
+    http_factory: HttpClientFactory | None = None,
+    scrub: Scrubber = no_scrub,
+    needed: Callable[[], bool] = lambda: True,
+) -> BrowserRunner:
+    """The runner the daemon uses, configured from [browser] and [artifacts]."""
+    b, a = settings.browser, settings.artifacts
+    pool = BrowserPool(
+        PoolOptions(
+            executable_path=b.executable_path,
+            headless=b.headless,
+            args=tuple(b.args),
+            no_sandbox=b.no_sandbox,
+            max_concurrency=b.max_concurrency,
+            recycle_after_runs=b.recycle_after_runs,
+            max_rss_bytes=int(b.max_rss_mb * 1024 * 1024),
+            driver_recycle_after=b.driver_recycle_after,
+            launch_timeout=b.launch_timeout,
+        ),
+        events=events,
+    )
+    store = ArtifactStore(
+        settings.artifacts_dir,
+        max_age=a.max_age,
+        max_runs_per_journey=a.max_runs_per_journey,
+        max_total_bytes=int(a.max_total_mb * 1024 * 1024),
+    )
+    return BrowserRunner(
+        pool,
+        store=store,
+        artifacts_on=a.on,
+        tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
+        ua_suffix=f"synthmon/{__version__}",
+        http_factory=http_factory,
+        scrub=scrub,
+        viewport=(b.viewport.width, b.viewport.height),
+        locale=b.locale,
+        timezone=b.timezone,
+        needed=needed,
+        trace_screenshots=a.trace_screenshots,
+    )

@@ -1,0 +1,1 @@
+"""The process around the pipeline: logging setup and the event-loop watchdog."""
