@@ -15,7 +15,9 @@ cache, as overlayfs layers keyed by what made them:
                       user, requirements.lock): keyed by those lines, the files they
                       copy and the base
     wheelhouse-<key>  the wheel's dependencies, keyed by requirements.lock and the
-                      wheel's Requires-Dist
+                      wheel's Requires-Dist (downloaded, not a layer)
+    deps-<key>        those dependencies installed on the stage, so that the stage's
+                      pip line installs only the wheel
     run-<pid>         one run's layer on top (the wheel installed, the daemon's data),
                       discarded after the run
 
@@ -31,7 +33,7 @@ system-wide pip installs (PEP 668); pip installs from wheels downloaded on the h
 """
 
 # This module's job is running system tools as root on paths it builds itself:
-# ruff: noqa: S603, S607
+# ruff: noqa: S603, S607, S108
 from __future__ import annotations
 
 import contextlib
@@ -47,7 +49,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,16 +141,29 @@ def exec_form(value: str) -> list[str]:
     return ["/bin/sh", "-c", value]
 
 
-def healthcheck_of(value: str) -> tuple[list[str], float]:
-    """HEALTHCHECK's command and timeout: `[--opt=v ...] CMD <command>`."""
+@dataclass(frozen=True)
+class Healthcheck:
+    """A HEALTHCHECK instruction, with Docker's defaults."""
+
+    command: list[str]
+    timeout: float = 30.0
+    retries: int = 3
+
+
+def healthcheck_of(value: str) -> Healthcheck:
+    """`HEALTHCHECK [--opt=v ...] CMD <command>`."""
     options, _, command = value.partition("CMD")
     if not command.strip():
         raise SystemExit(f"HEALTHCHECK without a command: {value!r}")
-    timeout = 30.0  # Docker's default
+    hc = Healthcheck(exec_form(command))
     m = re.search(r"--timeout=(\d+(?:\.\d+)?)(ms|s|m)?", options)
     if m:
-        timeout = float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[m.group(2)]
-    return exec_form(command), timeout
+        unit = {"ms": 0.001, "s": 1, "m": 60, None: 1}[m.group(2)]
+        hc = replace(hc, timeout=float(m.group(1)) * unit)
+    m = re.search(r"--retries=(\d+)", options)
+    if m:
+        hc = replace(hc, retries=int(m.group(1)))
+    return hc
 
 
 def env_pairs(value: str) -> dict[str, str]:
@@ -371,7 +386,7 @@ def prune(cache: Path, keep: set[str] | None = None) -> None:
     layers of other keys."""
     for entry in cache.iterdir():
         name = entry.name
-        layer = name.split("-", 1)[0] in {"base", "stage", "wheelhouse"}
+        layer = name.split("-", 1)[0] in {"base", "stage", "wheelhouse", "deps"}
         if (layer and keep is not None and name not in keep) or name.startswith(("tmp-", "run-")):
             say(f"pruning {entry}")
             remove(entry)
@@ -489,6 +504,33 @@ def ensure_wheelhouse(cache: Path, image: Image, wheel: Path) -> Path:
     scratch.rename(cache / key)
     (cache / key / "done").touch()
     return cache / key / "wheels"
+
+
+def ensure_deps(cache: Path, stage: Path, base: Path, wheelhouse: Path) -> Path:
+    """The wheel's dependencies installed on top of the stage: the wheelhouse is what pip
+    resolved for the wheel under the lock's constraints, so the stage's own pip line
+    then finds them satisfied and installs only the wheel. Saves installing numpy,
+    scipy, playwright... on every run."""
+    key = "deps-" + sha(LAYOUT, stage.parent.name, wheelhouse.parent.name)
+    if (cache / key / "done").exists():
+        say(f"cached {key}: the wheel's dependencies installed")
+        return cache / key / "root"
+    scratch = cache / f"tmp-{key}"
+    remove(scratch)
+    say(f"building {key}: the wheel's dependencies installed")
+    with overlay([stage, base], scratch) as (merged, _):
+        in_chroot(
+            merged,
+            ["/bin/sh", "-c", "pip install -q --no-cache-dir --no-index --no-deps /tmp/wh/*.whl"],
+            {**BASE_ENV, "HOME": "/root"},
+            {"/tmp/wh": wheelhouse},
+        )
+    remove(scratch / "work")
+    remove(scratch / "merged")
+    remove(cache / key)
+    scratch.rename(cache / key)
+    (cache / key / "done").touch()
+    return cache / key / "root"
 
 
 def build_wheel(dest: Path) -> Path:

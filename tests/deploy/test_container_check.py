@@ -43,19 +43,22 @@ class TestDockerfileReading:
         image = replay.load_image(ROOT / "Dockerfile")
         assert (image.release, image.python, image.wheel_dir) == ("bookworm", "3.11", "/dist")
 
-    def test_healthcheck_command_and_timeout(self, scripts: Any) -> None:
-        """Today's and the layout refactor's HEALTHCHECK both parse, with their timeout."""
+    def test_healthcheck_command_timeout_and_retries(self, scripts: Any) -> None:
+        """Today's and the layout refactor's HEALTHCHECK both parse, with their options;
+        a shell-form one runs under /bin/sh with Docker's defaults."""
         replay, _ = scripts
         for command in (
             '["python", "-m", "synthmon.healthcheck", "--config", "/etc/s.toml"]',
             '["synthmon", "healthcheck", "--config", "/etc/s.toml"]',
         ):
-            argv, timeout = replay.healthcheck_of(f"--interval=30s --timeout=5s CMD {command}")
-            assert argv[-2:] == ["--config", "/etc/s.toml"]
-            assert timeout == 5.0
-        assert replay.healthcheck_of("CMD synthmon healthcheck") == (
+            hc = replay.healthcheck_of(f"--interval=30s --timeout=5s --retries=2 CMD {command}")
+            assert hc.command[-2:] == ["--config", "/etc/s.toml"]
+            assert (hc.timeout, hc.retries) == (5.0, 2)
+        hc = replay.healthcheck_of("CMD synthmon healthcheck")
+        assert (hc.command, hc.timeout, hc.retries) == (
             ["/bin/sh", "-c", "synthmon healthcheck"],
             30.0,
+            3,
         )
 
     def test_cached_prefix_ends_where_the_wheel_comes_in(self, scripts: Any) -> None:
