@@ -318,8 +318,14 @@ def check_healthcheck(box: Container, hc: Healthcheck) -> None:
         t0 = time.monotonic()
         try:
             out = box.exec(hc.command, timeout=hc.timeout)
-        except subprocess.TimeoutExpired:
-            failures.append(f"attempt {attempt}: no answer within --timeout={hc.timeout:g}s")
+        except subprocess.TimeoutExpired as exc:
+            output = b"".join(
+                x if isinstance(x, bytes) else (x or "").encode() for x in (exc.stdout, exc.stderr)
+            )
+            failures.append(
+                f"attempt {attempt}: cut at --timeout={hc.timeout:g}s after "
+                f"{time.monotonic() - t0:.1f}s: {output.decode(errors='replace').strip()[-500:]}"
+            )
             continue
         took = time.monotonic() - t0
         if out.returncode == 0:
