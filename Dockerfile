@@ -31,7 +31,9 @@ FROM python:${PYTHON_VERSION}-slim-${DEBIAN_RELEASE} AS runtime
 
 # Package versions come from the pinned Debian release: exact versions of chromium
 # leave the mirror with each security update, so pinning them would break rebuilds.
-# Rebuild the image regularly to pick up Chromium security fixes.
+# Rebuild the image regularly to pick up Chromium security fixes. libatomic1: the
+# Node.js binary inside the playwright wheel (its driver) links libatomic.so.1, which
+# the slim base lacks; without it every browser journey fails "browser_unavailable".
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
@@ -39,6 +41,7 @@ RUN apt-get update \
       fonts-liberation \
       fonts-noto-color-emoji \
       fonts-noto-cjk \
+      libatomic1 \
       tini \
  && rm -rf /var/lib/apt/lists/*
 

@@ -14,8 +14,9 @@ APT_PACKAGES := chromium:chromium prometheus:prometheus prometheus-alertmanager:
 APT_PACKAGES += tini:tini
 
 # The demo shop's synthetic accounts (public demo values, see synthmon_demo/state.py),
-# exported for `make run` and `make check` because config.example.toml takes secrets
-# from the environment only. Real deployments set these from a secret store.
+# exported for `make run`, `make check` and `make container-check` because
+# config.example.toml takes secrets from the environment only. Real deployments set
+# these from a secret store.
 DEMO_SECRETS := DEMO_SHOPPER1_PASSWORD=shopper1-pass DEMO_SHOPPER2_PASSWORD=shopper2-pass \
 	DEMO_MFA_PASSWORD=mfa-pass DEMO_MFA_TOTP_SECRET=$$($(PY) -c 'from synthmon_demo import DEMO_TOTP_SECRET as s; print(s)')
 
@@ -87,12 +88,15 @@ soak: setup
 	$(PY) bench/soak.py --minutes $(SOAK_MINUTES) --http $(SOAK_HTTP) --browser $(SOAK_BROWSER)
 
 # The image's runtime stage without Docker: debootstrap + the Dockerfile's RUN lines in a
-# chroot, then its ENTRYPOINT under tini as PID 1 (scripts/container_check.py). Needs
-# root and the Debian mirror; slow the first time, so not part of `make test`.
+# chroot, then its ENTRYPOINT under tini as PID 1, the demo secrets passed as
+# environment variables (scripts/container_check.py, docs/deploy.md). Needs root and
+# the Debian mirror; minutes the first time, then cached layers in /var/tmp. CI runs
+# it after `make test` (.ci/run).
 .PHONY: container-check
 container-check: venv
-	command -v debootstrap >/dev/null || apt-get install -y -qq --no-install-recommends debootstrap
-	$(PY) scripts/container_check.py
+	command -v debootstrap >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
+	$(DEMO_SECRETS) $(PY) scripts/container_check.py
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock:
