@@ -84,9 +84,12 @@ class Executor:
         self._target_slots: dict[str, asyncio.Semaphore] = {}
         self.in_flight: set[asyncio.Task[Any]] = set()
 
-    async def run_pair(self, journey: Journey, target: Target, *, attempt: int = 1) -> RunResult:
+    async def run_pair(
+        self, journey: Journey, target: Target, *, attempt: int = 1, slot: float | None = None
+    ) -> RunResult:
         """Run one journey against one target now, with its retries and re-checks, and
-        hand each attempt to the sinks. Returns the last attempt's result."""
+        hand each attempt to the sinks (stamped with the scheduled `slot`). Returns the
+        last attempt's result."""
         policy = self._retry_policy(journey)
         task = asyncio.current_task()
         assert task is not None
@@ -98,7 +101,9 @@ class Executor:
         try:
             while True:
                 may_retry = attempt <= policy.retries
-                result = await self._attempt(journey, target, attempt=attempt, may_retry=may_retry)
+                result = await self._attempt(
+                    journey, target, attempt=attempt, may_retry=may_retry, slot=slot
+                )
                 if result.retried:
                     attempt += 1
                 elif result.status.is_target_failure and rechecks > 0:
@@ -122,15 +127,22 @@ class Executor:
         if pending:
             await asyncio.wait(pending, timeout=5.0)
 
-    def _hand_off(self, result: RunResult) -> None:
+    def _hand_off(self, result: RunResult, slot: float | None) -> RunResult:
         # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
         result = self._safety.scrub.result(result)
-        if self._location is not None:
-            result = dataclasses.replace(result, location=self._location)
+        if self._location is not None or slot is not None:
+            result = dataclasses.replace(result, location=self._location, scheduled_at=slot)
         self._emit(result)
+        return result
 
     async def _attempt(
-        self, journey: Journey, target: Target, *, attempt: int, may_retry: bool
+        self,
+        journey: Journey,
+        target: Target,
+        *,
+        attempt: int,
+        may_retry: bool,
+        slot: float | None = None,
     ) -> RunResult:
         run_id = new_run_id()
         started = time.time()
@@ -147,13 +159,13 @@ class Executor:
                     "shutdown",
                     "run cancelled by daemon shutdown",
                     attempt,
-                )
+                ),
+                slot,
             )
             raise
         if may_retry and result.status.is_target_failure:
             result = dataclasses.replace(result, retried=True)
-        self._hand_off(result)
-        return result
+        return self._hand_off(result, slot)
 
     async def _limited_run(
         self, journey: Journey, target: Target, *, run_id: str, attempt: int

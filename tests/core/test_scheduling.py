@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
 from synthmon.scheduling.scheduler import Schedule, Scheduler
@@ -24,8 +23,8 @@ class Recorder:
         return sum(n for _, r, n in self.skips if r == reason)
 
 
-def _scheduler(rec: Recorder, seed: int = 1) -> Scheduler:
-    return Scheduler(on_skip=rec.skip, on_start=rec.start, rng=random.Random(seed))
+def _scheduler(rec: Recorder) -> Scheduler:
+    return Scheduler(on_skip=rec.skip, on_start=rec.start)
 
 
 class TestScheduler:

@@ -19,7 +19,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -58,6 +58,17 @@ log = structlog.get_logger("synthmon.alerting")
 DB_NAME = "alerting.sqlite3"
 
 
+class IncidentListener(Protocol):
+    """Told of every firing and resolved transition (the history's incidents)."""
+
+    def alert_transition(self, alert: Alert) -> None: ...
+
+
+class _NoIncidents:
+    def alert_transition(self, alert: Alert) -> None:
+        pass
+
+
 class AlertEngine:
     def __init__(
         self,
@@ -70,8 +81,10 @@ class AlertEngine:
         external_url: str | None = None,
         clock: Callable[[], float] = time.time,
         notifiers: Mapping[str, Notifier] | None = None,
+        incidents: IncidentListener | None = None,
     ) -> None:
         self.config = config
+        self._incidents: IncidentListener = incidents or _NoIncidents()
         self.metrics = AlertMetrics(registry, location=location)
         self.policies = PolicyBook(config)
         self._data_dir = data_dir
@@ -191,6 +204,10 @@ class AlertEngine:
                 )
                 for notifier in t.routes:
                     self._enqueue(notifier, alert)
+            if t.policy.state is AlertState.FIRING and t.last is not None:
+                self._incidents.alert_transition(
+                    dataclasses.replace(self._last(t), state="resolved", resolved_at=self._clock())
+                )
             del self._tracked[key]
             if self._store is not None:
                 self._store.delete_state(key)
@@ -257,6 +274,7 @@ class AlertEngine:
         if transition is Transition.FIRING:
             t.resolved_at = None
             t.notified = False
+            self._incidents.alert_transition(self._last(t))
             await self._log.send(self._last(t))
             if policy.notify:
                 self._announce(t, journey, now)
@@ -270,6 +288,7 @@ class AlertEngine:
                 summary=self._summary(name, journey, result.target, resolved=True),
             )
             t.last = alert.to_json()
+            self._incidents.alert_transition(alert)
             await self._log.send(alert)
             if t.notified:
                 # Resolves go out even during a silence: they close what was announced.

@@ -217,6 +217,25 @@ class ArtifactsConfig(_Section):
     max_total_mb: float = Field(default=1024.0, gt=0)
 
 
+class HistoryConfig(_Section):
+    """Run history (docs/history.md): every run, slot and incident, in
+    `<data_dir>/history.sqlite3`. Best-effort: a broken disk never stops monitoring."""
+
+    enabled: bool = True
+    # Runs, slots and incidents older than this are deleted.
+    max_age: Duration = 30 * 86400.0
+    # When the file grows beyond this, the oldest runs go first.
+    max_size_mb: float = Field(default=2048.0, gt=0)
+    # Writes are batched off the event loop: at most this long between commits.
+    flush_interval: Duration = 1.0
+    # Results waiting for the writer beyond this many are dropped (and counted).
+    max_queue: int = Field(default=100_000, ge=100)
+    # How often availability/MTTR/MTBF (API and metrics) are recomputed.
+    stats_interval: Duration = 60.0
+    # Retention and VACUUM run this often.
+    maintenance_interval: Duration = 3600.0
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # auto: readable on a terminal, JSON lines otherwise.
@@ -244,6 +263,7 @@ class Settings(BaseSettings):
     browser: BrowserConfig = BrowserConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
     alerting: AlertingConfig = AlertingConfig()
+    history: HistoryConfig = HistoryConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     accounts: list[AccountConfig] = Field(default_factory=list)
 
