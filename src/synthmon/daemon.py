@@ -78,7 +78,7 @@ class Daemon:
         self.history: HistorySink | None = (
             HistorySink(
                 settings.history,
-                data_dir=settings.data_dir,
+                data_dir=settings.history_dir,
                 registry=self.registry,
                 location=settings.location,
             )

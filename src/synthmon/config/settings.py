@@ -222,6 +222,9 @@ class HistoryConfig(_Section):
     `<data_dir>/history.sqlite3`. Best-effort: a broken disk never stops monitoring."""
 
     enabled: bool = True
+    # Directory of history.sqlite3; None: data_dir. Another disk keeps a full history
+    # disk away from the alert outbox (relative: to the config file).
+    dir: Path | None = None
     # Runs, slots and incidents older than this are deleted.
     max_age: Duration = 30 * 86400.0
     # When the file grows beyond this, the oldest runs go first.
@@ -312,6 +315,10 @@ class Settings(BaseSettings):
         return [cfg.to_target(name) for name, cfg in self.targets.items()]
 
     @property
+    def history_dir(self) -> Path:
+        return self.history.dir if self.history.dir is not None else self.data_dir
+
+    @property
     def artifacts_dir(self) -> Path:
         return self.artifacts.dir if self.artifacts.dir is not None else self.data_dir / "artifacts"
 
@@ -340,6 +347,9 @@ def load_settings(path: str | Path | None) -> Settings:
         artifacts = data.get("artifacts")
         if isinstance(artifacts, dict) and isinstance(artifacts.get("dir"), str):
             artifacts["dir"] = str(base / artifacts["dir"])  # an absolute dir stays as is
+        history = data.get("history")
+        if isinstance(history, dict) and isinstance(history.get("dir"), str):
+            history["dir"] = str(base / history["dir"])
     try:
         return Settings(**data)
     except ValidationError as exc:

@@ -68,6 +68,8 @@ class HistorySink:
         self._lock = threading.Lock()
         self._store: HistoryStore | None = None
         self._error: str | None = None
+        self._last_problem: str | None = None
+        self._corrupt = False
         self._opened_at = -REOPEN_AFTER
         self._size = 0
         self._stats: dict[tuple[str, str], dict[str, WindowStats]] = {}
@@ -182,6 +184,7 @@ class HistorySink:
             "ok": self._store is not None and self._error is None,
             "path": str(self.path),
             "error": self._error,
+            "last_problem": self._last_problem,
             "queued": self._queued,
             "size_bytes": self._size,
         }
@@ -208,10 +211,14 @@ class HistorySink:
                 hint="monitoring and alerting continue; runs are not being recorded",
             )
         self._error = error
+        self._last_problem = f"{problem}: {error}"
         self.metrics.problem(problem)
 
     def _try_open(self) -> bool:
         self._opened_at = time.monotonic()
+        if self._corrupt:
+            # Found damaged while in use: keep the file for inspection, start a new one.
+            self._corrupt = not self._move_aside(None)
         try:
             self._store = self._factory(self.path)
         except sqlite3.DatabaseError as exc:
@@ -233,7 +240,7 @@ class HistorySink:
             self._size = self._store.size_bytes()
         return True
 
-    def _move_aside(self, exc: Exception) -> bool:
+    def _move_aside(self, exc: Exception | None) -> bool:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._clock())}")
         try:
             self.path.rename(aside)
@@ -243,11 +250,13 @@ class HistorySink:
                     side.rename(aside.with_name(aside.name + suffix))
         except OSError:
             return False
+        why = str(exc) if exc is not None else self._error
+        self._last_problem = f"corrupt: {why}; moved to {aside.name}"
         log.error(
             "history_corrupt",
             path=str(self.path),
             moved_to=str(aside),
-            error=str(exc),
+            error=why,
             hint="a new history database was started; the old file is kept",
         )
         self.metrics.problem("corrupt")
@@ -306,7 +315,8 @@ class HistorySink:
         except sqlite3.DatabaseError as exc:
             self._fail("write_failed", f"writing {self.path}: {exc}")
             if not isinstance(exc, sqlite3.OperationalError):
-                self._close_store()  # corrupt: reopened (and moved aside) by the next loop
+                self._corrupt = True  # moved aside and started anew by the next loop
+                self._close_store()
             return
         except OSError as exc:
             self._fail("write_failed", f"writing {self.path}: {exc}")
@@ -322,7 +332,7 @@ class HistorySink:
             with contextlib.suppress(sqlite3.Error):
                 self._store.close()
             self._store = None
-            self._opened_at = -REOPEN_AFTER
+            self._opened_at = -REOPEN_AFTER if self._corrupt else time.monotonic()
 
     def _refresh_stats(self) -> None:
         assert self._store is not None
@@ -347,6 +357,11 @@ class HistorySink:
             self._size = self._store.size_bytes()
         except (sqlite3.Error, OSError) as exc:
             self._fail("read_failed", f"reading {self.path}: {exc}")
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                exc, sqlite3.OperationalError
+            ):
+                self._corrupt = True
+                self._close_store()
             return
         self._stats = out
 
