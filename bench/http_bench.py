@@ -96,7 +96,9 @@ def write_journeys(directory: Path, n: int, interval: str) -> None:
     )
 
 
-async def daemon_run(url: str, n: int, interval: str, seconds: float) -> dict[str, Any]:
+async def daemon_run(
+    url: str, n: int, interval: str, seconds: float, extra_toml: str = ""
+) -> dict[str, Any]:
     """Run the daemon with `n` journeys for `seconds` (after one full interval of
     warm-up so every journey has started); CPU per run and start lag."""
     from prometheus_client import CollectorRegistry
@@ -117,7 +119,7 @@ async def daemon_run(url: str, n: int, interval: str, seconds: float) -> dict[st
             f'journeys_dir = "{jdir}"\ndata_dir = "{tmp}/data"\n'
             f'[server]\nlisten = "127.0.0.1:0"\n'
             f"[scheduler]\nmax_concurrency = 200\n"
-            f'[targets.demo]\nbase_url = "{url}"\nmax_concurrency = 200\n'
+            f'[targets.demo]\nbase_url = "{url}"\nmax_concurrency = 200\n{extra_toml}'
         )
         daemon = Daemon(load_settings(cfg), registry=CollectorRegistry())
         lags: list[float] = []

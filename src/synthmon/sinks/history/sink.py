@@ -91,14 +91,20 @@ class HistorySink:
             return {}
 
     def _open_and_last_slots(self) -> dict[tuple[str, str], float]:
-        if not self._try_open():
-            return {}
-        assert self._store is not None
-        try:
-            return self._store.last_slots()
-        except (sqlite3.Error, OSError) as exc:
-            self._fail("open_failed", str(exc))
-            return {}
+        for _ in range(2):
+            if not self._try_open():
+                return {}
+            assert self._store is not None
+            try:
+                return self._store.last_slots()
+            except (sqlite3.Error, OSError) as exc:
+                self._fail("open_failed", f"reading {self.path}: {exc}")
+                if not _damaged(exc):
+                    return {}
+                # A damaged file that still opens: moved aside, then one more try.
+                self._corrupt = True
+                self._close_store()
+        return {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="synthmon-history", daemon=True)
@@ -314,7 +320,7 @@ class HistorySink:
             self._store.write(runs, slots, incidents)
         except sqlite3.DatabaseError as exc:
             self._fail("write_failed", f"writing {self.path}: {exc}")
-            if not isinstance(exc, sqlite3.OperationalError):
+            if _damaged(exc):
                 self._corrupt = True  # moved aside and started anew by the next loop
                 self._close_store()
             return
@@ -357,9 +363,7 @@ class HistorySink:
             self._size = self._store.size_bytes()
         except (sqlite3.Error, OSError) as exc:
             self._fail("read_failed", f"reading {self.path}: {exc}")
-            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
-                exc, sqlite3.OperationalError
-            ):
+            if _damaged(exc):
                 self._corrupt = True
                 self._close_store()
             return
@@ -377,3 +381,9 @@ class HistorySink:
             return
         if any(deleted.values()):
             log.info("history_retention", deleted=deleted, size_bytes=self._size)
+
+
+def _damaged(exc: BaseException) -> bool:
+    """The file itself is broken (not a database, malformed), as opposed to locked,
+    read-only or full (OperationalError), which may pass."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)
