@@ -14,7 +14,13 @@ from pydantic import SecretStr
 from synthmon_demo import RunningShop
 from tests.conftest import set_chaos
 from tests.harness import make_settings, run_daemon, sample, scrape
-from tests.history.conftest import FAST_CRITICAL, HISTORY_FAST, check, eventually
+from tests.history.conftest import (
+    FAST_CRITICAL,
+    HISTORY_FAST,
+    assert_grid_covered,
+    check,
+    eventually,
+)
 
 
 class TestHistoryApi:
@@ -190,7 +196,8 @@ QUICK = """
 class TestStalledLoop:
     async def test_coalesced_runs_are_recorded_as_missed(self, tmp_path: Path) -> None:
         """A stalled event loop: the runs APScheduler coalesced are recorded as missed
-        slots (reason 'stalled'), as many as synthmon_journey_skipped_runs_total counts."""
+        slots (reason 'stalled'); every slot of the pair's grid ends in exactly one
+        recorded outcome, and synthmon_slots_total agrees with the stored rows."""
         settings = make_settings(
             tmp_path,
             targets={"demo": "http://127.0.0.1:9"},
@@ -210,12 +217,21 @@ class TestStalledLoop:
                 body = check("/api/slots", await c.get("/api/slots?journey=quick&outcome=missed"))
                 return list(body["slots"])
 
-            rows = await eventually(missed_rows, what="missed slots recorded")
+            await eventually(missed_rows, what="missed slots recorded")
             text = await scrape(daemon)
-        labels = {"journey": "quick", "target": "demo"}
+            labels = {"journey": "quick", "target": "demo"}
+            counted = sample(text, "synthmon_slots_total", outcome="missed", **labels) or 0
+
+            async def stored() -> list[dict[str, Any]] | None:
+                rows = await missed_rows()
+                return rows if sum(r["count"] for r in rows) >= counted else None
+
+            # What the counter said is stored (more may follow: a loaded machine stalls).
+            rows = await eventually(stored, what="stored missed slots match the counter")
+        stalled = [r for r in rows if r["reason"] == "stalled"]
+        assert stalled and max(r["count"] for r in stalled) >= 3  # ~5 due times in 1.1 s
         coalesced = sample(
             text, "synthmon_journey_skipped_runs_total", reason="coalesced", **labels
         )
-        assert [r["reason"] for r in rows] == ["stalled"]
-        assert rows[0]["count"] >= 3 and rows[0]["count"] == coalesced
-        assert sample(text, "synthmon_slots_total", outcome="missed", **labels) == rows[0]["count"]
+        assert (coalesced or 0) >= 3
+        assert_grid_covered(tmp_path / "data" / "history.sqlite3", "quick@demo", 0.2)

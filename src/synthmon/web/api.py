@@ -26,7 +26,7 @@ from aiohttp import web
 from synthmon.sinks.history.records import IncidentRecord, SlotOutcome
 from synthmon.sinks.history.sink import HistorySink, HistoryUnavailable
 from synthmon.sinks.history.store import HistoryStore, RunQuery
-from synthmon.web.openapi import SPEC
+from synthmon.web.openapi import spec
 
 RESULTS = ("success", "failure", "timeout", "error")
 MAX_LIMIT = 1000
@@ -270,8 +270,10 @@ def routes(
         rows = await read(lambda s: s.slots(journey, target, outcome, since, limit))
         return {"slots": rows}
 
+    described = spec()
+
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(SPEC)
+        return web.json_response(described)
 
     def install(app: web.Application) -> None:
         app.router.add_get("/api/openapi.json", openapi)

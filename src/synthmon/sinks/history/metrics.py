@@ -1,15 +1,14 @@
 """The history's Prometheus metrics: slot outcomes, incidents, the statistics per
-window (from the sink's cache, computed off the event loop) and the store's health."""
+window (set by the writer thread after each refresh: a scrape never touches the
+database) and the store's health."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from synthmon.sinks.history.stats import WindowStats
 
@@ -17,9 +16,47 @@ StatsCache = Mapping[tuple[str, str], Mapping[str, WindowStats]]
 
 
 class HistoryMetrics:
-    def __init__(self, registry: CollectorRegistry, *, location: str | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        health: Callable[[], dict[str, Any]],
+        location: str | None = None,
+    ) -> None:
         self.loc: tuple[str, ...] = (location,) if location else ()
         loc = ("location",) if location else ()
+        window = ("journey", "target", "window", *loc)
+        self.availability = Gauge(
+            "synthmon_journey_availability_ratio",
+            "Passing / counted runs over the window (history; docs/history.md).",
+            window,
+            registry=registry,
+        )
+        self.mttr = Gauge(
+            "synthmon_journey_mttr_seconds",
+            "Mean time to repair: mean duration of incidents that ended in the window.",
+            window,
+            registry=registry,
+        )
+        self.mtbf = Gauge(
+            "synthmon_journey_mtbf_seconds",
+            "Mean time between failures: mean time from an incident's end to the next start.",
+            window,
+            registry=registry,
+        )
+        self._published: set[tuple[str, ...]] = set()
+        for name, doc, key in (
+            (
+                "synthmon_history_up",
+                "1 while the history database takes writes (see /readyz).",
+                "ok",
+            ),
+            ("synthmon_history_queue_depth", "Records waiting for the history writer.", "queued"),
+            ("synthmon_history_size_bytes", "Size of the history database.", "size_bytes"),
+        ):
+            gauge = Gauge(name, doc, loc, registry=registry)
+            child = gauge.labels(*self.loc) if self.loc else gauge
+            child.set_function(_reader(health, key))
         self.slots = Counter(
             "synthmon_slots",
             "Scheduled slots by outcome: passed, failed, timed_out, error, skipped, missed.",
@@ -57,68 +94,31 @@ class HistoryMetrics:
     def problem(self, what: str) -> None:
         self.problems.labels(what, *self.loc).inc()
 
-
-class StatsCollector(Collector):
-    """Gauges read at scrape time from the statistics cache (no database access)."""
-
-    def __init__(
-        self,
-        stats: Callable[[], StatsCache],
-        health: Callable[[], dict[str, Any]],
-        location: str | None,
-    ) -> None:
-        self._stats = stats
-        self._health = health
-        self._loc = location
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        loc_names = ["location"] if self._loc else []
-        loc_values = [self._loc] if self._loc else []
-        labels = ["journey", "target", "window", *loc_names]
-        families = {
-            "availability": GaugeMetricFamily(
-                "synthmon_journey_availability_ratio",
-                "Passing / counted runs over the window (history; docs/history.md).",
-                labels=labels,
-            ),
-            "mttr": GaugeMetricFamily(
-                "synthmon_journey_mttr_seconds",
-                "Mean time to repair: mean duration of incidents that ended in the window.",
-                labels=labels,
-            ),
-            "mtbf": GaugeMetricFamily(
-                "synthmon_journey_mtbf_seconds",
-                "Mean time between failures: mean time from an incident's end to the next start.",
-                labels=labels,
-            ),
-        }
-        for (journey, target), windows in sorted(self._stats().items()):
+    def publish(self, stats: StatsCache) -> None:
+        """Set the window gauges from freshly computed statistics (any thread); series
+        of pairs that are gone, or of figures that became unknown, are removed."""
+        gauges = {"availability": self.availability, "mttr": self.mttr, "mtbf": self.mtbf}
+        seen: set[tuple[str, ...]] = set()
+        for (journey, target), windows in stats.items():
             for window, s in windows.items():
-                values = [journey, target, window, *loc_values]
-                if s.availability is not None:
-                    families["availability"].add_metric(values, s.availability)
-                if s.mttr_seconds is not None:
-                    families["mttr"].add_metric(values, s.mttr_seconds)
-                if s.mtbf_seconds is not None:
-                    families["mtbf"].add_metric(values, s.mtbf_seconds)
-        yield from families.values()
-        health = self._health()
-        up = GaugeMetricFamily(
-            "synthmon_history_up",
-            "1 while the history database accepts writes, 0 when it is broken (see /readyz).",
-            labels=loc_names,
-        )
-        up.add_metric(loc_values, 1.0 if health["ok"] else 0.0)
-        yield up
-        depth = GaugeMetricFamily(
-            "synthmon_history_queue_depth",
-            "Records waiting for the history writer.",
-            labels=loc_names,
-        )
-        depth.add_metric(loc_values, float(health["queued"]))
-        yield depth
-        size = GaugeMetricFamily(
-            "synthmon_history_size_bytes", "Size of the history database.", labels=loc_names
-        )
-        size.add_metric(loc_values, float(health["size_bytes"] or 0))
-        yield size
+                labels = (journey, target, window, *self.loc)
+                values = {
+                    "availability": s.availability,
+                    "mttr": s.mttr_seconds,
+                    "mtbf": s.mtbf_seconds,
+                }
+                for name, value in values.items():
+                    if value is not None:
+                        gauges[name].labels(*labels).set(value)
+                        seen.add((name, *labels))
+        for key in self._published - seen:
+            with contextlib.suppress(KeyError):
+                gauges[key[0]].remove(*key[1:])
+        self._published = seen
+
+
+def _reader(health: Callable[[], dict[str, Any]], key: str) -> Callable[[], float]:
+    def read() -> float:
+        return float(health()[key] or 0)
+
+    return read

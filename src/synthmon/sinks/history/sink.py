@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from synthmon.alerting.alert import Alert
 from synthmon.config.settings import HistoryConfig
 from synthmon.model import RunResult
-from synthmon.sinks.history.metrics import HistoryMetrics, StatsCollector
+from synthmon.sinks.history.metrics import HistoryMetrics
 from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
 from synthmon.sinks.history.stats import WINDOWS, WindowStats, window_stats
 from synthmon.sinks.history.store import DB_NAME, HistoryStore, SqliteHistory
@@ -59,8 +59,7 @@ class HistorySink:
     ) -> None:
         self.config = config
         self.path = Path(data_dir) / DB_NAME
-        self.metrics = HistoryMetrics(registry, location=location)
-        registry.register(StatsCollector(lambda: self._stats, self.status, location))
+        self.metrics = HistoryMetrics(registry, health=self.status, location=location)
         self._clock = clock
         self._factory = store_factory
         self._q: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
@@ -368,6 +367,7 @@ class HistorySink:
                 self._close_store()
             return
         self._stats = out
+        self.metrics.publish(out)
 
     def _maintain(self) -> None:
         assert self._store is not None
