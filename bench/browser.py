@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from synthmon import Context, journey  # noqa: E402
-from synthmon.model import Status, Target  # noqa: E402
+from synthmon.model import RunRequest, Status, Target  # noqa: E402
 from synthmon.runners.base import new_run_id  # noqa: E402
 from synthmon.runners.browser.artifacts import ArtifactStore  # noqa: E402
 from synthmon.runners.browser.pool import BrowserPool, PoolOptions  # noqa: E402
@@ -158,7 +158,7 @@ async def launch_per_run(
         async def one() -> Status:
             runner = _runner(_pool(pw), artifacts)
             try:
-                return (await runner.run(browse, target, run_id=new_run_id())).status
+                return (await runner.run(RunRequest(browse, target, run_id=new_run_id()))).status
             finally:
                 await runner.aclose()
 
@@ -169,7 +169,7 @@ async def pooled(
     runner: BrowserRunner, target: Target, runs: int, concurrency: int = CONCURRENCY
 ) -> list[Status]:
     async def one() -> Status:
-        return (await runner.run(browse, target, run_id=new_run_id())).status
+        return (await runner.run(RunRequest(browse, target, run_id=new_run_id()))).status
 
     return await _spread(runs, one, concurrency)
 

@@ -128,6 +128,7 @@ class Executor:
             await asyncio.wait(pending, timeout=5.0)
 
     def _hand_off(self, result: RunResult, slot: float | None) -> RunResult:
+        """Scrub, stamp (location, slot) and emit `result`; returns what the sinks got."""
         # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
         result = self._safety.scrub.result(result)
         if self._location is not None or slot is not None:

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import load_journeys
-from synthmon.model import Target
+from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.browser.artifacts import ArtifactStore
 from synthmon.runners.browser.pool import BrowserPool, PoolOptions
 from synthmon.runners.browser.runner import BrowserRunner
@@ -41,8 +41,10 @@ MakeRunner = Callable[..., BrowserRunner]
 class _ShopperRunner(BrowserRunner):
     """A BrowserRunner that passes the demo shopper when a test gives no account."""
 
-    async def run(self, *args: Any, account: object = None, **kw: Any) -> Any:
-        return await super().run(*args, account=account or SHOPPER, **kw)
+    async def run(self, request: RunRequest) -> RunResult:
+        if request.account is None:
+            request = dataclasses.replace(request, account=SHOPPER)
+        return await super().run(request)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from synthmon.journeys.dsl import journey
-from synthmon.model import Status
+from synthmon.model import RunRequest, Status
 from synthmon.runners.base import new_run_id
 from synthmon.runners.browser.pool import chromium_processes
 from synthmon_demo import RunningShop, serve
@@ -35,7 +35,9 @@ class TestCheckoutJourney:
         """The example login -> cart -> checkout journey passes and each step records
         its page's TTFB, DOMContentLoaded and load."""
         runner = make_runner()
-        result = await runner.run(example_journey(), target_for(shop.url), run_id=new_run_id())
+        result = await runner.run(
+            RunRequest(example_journey(), target_for(shop.url), run_id=new_run_id())
+        )
         assert result.status is Status.SUCCESS, result.error_message
         assert [s.name for s in result.steps] == ["login", "add to cart", "checkout"]
         for step in result.steps:
@@ -54,7 +56,9 @@ class TestCheckoutJourney:
         HTML and logs, with the typed password scrubbed out of everything."""
         runner = make_runner(scrub=lambda text: text.replace(PASSWORD, "[scrubbed]"))
         await set_chaos(shop, "error", paths=["/checkout"])
-        result = await runner.run(example_journey(), target_for(shop.url), run_id=new_run_id())
+        result = await runner.run(
+            RunRequest(example_journey(), target_for(shop.url), run_id=new_run_id())
+        )
         assert result.status is Status.FAILURE
         assert result.failed_step == "checkout"
         assert "checkout page answered 500" in (result.error_message or "")
@@ -81,7 +85,7 @@ class TestCheckoutJourney:
         runner = make_runner()
         await set_chaos(shop, "slow", delay=30, paths=["/products"])
         result = await runner.run(
-            example_journey(timeout=8.0), target_for(shop.url), run_id=new_run_id()
+            RunRequest(example_journey(timeout=8.0), target_for(shop.url), run_id=new_run_id())
         )
         assert result.status is Status.TIMEOUT
         assert result.failed_step == "add to cart"
@@ -98,7 +102,7 @@ class TestCheckoutJourney:
         runner = make_runner()
         await set_chaos(shop, "hang", paths=["/orders", "/checkout"])
         result = await runner.run(
-            example_journey(timeout=8.0), target_for(shop.url), run_id=new_run_id()
+            RunRequest(example_journey(timeout=8.0), target_for(shop.url), run_id=new_run_id())
         )
         assert result.status is Status.TIMEOUT
         assert result.failed_step == "checkout"
@@ -119,7 +123,9 @@ class TestCrashRecovery:
         runner = make_runner()
         await set_chaos(shop, "hang", paths=["/products"])
         run = asyncio.create_task(
-            runner.run(example_journey(timeout=20.0), target_for(shop.url), run_id=new_run_id())
+            runner.run(
+                RunRequest(example_journey(timeout=20.0), target_for(shop.url), run_id=new_run_id())
+            )
         )
         # The shop only records requests (no event to await); then the run is hanging.
         while not shop.state.seen("/products"):
@@ -135,7 +141,9 @@ class TestCrashRecovery:
         await runner.pool.settled()
         assert chromium_processes(pids) == []
         await set_chaos(shop, "ok")
-        again = await runner.run(example_journey(), target_for(shop.url), run_id=new_run_id())
+        again = await runner.run(
+            RunRequest(example_journey(), target_for(shop.url), run_id=new_run_id())
+        )
         assert again.status is Status.SUCCESS, again.error_message
         assert runner.pool.launches == 2
 
@@ -172,10 +180,12 @@ class TestTagging:
 
         self.run_id = new_run_id()
         result = await make_runner().run(
-            products,
-            target_for(shop.url),
-            run_id=self.run_id,
-            extra_headers=[("X-Synthetic-Account", "shopper1")],
+            RunRequest(
+                products,
+                target_for(shop.url),
+                run_id=self.run_id,
+                extra_headers=[("X-Synthetic-Account", "shopper1")],
+            )
         )
         assert result.status is Status.SUCCESS, result.error_message
 
@@ -192,7 +202,9 @@ class TestTagging:
                 async with ctx.step("leave"):
                     await ctx.page.goto(url)
 
-            result = await make_runner().run(wander, target_for(shop.url), run_id=new_run_id())
+            result = await make_runner().run(
+                RunRequest(wander, target_for(shop.url), run_id=new_run_id())
+            )
             assert result.status is Status.ERROR
             assert result.error_type == "HostNotAllowedError"
             assert url in (result.error_message or "")
@@ -214,7 +226,9 @@ class TestTagging:
                     await ctx.page.goto("/products")
 
             result = await make_runner().run(
-                products, target_for(shop.url, block_third_party=True), run_id=new_run_id()
+                RunRequest(
+                    products, target_for(shop.url, block_third_party=True), run_id=new_run_id()
+                )
             )
             assert result.status is Status.SUCCESS, result.error_message
             assert shop.state.seen("/products")
@@ -237,11 +251,11 @@ class TestRecycling:
 
         runner = make_runner(pool={"recycle_after_runs": 1})
         target = target_for(shop.url)
-        first = await runner.run(linger, target, run_id=new_run_id())
+        first = await runner.run(RunRequest(linger, target, run_id=new_run_id()))
         assert first.status is Status.SUCCESS, first.error_message
         old = [p.pid for p in runner.pool.process_tree()]
         results = await asyncio.gather(
-            *(runner.run(linger, target, run_id=new_run_id()) for _ in range(3))
+            *(runner.run(RunRequest(linger, target, run_id=new_run_id())) for _ in range(3))
         )
         assert [r.status for r in results] == [Status.SUCCESS] * 3, results
         assert runner.pool.launches >= 3

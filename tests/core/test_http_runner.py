@@ -10,7 +10,7 @@ import pytest
 
 from synthmon import Journey, RunResult, Status
 from synthmon.journeys.loader import load_journeys
-from synthmon.model import Target
+from synthmon.model import RunRequest, Target
 from synthmon.runners.base import new_run_id
 from synthmon.runners.http import HttpRunner
 from synthmon_demo import RunningShop
@@ -33,7 +33,7 @@ def _journey(tmp_path: Path, source: str, name: str | None = None) -> Journey:
 
 async def _run(shop: RunningShop, journey: Journey, **kw: Any) -> RunResult:
     runner = HttpRunner(user_agent=UA, tag_headers=[("X-Synthetic-Monitor", "synthmon")])
-    return await runner.run(journey, _target(shop, **kw), run_id=new_run_id())
+    return await runner.run(RunRequest(journey, _target(shop, **kw), run_id=new_run_id()))
 
 
 BROWSE = """
@@ -271,7 +271,7 @@ class TestTagging:
                 base_url=f"http://127.0.0.1:{port}",
                 allowed_hosts=frozenset({"127.0.0.1"}),
             )
-            result = await HttpRunner(user_agent=UA).run(j, target, run_id=new_run_id())
+            result = await HttpRunner(user_agent=UA).run(RunRequest(j, target, run_id=new_run_id()))
         finally:
             await runner.cleanup()
         assert (result.status, result.failed_step) == (Status.ERROR, "follow")

@@ -68,7 +68,7 @@ def _slots(db: Path) -> list[tuple[float, float, int, str, str | None]]:
 async def _wait_slots(db: Path, n: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if db.exists():  # noqa: ASYNC240 - a stat per poll
+        if db.exists():
             try:
                 if sum(r[2] for r in _slots(db) if r[3] != "missed") >= n:
                     return

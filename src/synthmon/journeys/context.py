@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
 Classifier = Callable[[BaseException], tuple[Status, str | None]]
 # Describes an exception for humans: (error type, message).
 Describer = Callable[[BaseException], tuple[str, str]]
+
+# Called with (journey, step) as each step ends, in the task that runs the journey:
+# `synthmon once` shows an author each step as it happens. Unset in the daemon.
+step_listener: contextvars.ContextVar[Callable[[str, StepResult], None] | None] = (
+    contextvars.ContextVar("synthmon_step_listener", default=None)
+)
 
 
 class Context:
@@ -166,6 +173,9 @@ class Context:
             error_message=emsg,
         )
         self.steps.append(result)
+        listener = step_listener.get()
+        if listener is not None:
+            listener(self.journey, result)
         return result
 
     async def aclose(self) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from synthmon.alerting.alert import AlertName
 from synthmon.alerting.policy import AlertState
+from synthmon.model import Kind
 from synthmon.sinks.latest import result_json
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from synthmon.config.settings import Settings
     from synthmon.journeys.dsl import Journey
     from synthmon.journeys.loader import LoadReport
-    from synthmon.model import Kind, Target
+    from synthmon.model import Target
     from synthmon.runners.base import Runner
     from synthmon.safety.facade import Safety
     from synthmon.scheduling.scheduler import Scheduler
@@ -59,6 +60,9 @@ class StatusViews:
         if self.d.history is not None:
             # Reported, never a reason to be unready: history is best-effort.
             checks["history"] = self.d.history.status()
+        if Kind.BROWSER not in self.d.runners:
+            # Built on the first browser journey: until then Chromium is not needed.
+            checks["browser_runner"] = {"needed": False, "launched": False}
         for kind, runner in self.d.runners.items():
             status = getattr(runner, "readiness", None)
             if status is not None:

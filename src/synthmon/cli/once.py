@@ -1,0 +1,300 @@
+"""`synthmon once`: run the selected journeys once — the deploy smoke test, and the
+journey author's loop.
+
+The same runners, accounts, tagging, scrubbing and artifacts as the daemon
+(`run_source` = `once`), built from the same settings, without the scheduler, the
+metrics server or alerting. Prints each step as it ends and one line per
+(journey, target) as it finishes; writes JUnit XML and JSON on request. Exit 0 when
+everything passed, 1 when anything failed, 2 on usage or config errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from synthmon.cli.reports import write_json, write_junit
+from synthmon.config.settings import Settings, TargetConfig
+from synthmon.errors import ConfigError
+from synthmon.execution import Executor, RetryPolicy
+from synthmon.journeys.context import step_listener
+from synthmon.journeys.dsl import Journey
+from synthmon.journeys.loader import load_journeys
+from synthmon.model import Kind, RunResult, RunSource, Status, StepResult, Target
+from synthmon.runners.base import Runner
+from synthmon.runners.http import HttpRunner
+from synthmon.safety.facade import Safety
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+MARK = {
+    Status.SUCCESS: "ok",
+    Status.FAILURE: "FAIL",
+    Status.TIMEOUT: "TIMEOUT",
+    Status.ERROR: "ERROR",
+}
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "once",
+        help="run journeys once and exit (deploy smoke test; trying a new journey)",
+        description="Exit 0 when every run passed, 1 when any failed, 2 on usage errors.",
+    )
+    p.add_argument("--config", "-c", help="TOML config file")
+    p.add_argument("--target", "-t", action="append", default=[], help="target name (repeat)")
+    p.add_argument(
+        "--base-url",
+        help="an ad-hoc target (a preview environment); with --target NAME it replaces "
+        "that target's base_url and keeps its headers, limits and accounts",
+    )
+    p.add_argument("--journey", "-j", action="append", default=[], help="journey (repeat)")
+    p.add_argument("--tag", action="append", default=[], help="journeys with this tag (repeat)")
+    p.add_argument("--junit", type=Path, help="write JUnit XML here")
+    p.add_argument("--json", type=Path, help="write the results as JSON here")
+    p.add_argument("--retries", type=int, default=0, help="re-run a failed run N times")
+    p.add_argument("--parallel", type=int, default=4, help="runs at once (default 4)")
+    p.add_argument(
+        "--artifacts",
+        choices=("always", "failure", "never"),
+        help="browser artifacts (default: [artifacts].on from the config)",
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Selection:
+    pairs: list[tuple[Journey, Target]]
+
+
+def select(
+    settings: Settings,
+    journeys: Sequence[Journey],
+    *,
+    names: Sequence[str],
+    tags: Sequence[str],
+    targets: Sequence[str],
+    base_url: str | None,
+) -> Selection:
+    """The (journey, target) pairs to run. ConfigError names what does not exist."""
+    known = {j.name: j for j in journeys}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"no journey named {', '.join(unknown)}; known: {sorted(known)}")
+    all_tags = {t for j in journeys for t in j.tags}
+    bad_tags = [t for t in tags if t not in all_tags]
+    if bad_tags:
+        raise ConfigError(f"no journey has tag {', '.join(bad_tags)}; known: {sorted(all_tags)}")
+    chosen = [
+        j
+        for j in journeys
+        if (not names or j.name in names) and (not tags or set(tags) & set(j.tags))
+    ]
+    bad_targets = [t for t in targets if t not in settings.targets]
+    if bad_targets:
+        raise ConfigError(
+            f"no target named {', '.join(bad_targets)}; known: {sorted(settings.targets)}"
+        )
+    if base_url is not None:
+        if len(targets) > 1:
+            raise ConfigError("--base-url replaces one target: give at most one --target")
+        name = targets[0] if targets else "adhoc"
+        base = settings.targets.get(name)
+        try:
+            cfg = (
+                base.model_copy(update={"base_url": base_url, "allowed_hosts": None})
+                if base is not None
+                else TargetConfig(base_url=base_url)
+            )
+            target = TargetConfig.model_validate(cfg.model_dump()).to_target(name)
+        except ValueError as exc:
+            raise ConfigError(f"--base-url {base_url!r}: {exc}") from None
+        # A preview environment stands in for whatever the journeys declare.
+        return Selection([(j, target) for j in chosen])
+    by_name = {t.name: t for t in settings.target_list()}
+    pairs = [
+        (j, by_name[tname])
+        for j in chosen
+        for tname in (j.targets if j.targets is not None else tuple(by_name))
+        if tname in by_name and (not targets or tname in targets)
+    ]
+    return Selection(pairs)
+
+
+class _NoSafetyEvents:
+    """`once` exports no metrics."""
+
+    def set_paused(self, pairs: Iterable[tuple[str, str, bool]]) -> None:
+        pass
+
+    def set_pool(self, pool: str, size: int, in_use: int) -> None:
+        pass
+
+
+class _NoExecutionEvents:
+    def skipped_run(self, journey: str, target: str, reason: str, n: int = 1) -> None:
+        pass
+
+    def set_in_flight(self, n: int) -> None:
+        pass
+
+
+def build_executor(
+    settings: Settings,
+    pairs: Sequence[tuple[Journey, Target]],
+    *,
+    emit: Any,
+    retries: int,
+) -> tuple[Executor, dict[Kind, Runner]]:
+    """An executor with the daemon's runners, accounts, tagging and scrubbing."""
+    from synthmon.daemon import user_agent
+
+    safety = Safety(settings, events=_NoSafetyEvents(), pairs=lambda: list(pairs))
+    http = HttpRunner(
+        user_agent=user_agent(settings),
+        tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
+        rate_limits=safety.rate_limits,
+    )
+    runners: dict[Kind, Runner] = {Kind.HTTP: http}
+    if any(j.kind is Kind.BROWSER for j, _ in pairs):
+        from synthmon.runners.browser.runner import browser_runner_from_settings
+
+        runners[Kind.BROWSER] = browser_runner_from_settings(
+            settings, http_factory=http.client_factory, scrub=safety.scrub
+        )
+    targets = {t.name: t for _, t in pairs}
+    executor = Executor(
+        runners=runners,
+        safety=safety,
+        emit=emit,
+        retry_policy=lambda _: RetryPolicy(retries=retries, rechecks=0, delay=1.0),
+        events=_NoExecutionEvents(),
+        targets=targets,
+        max_concurrency=settings.scheduler.max_concurrency,
+        run_source=RunSource.ONCE,
+        location=settings.location,
+    )
+    return executor, runners
+
+
+class Printer:
+    """The terminal view: each step as it ends, one line per pair as it finishes."""
+
+    def __init__(self, out: TextIO, *, show_pair: bool) -> None:
+        self._out = out
+        self._show_pair = show_pair
+
+    def step(self, journey: str, step: StepResult) -> None:
+        who = f"{journey} > " if self._show_pair else ""
+        line = f"  {MARK[step.status]:<7} {who}{step.name} ({step.duration:.2f}s)"
+        if step.soft and step.status is not Status.SUCCESS:
+            line += " [soft]"
+        if step.error_message:
+            line += f": {_first_line(step.error_message)}"
+        print(line, file=self._out, flush=True)
+
+    def result(self, r: RunResult) -> None:
+        if r.retried:
+            print(
+                f"{r.journey} @ {r.target}: attempt {r.attempt} {MARK[r.status]}, retrying",
+                file=self._out,
+                flush=True,
+            )
+            return
+        line = f"{MARK[r.status]:<7} {r.journey} @ {r.target}  {r.duration:.2f}s"
+        if r.failed_step:
+            line += f"  step {r.failed_step!r}"
+        if r.reason:
+            line += f"  ({r.reason})"
+        print(line, file=self._out, flush=True)
+        if r.error_message and r.status is not Status.SUCCESS:
+            print(f"        {_first_line(r.error_message)}", file=self._out, flush=True)
+        for path in r.artifacts:
+            print(f"        artifact: {path}", file=self._out, flush=True)
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+async def run_once(
+    settings: Settings,
+    pairs: Sequence[tuple[Journey, Target]],
+    *,
+    retries: int = 0,
+    parallel: int = 4,
+    out: TextIO,
+) -> list[RunResult]:
+    """Run every pair once (with `retries`); returns each pair's final result, in the
+    order of `pairs`."""
+    printer = Printer(out, show_pair=len(pairs) > 1 and parallel > 1)
+    executor, runners = build_executor(settings, pairs, emit=printer.result, retries=retries)
+    gate = asyncio.Semaphore(max(1, parallel))
+
+    async def one(journey: Journey, target: Target) -> RunResult:
+        async with gate:
+            step_listener.set(printer.step)
+            return await executor.run_pair(journey, target)
+
+    try:
+        # Each pair in its own task, so the step listener stays with its run.
+        return list(await asyncio.gather(*(one(j, t) for j, t in pairs)))
+    finally:
+        for runner in runners.values():
+            close = getattr(runner, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def once(args: Any, settings: Settings, *, out: TextIO, err: TextIO) -> int:
+    if args.parallel < 1 or args.retries < 0:
+        print("synthmon once: --parallel must be >= 1 and --retries >= 0", file=err)
+        return EXIT_USAGE
+    from synthmon.runtime.logs import configure_logging
+    from synthmon.safety.facade import scrubber_for
+
+    # The terminal shows steps and results; logs only say what went wrong, on stderr.
+    configure_logging(
+        level="warning", stream=err, extra_processors=[scrubber_for(settings).processor]
+    )
+    if args.artifacts is not None:
+        settings = settings.model_copy(
+            update={"artifacts": settings.artifacts.model_copy(update={"on": args.artifacts})}
+        )
+    report = load_journeys(settings.journeys_dir, known_targets=settings.targets)
+    for problem in report.problems:
+        print(f"synthmon once: {problem}", file=err)
+    try:
+        chosen = select(
+            settings,
+            report.journeys,
+            names=args.journey,
+            tags=args.tag,
+            targets=args.target,
+            base_url=args.base_url,
+        )
+    except ConfigError as exc:
+        print(f"synthmon once: {exc}", file=err)
+        return EXIT_USAGE
+    if not chosen.pairs:
+        print("synthmon once: nothing selected to run (check --journey/--tag/--target)", file=err)
+        return EXIT_USAGE
+    results = asyncio.run(
+        run_once(settings, chosen.pairs, retries=args.retries, parallel=args.parallel, out=out)
+    )
+    failed = [r for r in results if r.status is not Status.SUCCESS]
+    print(
+        f"{len(results) - len(failed)} passed, {len(failed)} failed",
+        file=out,
+        flush=True,
+    )
+    journeys = {j.name: j for j, _ in chosen.pairs}
+    if args.junit is not None:
+        write_junit(args.junit, results, journeys)
+    if args.json is not None:
+        write_json(args.json, results)
+    if report.problems:
+        # A broken journey file is a failed smoke test, not a silent skip.
+        return EXIT_FAILED
+    return EXIT_FAILED if failed else EXIT_OK
