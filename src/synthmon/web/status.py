@@ -111,7 +111,9 @@ class StatusViews:
                     "availability": {w: s.availability for w, s in (stats or {}).items()},
                     "mttr_seconds": {w: s.mttr_seconds for w, s in (stats or {}).items()},
                     "mtbf_seconds": {w: s.mtbf_seconds for w, s in (stats or {}).items()},
-                    "stats": {w: s.to_json() for w, s in stats.items()} if stats else None,
+                    "stats": self.d.history.stats_json(j.name, t.name)
+                    if self.d.history is not None
+                    else None,
                 }
             )
         return out

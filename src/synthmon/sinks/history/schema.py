@@ -36,7 +36,6 @@ MIGRATIONS: list[str] = [
     CREATE INDEX runs_pair ON runs (journey, target, id);
     CREATE INDEX runs_journey ON runs (journey, id);
     CREATE INDEX runs_counted ON runs (journey, target, started_at, counted, status);
-    CREATE INDEX runs_started ON runs (started_at);
     CREATE TABLE slots (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         journey TEXT NOT NULL,
@@ -51,7 +50,8 @@ MIGRATIONS: list[str] = [
         recorded_at REAL NOT NULL
     );
     CREATE INDEX slots_pair ON slots (journey, target, slot_at);
-    CREATE INDEX slots_outcome ON slots (outcome, slot_at);
+    CREATE INDEX slots_unusual ON slots (outcome, slot_at) WHERE outcome != 'passed';
+    CREATE INDEX slots_missed ON slots (journey, target, last_slot_at) WHERE outcome = 'missed';
     CREATE TABLE incidents (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         alertname TEXT NOT NULL,

@@ -72,6 +72,7 @@ class HistorySink:
         self._opened_at = -REOPEN_AFTER
         self._size = 0
         self._stats: dict[tuple[str, str], dict[str, WindowStats]] = {}
+        self._stats_json: dict[tuple[str, str], dict[str, dict[str, object]]] = {}
         self._pairs: frozenset[tuple[str, str]] = frozenset()
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -169,6 +170,7 @@ class HistorySink:
             self.metrics.forget_pair(journey, target, OUTCOMES)
         self._pairs = new
         self._stats = {k: v for k, v in self._stats.items() if k in new}
+        self._stats_json = {k: v for k, v in self._stats_json.items() if k in new}
         self._dirty.set()
 
     def _put(self, item: Item) -> None:
@@ -183,6 +185,10 @@ class HistorySink:
 
     def stats(self, journey: str, target: str) -> dict[str, WindowStats] | None:
         return self._stats.get((journey, target))
+
+    def stats_json(self, journey: str, target: str) -> dict[str, dict[str, object]] | None:
+        """`stats` as JSON-ready data, built once per refresh (not per request)."""
+        return self._stats_json.get((journey, target))
 
     def status(self) -> dict[str, Any]:
         return {
@@ -288,21 +294,17 @@ class HistorySink:
                 return
 
     def _drain(self) -> list[Item]:
+        # Sleep, then take everything: one wake-up per flush_interval, not one per
+        # record (each would take the GIL from the event loop).
+        self._stop.wait(self.config.flush_interval)
         items: list[Item] = []
-        deadline = time.monotonic() + self.config.flush_interval
-        while True:
-            timeout = deadline - time.monotonic()
+        while len(items) < 20_000:
             try:
-                item = (
-                    self._q.get(timeout=max(timeout, 0.0)) if timeout > 0 else self._q.get_nowait()
-                )
+                item = self._q.get_nowait()
             except queue.Empty:
                 break
-            if item is None:
-                break
-            items.append(item)
-            if len(items) >= 5000:
-                break
+            if item is not None:
+                items.append(item)
         with self._lock:
             self._queued -= len(items)
         return items
@@ -366,6 +368,7 @@ class HistorySink:
                 self._corrupt = True
                 self._close_store()
             return
+        self._stats_json = {k: {w: s.to_json() for w, s in v.items()} for k, v in out.items()}
         self._stats = out
         self.metrics.publish(out)
 

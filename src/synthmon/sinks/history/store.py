@@ -396,14 +396,22 @@ class SqliteHistory:
     def pair_inputs(
         self, journey: str, target: str, now: float, windows: dict[str, float]
     ) -> PairInputs:
-        counted = {}
-        for name, seconds in windows.items():
-            row = self._read(
-                "SELECT count(*), coalesce(sum(status = 'success'), 0) FROM runs "
-                "WHERE journey = ? AND target = ? AND started_at >= ? AND counted = 1",
-                (journey, target, now - seconds),
-            )[0]
-            counted[name] = (int(row[0]), int(row[1]))
+        # One scan of the covering index for every window at once.
+        names = list(windows)
+        sums = ", ".join(
+            "coalesce(sum(started_at >= ?), 0), "
+            "coalesce(sum(started_at >= ? AND status = 'success'), 0)"
+            for _ in names
+        )
+        args: list[Any] = []
+        for name in names:
+            args += [now - windows[name]] * 2
+        row = self._read(
+            f"SELECT {sums} FROM runs WHERE journey = ? AND target = ? "  # noqa: S608 - constants
+            "AND started_at >= ? AND counted = 1",
+            (*args, journey, target, now - max(windows.values())),
+        )[0]
+        counted = {name: (int(row[2 * i]), int(row[2 * i + 1])) for i, name in enumerate(names)}
         first = self._read(
             "SELECT min(slot_at) FROM slots WHERE journey = ? AND target = ?", (journey, target)
         )[0][0]
@@ -411,8 +419,8 @@ class SqliteHistory:
         missed = [
             (float(r[0]), float(r[1]))
             for r in self._read(
-                "SELECT slot_at, span FROM slots WHERE journey = ? AND target = ? "
-                "AND outcome = 'missed' AND last_slot_at >= ?",
+                "SELECT slot_at, span FROM slots INDEXED BY slots_missed WHERE journey = ? "
+                "AND target = ? AND outcome = 'missed' AND last_slot_at >= ?",
                 (journey, target, horizon),
             )
         ]
