@@ -72,8 +72,9 @@ MIGRATIONS: list[str] = [
 ]
 
 
-class SchemaTooNew(sqlite3.DatabaseError):
-    """The file was written by a newer synthmon."""
+class SchemaTooNew(sqlite3.OperationalError):
+    """The file was written by a newer synthmon: reported and left alone (a downgrade
+    must not destroy what the newer version wrote)."""
 
 
 def migrate(db: sqlite3.Connection, migrations: list[str] = MIGRATIONS) -> int:

@@ -179,6 +179,10 @@ class SqliteHistory:
             self._w.execute("PRAGMA synchronous=NORMAL")
             # Touch the file: a truncated or foreign file fails here, not at the first run.
             self._w.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if self._w.execute("PRAGMA user_version").fetchone()[0] == 0:
+                # Only possible before the first table: lets retention give pages back
+                # with a cheap incremental vacuum instead of rewriting the whole file.
+                self._w.execute("PRAGMA auto_vacuum = INCREMENTAL")
             migrate(self._w)
         except BaseException:
             self._w.close()
@@ -261,7 +265,8 @@ class SqliteHistory:
 
     def maintain(self, now: float, max_age: float, max_bytes: int) -> dict[str, int]:
         """Delete what is older than `max_age`, then the oldest runs while the file is
-        larger than `max_bytes`; VACUUM when anything went. Returns rows deleted."""
+        larger than `max_bytes`; give freed pages back (incremental vacuum; a full
+        VACUUM only when over the size cap). Returns rows deleted."""
         db = self._w
         cutoff = now - max_age
         deleted = {
@@ -284,7 +289,7 @@ class SqliteHistory:
             ).rowcount
             db.execute("VACUUM")
         if any(deleted.values()):
-            db.execute("VACUUM")
+            db.execute("PRAGMA incremental_vacuum")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return deleted
 
