@@ -81,3 +81,38 @@ class TestRetention:
         assert store.size_bytes() <= before // 2
         newest = store.runs(RunQuery(limit=1))[0]
         assert newest["run_id"] == f"{4999:032x}"
+
+
+class TestCounts:
+    def test_hourly_rollup_plus_edge_is_exact(self, tmp_path: Path) -> None:
+        """Window counts from whole hours plus the partial first hour equal counting
+        every run (retries and infrastructure errors never count)."""
+        import dataclasses
+        import random
+
+        rng = random.Random(7)
+        store = SqliteHistory(tmp_path / "h.sqlite3")
+        now = 2_000_000.0
+        runs = []
+        for i in range(3000):
+            r = _run(i, now - rng.uniform(0, 50 * 3600))
+            kind = rng.random()
+            if kind < 0.2:
+                r = dataclasses.replace(r, status=Status.FAILURE)
+            elif kind < 0.25:
+                r = dataclasses.replace(r, status=Status.FAILURE, retried=True)
+            elif kind < 0.3:
+                r = dataclasses.replace(r, status=Status.ERROR, reason="browser_crash")
+            runs.append(r)
+        for i in range(0, 3000, 700):  # several batches hit the same hours
+            store.write(runs[i : i + 700], [], [])
+        windows = {"a": 3600 * 7.3, "b": 3600 * 24.0, "c": 3600 * 49.99}
+        got = store.pair_inputs("j", "t", now, windows).counted
+        for name, seconds in windows.items():
+            inside = [
+                r
+                for r in runs
+                if r.started_at >= now - seconds and not r.retried and r.reason is None
+            ]
+            passed = sum(1 for r in inside if r.status is Status.SUCCESS)
+            assert got[name] == (len(inside), passed), name

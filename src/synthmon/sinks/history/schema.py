@@ -10,7 +10,8 @@ from __future__ import annotations
 import sqlite3
 
 MIGRATIONS: list[str] = [
-    # 1: runs, slots, incidents.
+    # 1: runs, slots, incidents; run_hours: counted/passing runs per hour (statistics
+    # read ~720 of these per pair and window instead of every run).
     """
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -68,6 +69,14 @@ MIGRATIONS: list[str] = [
         UNIQUE (alertname, journey, target, incident)
     );
     CREATE INDEX incidents_pair ON incidents (journey, target, started_at);
+    CREATE TABLE run_hours (
+        journey TEXT NOT NULL,
+        target TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        counted INTEGER NOT NULL,
+        passed INTEGER NOT NULL,
+        PRIMARY KEY (journey, target, hour)
+    ) WITHOUT ROWID;
     """,
 ]
 

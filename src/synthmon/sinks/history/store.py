@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from synthmon.model import RunResult
+from synthmon.model import RunResult, Status
 from synthmon.sinks.history.records import IncidentRecord, SlotRecord, is_counted
 from synthmon.sinks.history.schema import migrate
 
@@ -214,6 +214,20 @@ class SqliteHistory:
                 "VALUES (" + ", ".join("?" * 18) + ")",
                 [run_row(r) for r in runs],
             )
+            hours: dict[tuple[str, str, int], list[int]] = {}
+            for r in runs:
+                if is_counted(r):
+                    cell = hours.setdefault(
+                        (r.journey, r.target, int(r.started_at // 3600)), [0, 0]
+                    )
+                    cell[0] += 1
+                    cell[1] += r.status is Status.SUCCESS
+            db.executemany(
+                "INSERT INTO run_hours (journey, target, hour, counted, passed) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (journey, target, hour) DO UPDATE SET "
+                "counted = counted + excluded.counted, passed = passed + excluded.passed",
+                [(*k, v[0], v[1]) for k, v in hours.items()],
+            )
             db.executemany(
                 "INSERT INTO slots (journey, target, slot_at, last_slot_at, count, span, "
                 "outcome, reason, run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -276,6 +290,7 @@ class SqliteHistory:
                 "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?", (cutoff,)
             ).rowcount,
         }
+        db.execute("DELETE FROM run_hours WHERE hour < ?", (int(cutoff // 3600),))
         for _ in range(20):
             if self.size_bytes() <= max_bytes:
                 break
@@ -398,25 +413,29 @@ class SqliteHistory:
         args.append(limit)
         return [_incident(r) for r in self._read(sql, args)]
 
+    def _counted(self, journey: str, target: str, since: float) -> tuple[int, int]:
+        """(counted, passing) runs since `since`: whole hours from `run_hours`, the
+        partial first hour from the runs themselves (exact, and cheap)."""
+        hour = int(since // 3600)
+        whole = self._read(
+            "SELECT coalesce(sum(counted), 0), coalesce(sum(passed), 0) FROM run_hours "
+            "WHERE journey = ? AND target = ? AND hour > ?",
+            (journey, target, hour),
+        )[0]
+        edge = self._read(
+            "SELECT count(*), coalesce(sum(status = 'success'), 0) FROM runs "
+            "WHERE journey = ? AND target = ? AND started_at >= ? AND started_at < ? "
+            "AND counted = 1",
+            (journey, target, since, (hour + 1) * 3600.0),
+        )[0]
+        return int(whole[0]) + int(edge[0]), int(whole[1]) + int(edge[1])
+
     def pair_inputs(
         self, journey: str, target: str, now: float, windows: dict[str, float]
     ) -> PairInputs:
-        # One scan of the covering index for every window at once.
-        names = list(windows)
-        sums = ", ".join(
-            "coalesce(sum(started_at >= ?), 0), "
-            "coalesce(sum(started_at >= ? AND status = 'success'), 0)"
-            for _ in names
-        )
-        args: list[Any] = []
-        for name in names:
-            args += [now - windows[name]] * 2
-        row = self._read(
-            f"SELECT {sums} FROM runs WHERE journey = ? AND target = ? "  # noqa: S608 - constants
-            "AND started_at >= ? AND counted = 1",
-            (*args, journey, target, now - max(windows.values())),
-        )[0]
-        counted = {name: (int(row[2 * i]), int(row[2 * i + 1])) for i, name in enumerate(names)}
+        counted = {
+            name: self._counted(journey, target, now - seconds) for name, seconds in windows.items()
+        }
         first = self._read(
             "SELECT min(slot_at) FROM slots WHERE journey = ? AND target = ?", (journey, target)
         )[0][0]
