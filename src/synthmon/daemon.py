@@ -190,16 +190,17 @@ class Daemon:
         self.state = "starting"
         self._stop_event = asyncio.Event()
         self._started_at = time.time()
-        if self.history is not None:
-            # Before anything is scheduled: the last slot each pair recorded before this
-            # start, so the slots missed while the daemon was down are recorded as missed.
-            for (journey, target), last in (await self.history.open()).items():
-                self.slots.resume(pair_key(journey, target), last)
-            self.history.start()
         self.alerting.start()
         self.fanout.start()
         await self.server.start()
         self.watchdog.start()
+        if self.history is not None:
+            # After the server (a slow disk must not delay /healthz), before anything is
+            # scheduled: the last slot each pair recorded before this start, so the
+            # slots missed while the daemon was down are recorded as missed.
+            for (journey, target), last in (await self.history.open()).items():
+                self.slots.resume(pair_key(journey, target), last)
+            self.history.start()
         self.reload()
         self.scheduler.start()
         self.state = "running"
