@@ -65,6 +65,7 @@ class HistorySink:
         self._q: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._queued = 0
         self._lock = threading.Lock()
+        self._publish_lock = threading.Lock()
         self._store: HistoryStore | None = None
         self._error: str | None = None
         self._last_problem: str | None = None
@@ -128,7 +129,10 @@ class HistorySink:
         self._put(result)
 
     def record_slot(self, record: SlotRecord) -> None:
-        self.metrics.slot(record.journey, record.target, record.outcome.value, record.count)
+        # A run of a pair removed while it was in flight is stored, but must not bring
+        # back the series `set_catalog` removed.
+        if (record.journey, record.target) in self._pairs:
+            self.metrics.slot(record.journey, record.target, record.outcome.value, record.count)
         self._put(record)
 
     def alert_transition(self, alert: Alert) -> None:
@@ -164,13 +168,15 @@ class HistorySink:
 
     def set_catalog(self, pairs: Iterable[tuple[str, str]]) -> None:
         new = frozenset(pairs)
-        for journey, target in new - self._pairs:
-            self.metrics.init_pair(journey, target, OUTCOMES)
-        for journey, target in self._pairs - new:
-            self.metrics.forget_pair(journey, target, OUTCOMES)
-        self._pairs = new
-        self._stats = {k: v for k, v in self._stats.items() if k in new}
-        self._stats_json = {k: v for k, v in self._stats_json.items() if k in new}
+        with self._publish_lock:  # a refresh in flight must not publish removed pairs
+            for journey, target in new - self._pairs:
+                self.metrics.init_pair(journey, target, OUTCOMES)
+            for journey, target in self._pairs - new:
+                self.metrics.forget_pair(journey, target, OUTCOMES)
+            self._pairs = new
+            self._stats = {k: v for k, v in self._stats.items() if k in new}
+            self._stats_json = {k: v for k, v in self._stats_json.items() if k in new}
+            self.metrics.publish(self._stats)
         self._dirty.set()
 
     def _put(self, item: Item) -> None:
@@ -368,9 +374,11 @@ class HistorySink:
                 self._corrupt = True
                 self._close_store()
             return
-        self._stats_json = {k: {w: s.to_json() for w, s in v.items()} for k, v in out.items()}
-        self._stats = out
-        self.metrics.publish(out)
+        with self._publish_lock:
+            out = {k: v for k, v in out.items() if k in self._pairs}
+            self._stats_json = {k: {w: s.to_json() for w, s in v.items()} for k, v in out.items()}
+            self._stats = out
+            self.metrics.publish(out)
 
     def _maintain(self) -> None:
         assert self._store is not None
