@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing its side-by-side ratios.
 
-Usage: python bench/run.py [--quick] [NAME ...]   (names: http, browser, detection, history)
+Usage: python bench/run.py [--quick] [NAME ...]  (names: http, browser, detection, compare, history)
 Figures and the commands that produced them are recorded in docs/benchmarks.md.
 """
 
@@ -19,6 +19,7 @@ BENCHES = {
     "http": "http_bench",  # issue 2: CPU per run vs raw httpx, scheduler lag
     "browser": "browser",  # issue 3: pooled vs launch-per-run, RSS growth
     "detection": "detection",  # issue 4: time to detect vs Prometheus + blackbox_exporter
+    "compare": "compare",  # issue 14: false-regression and detection rates of verdicts
     "history": "history_bench",  # issue 12: history on vs off, API on a million runs
 }
 

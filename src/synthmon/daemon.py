@@ -42,6 +42,7 @@ from synthmon.sinks.latest import LatestResults
 from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
 from synthmon.sinks.safety_metrics import SafetyMetrics
+from synthmon.sinks.shadow_metrics import ShadowMetrics
 from synthmon.web import api, auth, control, silences_api
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
@@ -110,6 +111,7 @@ class Daemon:
             rate_limits=self.safety.rate_limits,
         )
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
+        self.shadow_metrics = ShadowMetrics(self.registry, location=settings.location)
         # The browser runner is built when the first browser journey is loaded
         # (`reload`): HTTP-only deployments never load Playwright.
         self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
@@ -120,6 +122,7 @@ class Daemon:
                 ("logs", LogSink()),
                 ("browser_metrics", self.browser_metrics),
                 ("safety", safety_metrics),
+                ("shadow_metrics", self.shadow_metrics),
                 ("alerting", self.alerting),
                 *([("history", self.history)] if self.history is not None else []),
                 *(extra_sinks or []),
@@ -155,6 +158,8 @@ class Daemon:
                 api.routes(self.history, lambda: self.views),
                 silences_api.routes(lambda: self.alerting.store),
             ],
+            max_connections=settings.server.max_connections,
+            idle_timeout=settings.server.idle_timeout,
         )
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
@@ -302,6 +307,7 @@ class Daemon:
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
         self.browser_metrics.set_catalog({(j.name, t.name) for j, t in pairs.values()})
+        self.shadow_metrics.set_catalog((j.name, t.name) for j, t in pairs.values())
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )

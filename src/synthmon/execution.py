@@ -77,6 +77,7 @@ class Executor:
         self._retry_policy = retry_policy
         self._events = events
         self._targets = targets
+        self._peers = tuple(targets.values())
         self._max_concurrency = max_concurrency
         self._run_source = run_source
         self._location = location
@@ -219,6 +220,7 @@ class Executor:
                             run_source=self._run_source,
                             account=account,
                             extra_headers=headers,
+                            peers=self._peers,
                         )
                     )
             except NoAccountError as exc:

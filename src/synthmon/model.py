@@ -92,6 +92,8 @@ class RunResult:
     retried: bool = False
     # Cleanups (ctx.defer / cleanup=) that failed after the run; never changes `status`.
     cleanup_failures: int = 0
+    # Requests `ctx.shadow` found answered differently by another target, per target.
+    shadow_mismatches: tuple[tuple[str, int], ...] = ()
     # Where the probe ran from (`location = "eu-west-1"`); set once, at hand-off to the
     # sinks, so every sink (logs, /api, history, alerts) reads the same value.
     location: str | None = None
@@ -150,6 +152,8 @@ class RunRequest:
     account: Any = None
     # Headers added to every request of the run (the account pool's tag, say).
     extra_headers: tuple[tuple[str, str], ...] = ()
+    # Other configured targets `ctx.shadow` may compare with (`compare_to=`).
+    peers: tuple[Target, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

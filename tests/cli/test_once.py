@@ -16,6 +16,7 @@ import xmlschema
 from junitparser import Error, Failure, JUnitXml
 
 from synthmon_demo import RunningShop
+from tests.alerting.conftest import Receiver
 from tests.conftest import set_chaos
 from tests.harness import write_config, write_journeys
 
@@ -58,21 +59,27 @@ def _config(tmp_path: Path, targets: dict[str, str], extra: dict[str, str] | Non
     return write_config(tmp_path / "synthmon.toml", "\n".join(lines))
 
 
-async def once(*args: str | Path, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
+async def once_cli(
+    *args: str | Path, env_extra: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """`synthmon ARGS...` as a subprocess: (exit code, stdout, stderr)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNTHMON_")}
     env.update(env_extra or {})
     proc = await asyncio.create_subprocess_exec(
         *SYNTHMON,
-        "once",
         *map(str, args),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=ROOT,
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def once(*args: str | Path, env_extra: dict[str, str] | None = None) -> tuple[int, str, str]:
+    return await once_cli("once", *args, env_extra=env_extra)
 
 
 class TestOnce:
@@ -210,3 +217,25 @@ class TestAuthorLoop:
         names = {Path(p).name for p in paths}
         assert {"screenshot.png", "trace.zip"} <= names, out
         assert all(os.path.getsize(p) > 0 for p in paths)
+
+
+class TestNotify:
+    async def test_notify_sends_an_alert_per_failed_run_and_nothing_without_it(
+        self, tmp_path: Path, shop: RunningShop, receiver: Receiver
+    ) -> None:
+        """Without --notify a failed smoke test alerts nobody; with it, the configured
+        webhook gets one trigger naming the journey and the failed step."""
+        cfg = _config(tmp_path, {"demo": shop.url})
+        cfg.write_text(
+            cfg.read_text() + '\n[alerting.webhook]\nurl = { env = "TEST_WEBHOOK_URL" }\n'
+        )
+        await set_chaos(shop, "error", paths=["/api/products"])
+        env = {"TEST_WEBHOOK_URL": f"{receiver.url}/webhook"}
+        code, out, err = await once("--config", cfg, "-j", "browse", env_extra=env)
+        assert code == 1, out + err
+        assert receiver.bodies.get("/webhook") is None
+        code, out, err = await once("--config", cfg, "-j", "browse", "--notify", env_extra=env)
+        assert code == 1, out + err
+        [body] = receiver.json("/webhook")
+        assert body["journey"] == "browse" and body["failing_step"] == "search", body
+        assert body["event"] == "trigger" and body["state"] == "firing"

@@ -35,6 +35,7 @@ from synthmon.alerting.notifiers.pagerduty import PagerDutyNotifier
 from synthmon.alerting.notifiers.slack import SlackNotifier
 from synthmon.alerting.notifiers.webhook import WebhookNotifier
 from synthmon.alerting.outbox import Outbox
+from synthmon.alerting.persist import DiskHealth, GuardedStore
 from synthmon.alerting.policy import (
     INTERNAL_ERROR_POLICY,
     AlertState,
@@ -86,6 +87,8 @@ class AlertEngine:
         self.config = config
         self._incidents: IncidentListener = incidents or _NoIncidents()
         self.metrics = AlertMetrics(registry, location=location)
+        # Whether the database takes writes; delivery never waits on it (persist.py).
+        self.disk = DiskHealth(registry, location=location)
         self.policies = PolicyBook(config)
         self._data_dir = data_dir
         self._journeys = journeys
@@ -96,7 +99,7 @@ class AlertEngine:
         self._log = LogNotifier()
         self._tracked: dict[str, Tracked] = {}
         self._dirty: set[str] = set()
-        self._store: AlertStore | None = None
+        self._store: GuardedStore | None = None
         self._client: httpx.AsyncClient | None = None
         self.outbox: Outbox | None = None
         self.silences: Silences | None = None
@@ -109,7 +112,7 @@ class AlertEngine:
         """Open the database and build the notifiers (outbox not yet delivering)."""
         from pathlib import Path
 
-        self._store = AlertStore(Path(self._data_dir) / DB_NAME)
+        self._store = GuardedStore(Path(self._data_dir) / DB_NAME, self.disk)
         self._client = httpx.AsyncClient(timeout=self.config.send_timeout)
         notifiers = {**self._build_notifiers(self._client), **self._extra_notifiers}
         self.outbox = Outbox(

@@ -43,9 +43,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_parsers(sub)
     silence_cli.add_parser(sub)
-    from synthmon.cli import once
+    from synthmon.cli import compare, once
 
     once.add_parser(sub)
+    compare.add_parser(sub)
     hc = sub.add_parser("healthcheck", help="exit 0 when the local daemon answers /healthz")
     hc.add_argument("--config", "-c", help="the daemon's TOML config (missing: env only)")
     hc.add_argument("--timeout", type=float, default=3.0)
@@ -97,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from synthmon.cli.check import check
 
         return check(settings, args.journeys_dir, out=sys.stdout, err=sys.stderr, shard=shard)
+    if args.command == "compare":
+        from synthmon.cli.compare import compare_command
+
+        return compare_command(args, settings, out=sys.stdout, err=sys.stderr)
     if args.command == "once":
         from synthmon.cli.once import once
 

@@ -23,7 +23,7 @@ from synthmon.execution import Executor, RetryPolicy
 from synthmon.journeys.context import step_listener
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import load_journeys
-from synthmon.model import Kind, RunResult, RunSource, Status, StepResult, Target
+from synthmon.model import Kind, RunResult, RunSource, Severity, Status, StepResult, Target
 from synthmon.runners.base import Runner
 from synthmon.runners.http import HttpRunner
 from synthmon.safety.facade import Safety
@@ -60,6 +60,11 @@ def add_parser(sub: Any) -> None:
         "--artifacts",
         choices=("always", "failure", "never"),
         help="browser artifacts (default: [artifacts].on from the config)",
+    )
+    p.add_argument(
+        "--notify",
+        action="store_true",
+        help="send an alert for each failed run through the configured notifiers",
     )
 
 
@@ -163,7 +168,8 @@ def build_executor(
         runners[Kind.BROWSER] = browser_runner_from_settings(
             settings, http_factory=http.client_factory, scrub=safety.scrub
         )
-    targets = {t.name: t for _, t in pairs}
+    # Every configured target, so ctx.shadow can compare with any of them.
+    targets = {t.name: t for t in settings.target_list()} | {t.name: t for _, t in pairs}
     executor = Executor(
         runners=runners,
         safety=safety,
@@ -214,6 +220,48 @@ class Printer:
             print(f"        artifact: {path}", file=self._out, flush=True)
 
 
+async def notify_failures(
+    settings: Settings, pairs: Sequence[tuple[Journey, Target]], results: Sequence[RunResult]
+) -> None:
+    """An alert for each failed run, through the notifiers and routes of [alerting]
+    (severity routing as in the daemon). A smoke test has no history: every failed run
+    fires at once, with state in a throw-away folder so it never touches a daemon's.
+    A passing run sends nothing (there is nothing to resolve)."""
+    import tempfile
+
+    from prometheus_client import CollectorRegistry
+
+    from synthmon.alerting.engine import AlertEngine
+    from synthmon.config.alerting import PolicyOverride
+
+    if all(r.ok for r in results):
+        return
+    at_once = PolicyOverride(consecutive=1, failures=0, window=0, retries=0, rechecks=0)
+    journeys = {j.name: j for j, _ in pairs}
+    config = settings.alerting.model_copy(
+        update={
+            "severity": {s.value: at_once for s in Severity},
+            "journeys": dict.fromkeys(journeys, at_once),
+        }
+    )
+    with tempfile.TemporaryDirectory(prefix="synthmon-once-") as tmp:
+        engine = AlertEngine(
+            config,
+            data_dir=tmp,
+            registry=CollectorRegistry(),
+            journeys=journeys.get,
+            location=settings.location,
+            external_url=settings.server.external_url,
+        )
+        engine.start()
+        try:
+            for r in results:
+                if not r.ok:
+                    await engine.emit(r)
+        finally:
+            await engine.stop(flush_seconds=settings.alerting.send_timeout * 2)
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
@@ -224,6 +272,7 @@ async def run_once(
     *,
     retries: int = 0,
     parallel: int = 4,
+    notify: bool = False,
     out: TextIO,
 ) -> list[RunResult]:
     """Run every pair once (with `retries`); returns each pair's final result, in the
@@ -239,7 +288,10 @@ async def run_once(
 
     try:
         # Each pair in its own task, so the step listener stays with its run.
-        return list(await asyncio.gather(*(one(j, t) for j, t in pairs)))
+        results = list(await asyncio.gather(*(one(j, t) for j, t in pairs)))
+        if notify:
+            await notify_failures(settings, pairs, results)
+        return results
     finally:
         for runner in runners.values():
             close = getattr(runner, "aclose", None)
@@ -281,7 +333,14 @@ def once(args: Any, settings: Settings, *, out: TextIO, err: TextIO) -> int:
         print("synthmon once: nothing selected to run (check --journey/--tag/--target)", file=err)
         return EXIT_USAGE
     results = asyncio.run(
-        run_once(settings, chosen.pairs, retries=args.retries, parallel=args.parallel, out=out)
+        run_once(
+            settings,
+            chosen.pairs,
+            retries=args.retries,
+            parallel=args.parallel,
+            notify=args.notify,
+            out=out,
+        )
     )
     failed = [r for r in results if r.status is not Status.SUCCESS]
     print(

@@ -51,7 +51,11 @@ def server_config(path: str | None) -> ServerConfig:
         if key.upper().startswith(prefix):
             field = key[len(prefix) :].lower()
             try:
-                data[field] = json.loads(value) if field in ("api_token", "metrics_auth") else value
+                data[field] = (
+                    json.loads(value)
+                    if field in ("api_token", "metrics_auth", "read_auth")
+                    else value
+                )
             except ValueError:
                 data[field] = value
     try:

@@ -62,7 +62,7 @@ def write_json(path: Path, results: Sequence[RunResult]) -> None:
         "summary": {"runs": len(results), "passed": len(results) - failed, "failed": failed},
         "results": [result_summary(r) for r in results],
     }
-    _atomic_write(path, json.dumps(body, indent=2).encode())
+    atomic_write(path, json.dumps(body, indent=2).encode())
 
 
 def _failure_message(r: RunResult) -> str:
@@ -147,10 +147,10 @@ def junit_tree(
 def write_junit(path: Path, results: Sequence[RunResult], journeys: Mapping[str, Journey]) -> None:
     tree = junit_tree(results, journeys)
     data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
-    _atomic_write(path, data)
+    atomic_write(path, data)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     # A CI step reading a half-written report would misreport the deploy.
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from synthmon.config.alerting import AlertingConfig
+from synthmon.config.compare import CompareConfig
 from synthmon.config.durations import parse_duration
 from synthmon.config.secrets import SecretRef, UnresolvedSecret
 from synthmon.config.shard import parse_shard
@@ -72,6 +73,21 @@ class ServerConfig(_Section):
     # when listen is not a loopback address. See docs/safety.md.
     api_token: SecretRef | None = None
     metrics_auth: MetricsAuthConfig | None = None
+    # Credentials (bearer token or basic auth, as metrics_auth) for reading /api, the
+    # status pages and /artifacts. Without them, reads are served only while listen is
+    # a loopback address, or when public_read = true says so (docs/safety.md).
+    read_auth: MetricsAuthConfig | None = None
+    public_read: bool = False
+    # Inbound connections at once (never more than a quarter of RLIMIT_NOFILE), and how
+    # long a connection may stay without a complete request (docs/config.md).
+    max_connections: int = Field(default=256, ge=1)
+    idle_timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _read_rule(self) -> ServerConfig:
+        if self.read_auth is not None and self.public_read:
+            raise ValueError("give either read_auth or public_read = true, not both")
+        return self
 
     @field_validator("listen")
     @classmethod
@@ -267,6 +283,7 @@ class Settings(BaseSettings):
     artifacts: ArtifactsConfig = ArtifactsConfig()
     alerting: AlertingConfig = AlertingConfig()
     history: HistoryConfig = HistoryConfig()
+    compare: CompareConfig = CompareConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     accounts: list[AccountConfig] = Field(default_factory=list)
 

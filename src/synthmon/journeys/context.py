@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from synthmon.errors import InfrastructureError, StepFailedError
+from synthmon.journeys.shadow import Shadow, ShadowError
 from synthmon.model import RunSource, Status, StepResult, Target
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class Context:
         account: Any = None,
         run_source: RunSource = RunSource.DAEMON,
         clock: Callable[[], float] = time.monotonic,
+        peer_http_factory: Callable[[str], httpx.AsyncClient] | None = None,
     ) -> None:
         self.journey = journey
         self.target = target
@@ -62,6 +64,9 @@ class Context:
         self._log: Any = None
         self._http_factory = http_factory
         self._http: httpx.AsyncClient | None = None
+        self._peer_http_factory = peer_http_factory
+        self._peers: dict[str, httpx.AsyncClient] = {}
+        self._shadow: Shadow | None = None
         self._classify = classify
         self._describe = describe
         self._clock = clock
@@ -97,6 +102,25 @@ class Context:
                 raise RuntimeError("this run has no HTTP client")
             self._http = self._http_factory()
         return self._http
+
+    @property
+    def shadow(self) -> Shadow:
+        """Send a request to this target and to another, and compare the answers:
+        ``await ctx.shadow.get("/api/cart", compare_to="new-backend")`` (HTTP journeys)."""
+        if self._shadow is None:
+            self._shadow = Shadow(self, self._peer_client)
+        return self._shadow
+
+    def _peer_client(self, target: str) -> httpx.AsyncClient:
+        if target not in self._peers:
+            if self._peer_http_factory is None:
+                raise ShadowError("ctx.shadow needs an HTTP journey run by synthmon")
+            self._peers[target] = self._peer_http_factory(target)
+        return self._peers[target]
+
+    @property
+    def shadow_mismatches(self) -> dict[str, int]:
+        return self._shadow.mismatches if self._shadow is not None else {}
 
     @property
     def page(self) -> Page:
@@ -182,3 +206,6 @@ class Context:
         if self._http is not None:
             client, self._http = self._http, None
             await client.aclose()
+        peers, self._peers = self._peers, {}
+        for peer in peers.values():
+            await peer.aclose()

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
+from synthmon.config.compare import parse_compare
 from synthmon.config.durations import format_duration, parse_duration
 from synthmon.errors import JourneyDefinitionError
 from synthmon.model import Kind, Severity
@@ -43,6 +44,8 @@ class Journey:
     degraded_after: float | None = None
     # Alert policy overrides (see the alerting docs); passed through untouched here.
     alert: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # `synthmon compare` thresholds (config/compare.py), validated here.
+    compare: Mapping[str, Any] = field(default_factory=dict, compare=False)
     cleanup: CleanupFunc | None = field(default=None, repr=False, compare=False)
     filename: str = ""
     lineno: int = 0
@@ -85,6 +88,7 @@ def journey(
     account: str | None = None,
     degraded_after: str | float | None = None,
     alert: Mapping[str, Any] | None = None,
+    compare: Mapping[str, Any] | None = None,
     cleanup: CleanupFunc | None = None,
 ) -> Callable[[JourneyFunc], Journey]: ...
 
@@ -106,6 +110,7 @@ def journey(
     account: str | None = None,
     degraded_after: str | float | None = None,
     alert: Mapping[str, Any] | None = None,
+    compare: Mapping[str, Any] | None = None,
     cleanup: CleanupFunc | None = None,
 ) -> Journey | Callable[[JourneyFunc], Journey]:
     """Declare a user journey.
@@ -159,6 +164,11 @@ def journey(
         jdegraded = (
             _duration("degraded_after", degraded_after, bad) if degraded_after is not None else None
         )
+        if compare:
+            try:
+                parse_compare(compare)
+            except ValueError as exc:
+                raise bad(f"compare={dict(compare)!r}: {exc}") from None
         if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
             raise bad("cleanup= must be an 'async def' function taking the Context")
         doc = inspect.getdoc(fn) or ""
@@ -177,6 +187,7 @@ def journey(
             account=account,
             degraded_after=jdegraded,
             alert=dict(alert or {}),
+            compare=dict(compare or {}),
             cleanup=cleanup,
             filename=filename,
             lineno=lineno,

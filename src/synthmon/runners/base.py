@@ -160,6 +160,7 @@ async def execute(
         reason=reason,
         artifacts=paths,
         attempt=attempt,
+        shadow_mismatches=tuple(sorted(ctx.shadow_mismatches.items())),
     )
 
 

@@ -14,6 +14,7 @@ import httpx
 
 from synthmon.errors import HostNotAllowedError
 from synthmon.journeys.context import Context
+from synthmon.journeys.shadow import ShadowError
 from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.base import classify, describe, execute, run_cleanups, traceparent
 from synthmon.safety.ratelimit import RateLimits
@@ -151,6 +152,22 @@ class HttpRunner:
                 msg = f"{msg} (last response: {last[0]})"
             return etype, msg
 
+        peers = {t.name: t for t in request.peers if t.name != target.name}
+
+        def peer_client(name: str) -> httpx.AsyncClient:
+            # ctx.shadow's other side: that target's own tagging and allowed hosts.
+            peer = peers.get(name)
+            if peer is None:
+                raise ShadowError(
+                    f"compare_to={name!r}: no other target of that name; known: {sorted(peers)}"
+                )
+            return self.client_factory(
+                peer,
+                trace_id=run_id,
+                timeout=journey.timeout,
+                extra_headers=request.extra_headers,
+            )()
+
         ctx = Context(
             journey=journey.name,
             target=target,
@@ -168,6 +185,7 @@ class HttpRunner:
             account=request.account,
             run_source=request.run_source,
             clock=self._clock,
+            peer_http_factory=peer_client,
         )
         started_at = time.time()
         cleanup_failures = 0

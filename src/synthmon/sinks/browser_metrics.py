@@ -64,6 +64,15 @@ class BrowserMetrics:
             loc,
             registry=registry,
         )
+        self.artifact_failures = Counter(
+            "synthmon_browser_artifact_failures",
+            "Failure artifacts that could not be written (disk full, a page refusing a "
+            "screenshot), by artifact; the run's result is recorded regardless.",
+            ("artifact", *loc),
+            registry=registry,
+        )
+        for artifact in ("screenshot", "trace", "html", "console", "network"):
+            self.artifact_failures.labels(artifact, *self._loc)
         for result in ("ok", "failed"):
             self.launches.labels(result, *self._loc)
         for reason in ("runs", "rss", "driver", "unresponsive"):
@@ -78,6 +87,8 @@ class BrowserMetrics:
             at_location(self.crashes, self._loc).inc()
         elif event == "recycle":
             self.recycles.labels(reason, *self._loc).inc()
+        elif event == "artifact_failed":
+            self.artifact_failures.labels(reason, *self._loc).inc()
 
     def gauge(self, name: str, value: float) -> None:
         metric = {

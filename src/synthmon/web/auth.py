@@ -4,6 +4,11 @@
   ``Authorization: Bearer <server.api_token>`` when a token is configured. Without a
   token, changes are accepted only while the server listens on loopback.
 - ``/metrics`` optionally needs basic auth or a bearer token (``server.metrics_auth``).
+- Every other read (``/api``, status pages, ``/artifacts``: what synthetic accounts saw)
+  needs ``server.read_auth`` (or the api token) when it is configured; without it,
+  reads are served only while the server listens on loopback, unless
+  ``server.public_read`` opens them on purpose. ``/healthz`` and ``/readyz`` are
+  always open (orchestrators probe them without credentials).
 - A refused request gets 401 and reaches no handler: nothing changes.
 - Comparisons are constant-time (`hmac.compare_digest`).
 - Text responses (JSON, HTML) pass through the secret scrubber.
@@ -28,6 +33,8 @@ from synthmon.safety.scrub import Scrubber
 log = structlog.get_logger("synthmon.web")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Probes of orchestrators and load balancers: never behind credentials.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def is_loopback(host: str) -> bool:
@@ -50,6 +57,10 @@ class AccessPolicy:
     metrics_token: SecretStr | None = None
     metrics_username: str | None = None
     metrics_password: SecretStr | None = None
+    read_token: SecretStr | None = None
+    read_username: str | None = None
+    read_password: SecretStr | None = None
+    public_read: bool = False
 
     def check_change(self, authorization: str) -> str | None:
         """None if a changing request may pass, else why not."""
@@ -68,32 +79,84 @@ class AccessPolicy:
         return None
 
     def check_metrics(self, authorization: str) -> str | None:
+        return _check_credentials(
+            authorization,
+            self.metrics_token,
+            self.metrics_username,
+            self.metrics_password,
+            "/metrics",
+        )
+
+    @property
+    def read_scheme(self) -> str | None:
+        if self.read_token is not None:
+            return "Bearer"
+        return "Basic" if self.read_username is not None else None
+
+    def check_read(self, authorization: str) -> str | None:
+        """None if a read (/api, pages, artifacts) may pass, else why not."""
+        if self.read_scheme is None:
+            if self.public_read or is_loopback(self.listen_host):
+                return None
+            return (
+                f"reading is disabled: the server listens on {self.listen_host} (not "
+                "loopback) and no server.read_auth is configured; set server.read_auth "
+                "(or server.public_read = true to serve reads to anyone reaching the port)"
+            )
         scheme, _, given = authorization.partition(" ")
-        given = given.strip()
-        if self.metrics_token is not None:
-            if scheme.lower() == "bearer" and _same(given, self.metrics_token.get_secret_value()):
-                return None
-            return "missing or wrong bearer token for /metrics"
-        if self.metrics_username is not None and self.metrics_password is not None:
-            expected = f"{self.metrics_username}:{self.metrics_password.get_secret_value()}"
-            try:
-                decoded = base64.b64decode(given, validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                decoded = ""
-            if scheme.lower() == "basic" and _same(decoded, expected):
-                return None
-            return "missing or wrong basic auth credentials for /metrics"
-        return None
+        if (
+            self.api_token is not None
+            and scheme.lower() == "bearer"
+            and _same(given.strip(), self.api_token.get_secret_value())
+        ):
+            return None  # whoever may change things may read them
+        return _check_credentials(
+            authorization, self.read_token, self.read_username, self.read_password, "reading"
+        )
+
+
+def _check_credentials(
+    authorization: str,
+    token: SecretStr | None,
+    username: str | None,
+    password: SecretStr | None,
+    what: str,
+) -> str | None:
+    """None when `authorization` carries the bearer `token` or basic `username:password`
+    (whichever is configured; nothing configured passes), else why not."""
+    scheme, _, given = authorization.partition(" ")
+    given = given.strip()
+    if token is not None:
+        if scheme.lower() == "bearer" and _same(given, token.get_secret_value()):
+            return None
+        return f"missing or wrong bearer token for {what}"
+    if username is not None and password is not None:
+        expected = f"{username}:{password.get_secret_value()}"
+        try:
+            decoded = base64.b64decode(given, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            decoded = ""
+        if scheme.lower() == "basic" and _same(decoded, expected):
+            return None
+        return f"missing or wrong basic auth credentials for {what}"
+    return None
 
 
 def access_policy(server: ServerConfig) -> AccessPolicy:
     """The server's access rules from `[server]`; warns once when changes are off."""
-    auth = server.metrics_auth
+    auth, read = server.metrics_auth, server.read_auth
     if server.api_token is None and not is_loopback(server.host):
         log.warning(
             "changes_disabled",
             listen=server.listen,
             hint="set server.api_token to use POST /api/pause and /api/resume",
+        )
+    if read is None and not server.public_read and not is_loopback(server.host):
+        log.warning(
+            "reads_disabled",
+            listen=server.listen,
+            hint="set server.read_auth to read /api, the status pages and /artifacts "
+            "(or server.public_read = true to open them to anyone reaching the port)",
         )
     return AccessPolicy(
         listen_host=server.host,
@@ -101,6 +164,10 @@ def access_policy(server: ServerConfig) -> AccessPolicy:
         metrics_token=auth.token if auth else None,
         metrics_username=auth.username if auth else None,
         metrics_password=auth.password if auth else None,
+        read_token=read.token if read else None,
+        read_username=read.username if read else None,
+        read_password=read.password if read else None,
+        public_read=server.public_read,
     )
 
 
@@ -132,6 +199,20 @@ def guard(policy: AccessPolicy, scrub: Scrubber) -> Middleware:
             if problem is not None:
                 scheme = "Bearer" if policy.metrics_token is not None else "Basic"
                 return _unauthorized(problem, f'{scheme} realm="synthmon metrics"')
+        elif request.path not in OPEN_PATHS:
+            problem = policy.check_read(authorization)
+            if problem is not None:
+                log.warning(
+                    "request_refused",
+                    method=request.method,
+                    path=request.path,
+                    remote=request.remote,
+                    error=problem,
+                )
+                if policy.read_scheme is None:
+                    # No credential would help: nothing to challenge for.
+                    return web.json_response({"error": problem}, status=403)
+                return _unauthorized(problem, f'{policy.read_scheme} realm="synthmon"')
         response = await handler(request)
         if (
             scrub

@@ -6,12 +6,17 @@ handlers of its own (the daemon owns signals).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from synthmon.web.connections import ConnectionGuard
+
+ACCEPT_BACKLOG = 16  # pending connections; a status server needs few
 
 
 class StatusSource(Protocol):
@@ -32,14 +37,21 @@ class StatusServer:
         host: str = "127.0.0.1",
         port: int = 9321,
         extra_routes: Sequence[Callable[[web.Application], None]] = (),
+        max_connections: int = 256,
+        idle_timeout: float = 10.0,
     ) -> None:
         self._source = source
         self._registry = registry
         self._host = host
         self._port = port
+        # Bounded inbound connections (web/connections.py): half-open sockets must
+        # not take the descriptors journeys need.
+        self.connections = ConnectionGuard(max_connections=max_connections)
+        self._idle_timeout = idle_timeout
+        self._server: asyncio.Server | None = None
         # Access control and response scrubbing (`web.auth.guard`): required, so no
         # server can be built that forgets them.
-        self.app = web.Application(middlewares=[guard])
+        self.app = web.Application(middlewares=[self.connections.middleware, guard])
         self.app.router.add_get("/", self._index)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
@@ -60,14 +72,33 @@ class StatusServer:
 
     async def start(self) -> None:
         self._runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            # Closes a connection that sent no complete request within this long of
+            # connecting or of its last response (aiohttp's keep-alive timer).
+            keepalive_timeout=self._idle_timeout,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        assert self._runner.server is not None
+        self.connections.attach(self._runner.server)
+        # Our own listener instead of TCPSite: every accepted connection passes the
+        # guard's cap first. asyncio accepts up to `backlog` sockets per wake-up before
+        # the guard sees any of them, so a small backlog bounds that burst too.
+        self._server = await asyncio.get_running_loop().create_server(
+            self.connections.factory,
+            self._host,
+            self._port,
+            reuse_address=True,
+            backlog=ACCEPT_BACKLOG,
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

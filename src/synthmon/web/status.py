@@ -60,6 +60,10 @@ class StatusViews:
         if self.d.history is not None:
             # Reported, never a reason to be unready: history is best-effort.
             checks["history"] = self.d.history.status()
+        # A data dir that refuses writes: alerts still go out (from memory), but they
+        # would not survive a restart, and someone has to free the disk.
+        disk_ok, checks["data_dir"] = self.d.alerting.disk.readiness()
+        ready = ready and disk_ok
         if Kind.BROWSER not in self.d.runners:
             # Built on the first browser journey: until then Chromium is not needed.
             checks["browser_runner"] = {"needed": False, "launched": False}

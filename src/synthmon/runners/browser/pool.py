@@ -58,7 +58,8 @@ class PoolEvents(Protocol):
     """Where the pool reports what happened (the daemon wires it to metrics)."""
 
     def count(self, event: str, reason: str = "") -> None:
-        """launch(reason=ok|failed), crash, recycle(reason=runs|rss|driver|unresponsive)."""
+        """launch(reason=ok|failed), crash, recycle(reason=runs|rss|driver|unresponsive),
+        artifact_failed(reason=the artifact: screenshot|trace|html|console|network|...)."""
 
     def gauge(self, name: str, value: float) -> None:
         """contexts_in_use, waiting_runs, rss_bytes."""

@@ -33,7 +33,7 @@ from synthmon.runners.base import error_result, execute, run_cleanups
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
 from synthmon.runners.browser.classify import classify, describe
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
-from synthmon.runners.browser.pool import BrowserPool, PoolEvents, PoolOptions
+from synthmon.runners.browser.pool import BrowserPool, NoEvents, PoolEvents, PoolOptions
 
 if TYPE_CHECKING:
     from synthmon.config.settings import Settings
@@ -82,8 +82,11 @@ class BrowserRunner:
         needed: Callable[[], bool] = lambda: True,
         trace_screenshots: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        events: PoolEvents | None = None,
     ) -> None:
         self.pool = pool
+        # Artifact failures are counted here (`artifact_failed`, by artifact).
+        self._events: PoolEvents = events or NoEvents()
         # The trace's screencast costs ~20% of a run's CPU; DOM snapshots per action and
         # the full-page screenshot at the end are kept either way (docs/browser.md).
         self._trace_screenshots = trace_screenshots
@@ -226,7 +229,11 @@ class BrowserRunner:
             )
             result = _explain(result, state, page)
             if self._keep_artifacts(result.status) and not state.crashed:
-                paths = await self._capture(journey, run_id, context, page, state)
+                try:
+                    paths = await self._capture(journey, run_id, context, page, state)
+                except Exception as exc:  # noqa: BLE001 - artifacts never change a result
+                    self._artifact_failed(journey.name, run_id, "capture", exc)
+                    paths = ()
                 result = dataclasses.replace(result, artifacts=paths)
             return result
         finally:
@@ -256,7 +263,11 @@ class BrowserRunner:
         allowed to fail on its own (a hung page may refuse some)."""
         assert self.store is not None
         store, scrub = self.store, self._scrub
-        folder = await asyncio.to_thread(store.run_dir, journey.name, run_id)
+        try:
+            folder = await asyncio.to_thread(store.run_dir, journey.name, run_id)
+        except OSError as exc:
+            self._artifact_failed(journey.name, run_id, "folder", exc)
+            return ()
         paths: list[Path] = []
         await _stop_loading(context, page)
         shot = folder / "screenshot.png"
@@ -265,8 +276,8 @@ class BrowserRunner:
                 path=shot, full_page=True, timeout=SCREENSHOT_TIMEOUT * 1000, animations="disabled"
             )
             paths.append(shot)
-        except PlaywrightError as exc:
-            log.warning("artifact_failed", artifact="screenshot", error=_first_line(exc))
+        except (PlaywrightError, OSError) as exc:
+            self._artifact_failed(journey.name, run_id, "screenshot", exc, shot)
         trace = folder / "trace.zip"
         try:
             async with asyncio.timeout(CAPTURE_TIMEOUT):
@@ -274,17 +285,49 @@ class BrowserRunner:
             await asyncio.to_thread(scrub_zip, trace, scrub)
             paths.append(trace)
         except (PlaywrightError, TimeoutError, OSError) as exc:
-            log.warning("artifact_failed", artifact="trace", error=_first_line(exc))
+            self._artifact_failed(journey.name, run_id, "trace", exc, trace)
         try:
             async with asyncio.timeout(SCREENSHOT_TIMEOUT):
                 html = await page.content()
             paths.append(store.write_text(folder, "page.html", html, scrub))
-        except (PlaywrightError, TimeoutError) as exc:
-            log.warning("artifact_failed", artifact="html", error=_first_line(exc))
-        paths.append(store.write_text(folder, "console.txt", _lines(state.console), scrub))
-        paths.append(store.write_text(folder, "network.txt", _lines(state.network), scrub))
-        await asyncio.to_thread(store.enforce)
+        except (PlaywrightError, TimeoutError, OSError) as exc:
+            self._artifact_failed(journey.name, run_id, "html", exc, folder / "page.html")
+        for name, lines in (("console", state.console), ("network", state.network)):
+            try:
+                paths.append(store.write_text(folder, f"{name}.txt", _lines(lines), scrub))
+            except OSError as exc:
+                self._artifact_failed(journey.name, run_id, name, exc, folder / f"{name}.txt")
+        try:
+            await asyncio.to_thread(store.enforce)
+        except OSError as exc:
+            log.warning("artifact_retention_failed", error=str(exc))
+        if not paths:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         return tuple(str(p) for p in paths if p.exists())
+
+    def _artifact_failed(
+        self,
+        journey: str,
+        run_id: str,
+        artifact: str,
+        exc: BaseException,
+        partial: Path | None = None,
+    ) -> None:
+        """An artifact could not be written (disk full, a page that refuses): logged and
+        counted, the partial file removed; the run's result stays what it was."""
+        if partial is not None:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+        self._events.count("artifact_failed", artifact)
+        log.warning(
+            "artifact_failed",
+            journey=journey,
+            run_id=run_id,
+            artifact=artifact,
+            error=_first_line(exc),
+            error_type=type(exc).__name__,
+        )
 
     def _ensure_retention(self) -> None:
         if self.store is None or self._retention_task is not None:
@@ -428,4 +471,5 @@ def browser_runner_from_settings(
         timezone=b.timezone,
         needed=needed,
         trace_screenshots=a.trace_screenshots,
+        events=events,
     )

@@ -1,0 +1,154 @@
+"""Item 3 of the fault suite: half-open connections to the status server cannot take
+the daemon down (idle timeout, a cap below the descriptor limit, idle ones evicted
+first, log floods rate-limited)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import resource
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from synthmon_demo import RunningShop
+from tests.alerting.conftest import free_port
+from tests.faults._common import HEALTHY, receiver
+from tests.harness import write_config, write_journeys
+
+FD_LIMIT = 256  # the daemon's RLIMIT_NOFILE: a few hundred connections exhaust it
+FLOOD = 600
+PARTIAL = b"GET /api/journeys HTTP/1.1\r\nHost: synthmon\r\nX-Slow: "
+
+
+def _limit_fds() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+
+
+async def _open_half(port: int, n: int) -> list[socket.socket]:
+    """`n` connections at once that start a request and never finish its headers."""
+    loop = asyncio.get_running_loop()
+
+    async def one() -> socket.socket | None:
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            async with asyncio.timeout(3):
+                await loop.sock_connect(s, ("127.0.0.1", port))
+                await loop.sock_sendall(s, PARTIAL)
+        except (OSError, TimeoutError):
+            s.close()  # the listen backlog is full: an attacker would just try again
+            return None
+        return s
+
+    return [s for s in await asyncio.gather(*(one() for _ in range(n))) if s is not None]
+
+
+def _closed_by_server(s: socket.socket) -> bool:
+    s.settimeout(0.01)
+    try:
+        return s.recv(1) == b""
+    except TimeoutError:
+        return False
+    except OSError:
+        return True  # reset
+
+
+class TestHalfOpenConnections:
+    async def test_flood_of_half_open_connections_keeps_runs_health_and_alerts_true(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """`synthmon run` with 256 descriptors: 600 connections that never finish their
+        headers are evicted or timed out, /healthz keeps answering, the healthy journey
+        keeps passing on schedule, no alert fires and the log stays small."""
+        if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < FLOOD + 100:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if hard < FLOOD + 100:
+                pytest.skip(f"the test process needs {FLOOD + 100} descriptors (hard {hard})")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (FLOOD + 100, hard))
+        port = free_port()
+        async with receiver() as rec:
+            jdir = write_journeys(tmp_path / "journeys", {"healthy.py": HEALTHY})
+            cfg = write_config(
+                tmp_path / "synthmon.toml",
+                f"""
+                journeys_dir = "{jdir}"
+                data_dir = "{tmp_path / "data"}"
+
+                [server]
+                listen = "127.0.0.1:{port}"
+                idle_timeout = "2s"
+
+                [targets.demo]
+                base_url = "{shop.url}"
+
+                [alerting]
+                heartbeat = false
+                [alerting.webhook]
+                url = {{ env = "HOOK" }}
+                [alerting.severity.critical]
+                retries = 0
+                rechecks = 0
+                """,
+            )
+            log_path = tmp_path / "out.log"
+            proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+                [str(Path(sys.executable).with_name("synthmon")), "run", "--config", str(cfg)],
+                stdout=log_path.open("wb"),
+                stderr=subprocess.STDOUT,
+                env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HOOK": f"{rec.url}/w"},
+                preexec_fn=_limit_fds,
+            )
+            base = f"http://127.0.0.1:{port}"
+            held: list[socket.socket] = []
+            try:
+                async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+                    for _ in range(600):  # start-up, slow on a loaded machine
+                        with contextlib.suppress(httpx.HTTPError):
+                            if (await client.get("/healthz")).status_code == 200:
+                                break
+                        await asyncio.sleep(0.1)
+                    await asyncio.sleep(1.5)
+                    before = (await client.get("/api/journeys/healthy")).json()["journeys"][0]
+                    held = await _open_half(port, FLOOD)
+                    assert len(held) > FD_LIMIT, len(held)
+                    # While they hang: health answers, runs go on.
+                    for _ in range(6):
+                        assert (await client.get("/healthz")).status_code == 200
+                        await asyncio.sleep(0.5)
+                    after = (await client.get("/api/journeys/healthy")).json()["journeys"][0]
+                    assert after["runs"] - before["runs"] >= 2, (before, after)
+                    assert after["consecutive_failures"] == 0, after
+                    assert after["last_result"]["status"] == "success", after
+                    # The idle timeout (2 s) closes every one still open (within 15 s:
+                    # the sweep itself waits for the loop on a loaded machine).
+                    open_ = held
+                    for _ in range(150):
+                        open_ = [s for s in open_ if not _closed_by_server(s)]
+                        if not open_:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert open_ == [], f"{len(open_)} half-open connections still held"
+                    metrics = (await client.get("/metrics")).text
+                assert 'synthmon_alert_state{alertname="SyntheticJourneyFailed"' not in metrics or (
+                    'journey="healthy",target="demo"} 0.0' in metrics
+                )
+                assert rec.bodies == []
+            finally:
+                for s in held:
+                    s.close()
+                proc.terminate()
+                proc.wait(15)
+            log = log_path.read_text()
+            assert log_path.stat().st_size < 1_000_000, log[-3000:]
+            lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+            assert not [
+                e
+                for e in lines
+                if e.get("event") == "run_finished" and e.get("result") != "success"
+            ]
