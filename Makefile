@@ -61,6 +61,7 @@ run: setup
 lint: venv
 	$(BIN)/ruff check src tests bench journeys scripts
 	$(BIN)/ruff format --check src tests bench journeys scripts
+	$(BIN)/vulture   # dead code in src/; [tool.vulture] in pyproject.toml, vulture_whitelist.py
 
 typecheck: venv
 	$(BIN)/mypy

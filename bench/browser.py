@@ -48,6 +48,7 @@ from synthmon.runners.base import new_run_id  # noqa: E402
 from synthmon.runners.browser.artifacts import ArtifactStore  # noqa: E402
 from synthmon.runners.browser.pool import BrowserPool, PoolOptions  # noqa: E402
 from synthmon.runners.browser.runner import BrowserRunner  # noqa: E402
+from synthmon.safety.ratelimit import RateLimits  # noqa: E402
 
 CONCURRENCY = 2
 NO_SANDBOX = os.geteuid() == 0  # Chromium's sandbox does not start as root here
@@ -125,7 +126,12 @@ class PeakRss:
 
 
 def _runner(pool: BrowserPool, artifacts: Path) -> BrowserRunner:
-    return BrowserRunner(pool, store=ArtifactStore(artifacts), ua_suffix="synthmon/bench")
+    return BrowserRunner(
+        pool,
+        pace=RateLimits(()).acquire,  # the benchmark's target has no rate limit
+        store=ArtifactStore(artifacts),
+        ua_suffix="synthmon/bench",
+    )
 
 
 def _pool(playwright: Playwright | None = None) -> BrowserPool:

@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from synthmon.daemon import Daemon
-from synthmon.scheduling.sharding import moved_fraction
 from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon
+from tests.test_sharding import moved_fraction
 
 N_JOURNEYS = 60
 SHARDS = 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,6 @@ from synthmon.errors import ConfigError
 from synthmon.execution import pair_key
 from synthmon.scheduling.sharding import (
     Shard,
-    moved_fraction,
     owned,
     owner,
     owns,
@@ -23,6 +23,16 @@ from synthmon.scheduling.sharding import (
     weight,
 )
 from tests.harness import write_config, write_journeys
+
+
+def moved_fraction(keys: Iterable[str], before: int, after: int) -> float:
+    """Which fraction of `keys` changes owner when the replica count changes."""
+    keys = list(keys)
+    if not keys:
+        return 0.0
+    moved = sum(1 for k in keys if owner(k, before) != owner(k, after))
+    return moved / len(keys)
+
 
 KEYS = [f"journey_{i:04d}@{t}" for i in range(2000) for t in ("production", "staging")]
 

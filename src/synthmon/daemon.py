@@ -93,6 +93,8 @@ class Daemon:
             data_dir=settings.data_dir,
             registry=self.registry,
             journeys=lambda name: self.journeys.get(name),
+            # Paused pairs notify nobody (built below; looked up at call time).
+            is_paused=lambda journey, target: self.safety.is_paused(journey, target),
             location=settings.location,
             external_url=settings.server.external_url,
             incidents=self.history,
@@ -108,7 +110,7 @@ class Daemon:
             user_agent=user_agent(settings),
             tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
             transport_factory=transport_factory,
-            rate_limits=self.safety.rate_limits,
+            pace=self.safety.rate_limits.acquire,
         )
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
         self.shadow_metrics = ShadowMetrics(self.registry, location=settings.location)
@@ -175,6 +177,8 @@ class Daemon:
         # One Chromium, launched on the first browser run (docs/browser.md).
         return browser_runner_from_settings(
             self.settings,
+            # Browser requests share the target's max_requests_per_second with HTTP runs.
+            pace=self.safety.rate_limits.acquire,
             events=self.browser_metrics,
             http_factory=self.http_runner.client_factory,
             # Account secrets typed into pages must not reach stored traces/HTML.
@@ -182,11 +186,14 @@ class Daemon:
             needed=lambda: any(j.kind is Kind.BROWSER for j in self.journeys.values()),
         )
 
-    def _retry_policy(self, journey: Journey) -> RetryPolicy:
+    def _retry_policy(self, journey: Journey, target: Target) -> RetryPolicy:
         # Retries and re-checks are set per severity in [alerting] (docs/alerting.md):
         # they decide how fast an alert may fire, so they live beside the triggers.
+        # Once the alert fires they confirm nothing: one run per interval then.
+        if self.alerting.firing(journey.name, target.name):
+            return RetryPolicy()
         p = self.alerting.policy_for(journey)
-        return RetryPolicy(retries=p.retries, rechecks=p.rechecks, delay=p.retry_delay)
+        return RetryPolicy(retries=p.retries, rechecks=p.rechecks, delay=p.retry_delay or 0.0)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -311,6 +318,8 @@ class Daemon:
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )
+        for j in report.journeys:
+            self.alerting.policy_for(j)  # logs `retries_dropped` now, not at first failure
         self.metrics.set_load_problems(p.filename for p in report.problems)
         if self.history is not None:
             self.history.set_catalog((j.name, t.name) for j, t in pairs.values())
@@ -404,6 +413,8 @@ class Daemon:
         pair = self.pairs.get(key)
         if pair is None:
             return
+        if reason == "overlap" and self.executor.in_chain(key):
+            reason = "recheck"  # taken over by the pair's own retry/re-check
         self._claim(key, pair[0].name, pair[1].name, slot)
         self._slot(pair[0].name, pair[1].name, slot, SlotOutcome.SKIPPED, reason)
 
@@ -414,6 +425,10 @@ class Daemon:
         if pair is None:
             return
         journey, target = pair
+        if reason == "overlap" and self.executor.in_chain(key):
+            # The slot is taken by the pair's own retry/re-check: not a lost run.
+            log.debug("slot_replaced_by_recheck", journey=journey.name, target=target.name)
+            return
         self.metrics.skipped_run(journey.name, target.name, reason, n)
         log.warning("run_skipped", journey=journey.name, target=target.name, reason=reason, runs=n)
 

@@ -8,10 +8,13 @@ For each scheduled (journey, target) slot the `Executor`:
 3. hands one `RunRequest` to the journey kind's runner;
 4. scrubs secrets out of the result, stamps the location, and hands it to the
    fan-out (`emit`);
-5. applies the journey's `RetryPolicy`: a target failure is re-run after the delay up
+5. applies the pair's `RetryPolicy`: a target failure is re-run after the delay up
    to `retries` times (the attempts before the last are emitted with retried=True, so
    they are recorded but not counted), and a failed final run is re-checked up to
-   `rechecks` times instead of waiting for the next scheduled run.
+   `rechecks` times instead of waiting for the next scheduled run (a re-check counts
+   at once: it is not retried). A scheduled slot that comes due meanwhile is
+   replaced by the retry or re-check (`in_chain`), never run beside it: a target
+   that is down is not probed twice as often.
 
 Runs cancelled by shutdown are still emitted, as error reason "shutdown".
 """
@@ -64,7 +67,7 @@ class Executor:
         runners: Mapping[Kind, Runner],
         safety: Safety,
         emit: Callable[[RunResult], None],
-        retry_policy: Callable[[Journey], RetryPolicy],
+        retry_policy: Callable[[Journey, Target], RetryPolicy],
         events: ExecutionEvents,
         targets: Mapping[str, Target],
         max_concurrency: int,
@@ -76,7 +79,6 @@ class Executor:
         self._emit = emit
         self._retry_policy = retry_policy
         self._events = events
-        self._targets = targets
         self._peers = tuple(targets.values())
         self._max_concurrency = max_concurrency
         self._run_source = run_source
@@ -84,6 +86,13 @@ class Executor:
         self._global_slots = asyncio.Semaphore(max_concurrency)
         self._target_slots: dict[str, asyncio.Semaphore] = {}
         self.in_flight: set[asyncio.Task[Any]] = set()
+        # pair key -> runs of it waiting for or running a retry/re-check.
+        self._chains: dict[str, int] = {}
+
+    def in_chain(self, key: str) -> bool:
+        """True while a run of pair `key` is between its first attempt and its last
+        retry/re-check: its scheduled slot coming due now is replaced, not skipped."""
+        return self._chains.get(key, 0) > 0
 
     async def run_pair(
         self, journey: Journey, target: Target, *, attempt: int = 1, slot: float | None = None
@@ -91,17 +100,19 @@ class Executor:
         """Run one journey against one target now, with its retries and re-checks, and
         hand each attempt to the sinks (stamped with the scheduled `slot`). Returns the
         last attempt's result."""
-        policy = self._retry_policy(journey)
+        policy = self._retry_policy(journey, target)
+        key = pair_key(journey.name, target.name)
         task = asyncio.current_task()
         assert task is not None
-        task.set_name(f"synthmon-run:{pair_key(journey.name, target.name)}")
+        task.set_name(f"synthmon-run:{key}")
         # In flight across retries too, so shutdown waits for (or cancels) the retry.
         self.in_flight.add(task)
         self._events.set_in_flight(len(self.in_flight))
         rechecks = policy.rechecks
+        rechecking = chained = False
         try:
             while True:
-                may_retry = attempt <= policy.retries
+                may_retry = not rechecking and attempt <= policy.retries
                 result = await self._attempt(
                     journey, target, attempt=attempt, may_retry=may_retry, slot=slot
                 )
@@ -110,10 +121,18 @@ class Executor:
                 elif result.status.is_target_failure and rechecks > 0:
                     rechecks -= 1
                     attempt = 1
+                    rechecking = True
                 else:
                     return result
+                if not chained:
+                    chained = True
+                    self._chains[key] = self._chains.get(key, 0) + 1
                 await asyncio.sleep(policy.delay)
         finally:
+            if chained:
+                self._chains[key] -= 1
+                if not self._chains[key]:
+                    del self._chains[key]
             self.in_flight.discard(task)
             self._events.set_in_flight(len(self.in_flight))
 

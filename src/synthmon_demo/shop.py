@@ -10,6 +10,7 @@ Routes:
     /cart, /cart/add  the cart          /api/orders/{id} GET/DELETE (DELETE cancels)
     /checkout         place an order    /healthz                 "ok"
     /orders/{id}      confirmation      /static/pixel.gif, /static/app.js
+    /private          HTTP basic auth with a shop account (no TOTP) -> 200 "hello <email>"
 
     /_chaos  GET/POST the fault switch  /_seen  requests received  (never recorded,
     /_stats  requests per second        /_reset (POST) forget all   never faulted)
@@ -20,7 +21,9 @@ live in ``control.py``.
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -212,6 +215,25 @@ async def _order_page(request: web.Request) -> web.Response:
     return _html(pages.order(order, email=email))
 
 
+async def _private(request: web.Request) -> web.Response:
+    """A page behind HTTP basic auth, as many internal tools and staging sites are."""
+    challenge = {"WWW-Authenticate": 'Basic realm="demo shop", charset="UTF-8"'}
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    try:
+        email, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        email = password = ""
+    user = _state(request).users.get(email.strip().lower())
+    if (
+        scheme.lower() != "basic"
+        or user is None
+        or user.totp_secret is not None
+        or not secrets.compare_digest(user.password.encode(), password.encode())
+    ):
+        return web.Response(status=401, text="basic auth required", headers=challenge)
+    return web.Response(text=f"hello {email}")
+
+
 async def _healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -350,6 +372,7 @@ def create_app(
     add.add_post("/checkout", _place_order)
     add.add_get("/orders/{order_id}", _order_page)
     add.add_get("/healthz", _healthz)
+    add.add_get("/private", _private)
     add.add_get("/static/pixel.gif", _pixel)
     add.add_get("/static/app.js", _app_js)
     add.add_get("/api/products", _api_products)

@@ -19,6 +19,12 @@ import httpx
 import pytest
 from aiohttp import web
 
+
+def never_paused(journey: Any, target: str) -> bool:
+    """`AlertEngine(is_paused=...)` for tests without a kill switch."""
+    return False
+
+
 AM_BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 
 

@@ -16,7 +16,7 @@ from synthmon import Context, journey
 from synthmon.alerting.engine import AlertEngine
 from synthmon.config.alerting import AlertingConfig
 from synthmon.model import RunResult, Status
-from tests.alerting.conftest import Receiver
+from tests.alerting.conftest import Receiver, never_paused
 from tests.harness import sample
 
 
@@ -55,6 +55,7 @@ async def make_engine(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Build
             data_dir=tmp_path,
             registry=registry or CollectorRegistry(),
             journeys={"shop": shop}.get,
+            is_paused=never_paused,
         )
         eng.start()
         engines.append(eng)
@@ -175,6 +176,7 @@ class TestLinks:
             data_dir=tmp_path,
             registry=CollectorRegistry(),
             journeys={"shop": shop}.get,
+            is_paused=never_paused,
             external_url="https://synthmon.example",
         )
         disk = "/var/lib/synthmon/artifacts/shop/01abc/screenshot.png"

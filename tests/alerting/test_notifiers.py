@@ -16,7 +16,7 @@ from synthmon import Context, journey
 from synthmon.alerting.engine import AlertEngine
 from synthmon.config.alerting import AlertingConfig
 from synthmon.model import RunResult, Status
-from tests.alerting.conftest import Receiver
+from tests.alerting.conftest import Receiver, never_paused
 
 
 @journey(
@@ -75,6 +75,7 @@ async def engine(tmp_path: Path, receiver: Receiver) -> AsyncIterator[AlertEngin
         data_dir=tmp_path,
         registry=CollectorRegistry(),
         journeys={"checkout": checkout}.get,
+        is_paused=never_paused,
         location="eu-1",
         external_url="https://synthmon.example/",
     )
@@ -236,7 +237,11 @@ class TestRouting:
             {"webhook": {"url": {"env": "TEST_WEBHOOK_URL"}}, "routes": {"info": ["webhook"]}}
         )
         eng = AlertEngine(
-            config, data_dir=tmp_path, registry=CollectorRegistry(), journeys={"checkout": info}.get
+            config,
+            data_dir=tmp_path,
+            registry=CollectorRegistry(),
+            journeys={"checkout": info}.get,
+            is_paused=never_paused,
         )
         eng.start()
         try:

@@ -13,6 +13,7 @@ from synthmon.alerting.policy import (
     Transition,
     advance,
     apply_override,
+    auto_retry_delay,
 )
 from synthmon.config.alerting import parse_override
 from synthmon.model import Severity
@@ -88,9 +89,21 @@ class TestCriticalDefaults:
         assert state.failed_runs == 2
 
     def test_retry_is_on(self) -> None:
-        """Critical journeys retry a failed attempt once after 5 s before counting it,
-        and re-check a failed run once after 5 s instead of waiting a whole interval."""
-        assert (self.policy.retries, self.policy.retry_delay, self.policy.rechecks) == (1, 5.0, 1)
+        """Critical journeys retry a failed attempt once before counting it, and
+        re-check a failed run once instead of waiting a whole interval; the delay is
+        left to the interval (unset)."""
+        assert (self.policy.retries, self.policy.retry_delay, self.policy.rechecks) == (1, None, 1)
+
+    def test_auto_delay_scales_with_the_interval(self) -> None:
+        """The default delay is a tenth of the interval, at most 5 s (5 s for cron)."""
+        assert [auto_retry_delay(i) for i in (1, 10, 30, 60, 300, None)] == [
+            0.1,
+            1.0,
+            3.0,
+            5.0,
+            5.0,
+            5.0,
+        ]
 
 
 class TestWarningDefaults:
@@ -180,8 +193,9 @@ class TestPersistence:
 
 
 class TestRetryFitsInterval:
-    def test_retry_dropped_when_it_cannot_fit_before_next_run(self) -> None:
-        """A 1 s critical journey gets no 5 s retry: its next run is the confirmation."""
+    def test_retry_dropped_when_its_delay_is_not_shorter_than_the_interval(self) -> None:
+        """A retry_delay as long as the interval drops retries and re-checks (the next
+        run confirms sooner); the default delay keeps them even at a 1 s interval."""
         from synthmon import journey
         from synthmon.alerting.policybook import PolicyBook
         from synthmon.config.alerting import AlertingConfig
@@ -190,6 +204,9 @@ class TestRetryFitsInterval:
 
         book = PolicyBook(AlertingConfig())
         fast = journey(name="fast", severity="critical", interval="1s")(f)  # type: ignore[arg-type]
-        slow = journey(name="slow", severity="critical", interval="30s", timeout="10s")(f)  # type: ignore[arg-type]
-        assert (book.for_journey(fast).retries, book.for_journey(fast).rechecks) == (0, 0)
-        assert (book.for_journey(slow).retries, book.for_journey(slow).rechecks) == (1, 1)
+        late = journey(  # type: ignore[arg-type]
+            name="late", severity="critical", interval="10s", alert={"retry_delay": "10s"}
+        )(f)
+        assert (book.for_journey(fast).retries, book.for_journey(fast).rechecks) == (1, 1)
+        assert book.for_journey(fast).retry_delay == 0.1
+        assert (book.for_journey(late).retries, book.for_journey(late).rechecks) == (0, 0)

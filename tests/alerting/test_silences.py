@@ -20,7 +20,7 @@ from synthmon.alerting.engine import AlertEngine
 from synthmon.cli import main as cli_main
 from synthmon.config.alerting import AlertingConfig
 from synthmon.model import RunResult, Status
-from tests.alerting.conftest import Alertmanager, Receiver
+from tests.alerting.conftest import Alertmanager, Receiver, never_paused
 
 
 @journey(name="home", severity="critical", interval="30s", tags=["shop"])
@@ -70,7 +70,11 @@ async def make_engine(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Any]:
             {"webhook": {"url": {"env": "TEST_WEBHOOK_URL"}}, "resend_interval": "0.2s", **config}
         )
         eng = AlertEngine(
-            cfg, data_dir=tmp_path, registry=CollectorRegistry(), journeys={"home": home}.get
+            cfg,
+            data_dir=tmp_path,
+            registry=CollectorRegistry(),
+            journeys={"home": home}.get,
+            is_paused=never_paused,
         )
         eng.start()
         engines.append(eng)
@@ -174,7 +178,12 @@ class TestHeartbeat:
             {"alertmanager": {"urls": [alertmanager.url]}, "resend_interval": "0.2s"}
         )
         engine = AlertEngine(
-            cfg, data_dir=tmp_path, registry=CollectorRegistry(), journeys={}.get, location="eu"
+            cfg,
+            data_dir=tmp_path,
+            registry=CollectorRegistry(),
+            journeys={}.get,
+            is_paused=never_paused,
+            location="eu",
         )
         engine.start()
         try:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from pydantic import SecretStr
 
@@ -20,10 +21,11 @@ from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import load_journeys
 from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.browser.artifacts import ArtifactStore
-from synthmon.runners.browser.pool import BrowserPool, PoolOptions
+from synthmon.runners.browser.pool import BrowserPool, PoolOptions, _children, _is_chromium
 from synthmon.runners.browser.runner import BrowserRunner
 from synthmon.runners.http import HttpRunner
 from synthmon.safety.accounts import Account
+from synthmon.safety.ratelimit import RateLimits
 
 REPO = Path(__file__).resolve().parents[2]
 NO_SANDBOX = os.geteuid() == 0
@@ -56,9 +58,11 @@ async def make_runner(tmp_path: Path) -> AsyncIterator[MakeRunner]:
         *, pool: dict[str, Any] | None = None, store: ArtifactStore | None = None, **kw: Any
     ) -> BrowserRunner:
         options = PoolOptions(**{"no_sandbox": NO_SANDBOX, **(pool or {})})
-        http = HttpRunner(user_agent="synthmon/test")
+        no_limits = RateLimits(()).acquire
+        http = HttpRunner(user_agent="synthmon/test", pace=no_limits)
         runner = _ShopperRunner(
             BrowserPool(options),
+            pace=kw.pop("pace", no_limits),
             store=store or ArtifactStore(tmp_path / "artifacts"),
             tag_headers=[("X-Synthetic-Monitor", "synthmon")],
             ua_suffix="synthmon/test",
@@ -71,6 +75,20 @@ async def make_runner(tmp_path: Path) -> AsyncIterator[MakeRunner]:
     yield make
     for runner in made:
         await runner.aclose()
+
+
+def chromium_processes(pids: Sequence[int] | None = None) -> list[psutil.Process]:
+    """Live Chromium processes below this one (or among `pids`): what a test expects
+    to be gone after a close, a crash or a shutdown."""
+    procs = _children() if pids is None else [_proc(p) for p in pids]
+    return [p for p in procs if p is not None and p.is_running() and _is_chromium(p)]
+
+
+def _proc(pid: int) -> psutil.Process | None:
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
 
 
 def example_journey(name: str = "browser_checkout", **changes: Any) -> Journey:

@@ -9,10 +9,9 @@ import httpx
 import pytest
 
 from synthmon.model import Kind, Status
-from synthmon.runners.browser.pool import chromium_processes
 from synthmon.runners.browser.runner import BrowserRunner
 from synthmon_demo import RunningShop
-from tests.browser.conftest import NO_SANDBOX
+from tests.browser.conftest import NO_SANDBOX, chromium_processes
 from tests.conftest import set_chaos
 from tests.harness import make_settings, run_daemon, sample, scrape
 

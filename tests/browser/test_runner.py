@@ -13,9 +13,14 @@ import pytest
 from synthmon.journeys.dsl import journey
 from synthmon.model import RunRequest, Status
 from synthmon.runners.base import new_run_id
-from synthmon.runners.browser.pool import chromium_processes
 from synthmon_demo import RunningShop, serve
-from tests.browser.conftest import PASSWORD, MakeRunner, example_journey, target_for
+from tests.browser.conftest import (
+    PASSWORD,
+    MakeRunner,
+    chromium_processes,
+    example_journey,
+    target_for,
+)
 from tests.conftest import set_chaos
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -13,11 +13,13 @@ from synthmon.journeys.loader import load_journeys
 from synthmon.model import RunRequest, Target
 from synthmon.runners.base import new_run_id
 from synthmon.runners.http import HttpRunner
+from synthmon.safety.ratelimit import RateLimits
 from synthmon_demo import RunningShop
 from tests.conftest import set_chaos
 from tests.harness import write_journeys
 
 UA = "synthmon/test (+https://example.invalid)"
+NO_LIMITS = RateLimits(())  # no target has max_requests_per_second
 
 
 def _target(shop: RunningShop, **kw: Any) -> Target:
@@ -32,8 +34,10 @@ def _journey(tmp_path: Path, source: str, name: str | None = None) -> Journey:
 
 
 async def _run(shop: RunningShop, journey: Journey, **kw: Any) -> RunResult:
-    runner = HttpRunner(user_agent=UA, tag_headers=[("X-Synthetic-Monitor", "synthmon")])
-    return await runner.run(RunRequest(journey, _target(shop, **kw), run_id=new_run_id()))
+    runner = HttpRunner(
+        user_agent=UA, pace=NO_LIMITS.acquire, tag_headers=[("X-Synthetic-Monitor", "synthmon")]
+    )
+    return await runner.run(RunRequest(journey, _target(shop, **kw), new_run_id()))
 
 
 BROWSE = """
@@ -271,7 +275,9 @@ class TestTagging:
                 base_url=f"http://127.0.0.1:{port}",
                 allowed_hosts=frozenset({"127.0.0.1"}),
             )
-            result = await HttpRunner(user_agent=UA).run(RunRequest(j, target, run_id=new_run_id()))
+            result = await HttpRunner(user_agent=UA, pace=NO_LIMITS.acquire).run(
+                RunRequest(j, target, new_run_id())
+            )
         finally:
             await runner.cleanup()
         assert (result.status, result.failed_step) == (Status.ERROR, "follow")

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 from aiohttp import web
 
@@ -260,51 +261,79 @@ class TestPacer:
         gaps = [b - a for a, b in itertools.pairwise(granted)]
         assert min(gaps) >= 0.25 - 1e-9
 
-    def test_rate_limits_only_for_limited_targets(self) -> None:
-        """Targets without max_requests_per_second get no pacer (no added latency)."""
+    async def test_rate_limits_only_for_limited_targets(self) -> None:
+        """Targets without max_requests_per_second are never held (no added latency);
+        a limited one is."""
         from synthmon.model import Target
         from synthmon.safety.ratelimit import RateLimits
+
+        slept: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
 
         limits = RateLimits(
             [
                 Target("a", "http://a", frozenset({"a"}), max_requests_per_second=2),
                 Target("b", "http://b", frozenset({"b"})),
-            ]
+            ],
+            clock=lambda: 100.0,
+            sleep=sleep,
         )
-        assert limits.for_target("a") is not None
-        assert limits.for_target("b") is None
+        for _ in range(3):
+            await limits.acquire("b")
+        assert slept == []
+        await limits.acquire("a")
+        await limits.acquire("a")
+        assert slept == [0.5]
+
+
+BROWSER_BURST = """
+from synthmon import Context, journey
+
+@journey(kind="browser", interval="1h", timeout="30s")
+async def browser_burst(ctx: Context) -> None:
+    async with ctx.step("burst"):
+        await ctx.page.goto("/healthz")
+        statuses = await ctx.page.evaluate(
+            \"\"\"() => Promise.all(Array.from({length: 12}, (_, i) =>
+                fetch('/api/products?q=' + i).then(r => r.status)))\"\"\"
+        )
+        assert statuses == [200] * 12, statuses
+"""
 
 
 class TestBrowserPacing:
     @pytest.mark.browser
     @pytest.mark.slow
-    async def test_browser_requests_to_the_target_are_paced(self, shop: RunningShop) -> None:
-        """A page firing twelve fetches at once reaches the shop at no more than the
-        target's max_requests_per_second."""
-        from playwright.async_api import async_playwright
+    async def test_browser_run_in_the_daemon_keeps_the_target_rate(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """A browser journey firing twelve fetches at once, run by the daemon, reaches
+        the shop at no more than the target's max_requests_per_second (the shop's
+        /_stats counts them)."""
+        from tests.browser.conftest import NO_SANDBOX
 
-        from synthmon.model import Target
-        from synthmon.safety.ratelimit import Pacer, pace_browser
-
-        from .test_artifacts import CHROMIUM, CHROMIUM_ARGS
-
-        target = Target("demo", shop.url, frozenset({"127.0.0.1"}), max_requests_per_second=4)
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                context = await browser.new_context()
-                await pace_browser(context, Pacer(4), target)
-                page = await context.new_page()
-                await page.goto(f"{shop.url}/healthz")
-                statuses = await page.evaluate(
-                    """() => Promise.all(Array.from({length: 12}, (_, i) =>
-                        fetch('/api/products?q=' + i).then(r => r.status)))"""
-                )
-            finally:
-                await browser.close()
-        assert statuses == [200] * 12
-        stats = shop.state.stats("/api/products")
-        assert stats.total == 12
+        settings = make_settings(
+            tmp_path,
+            targets={},
+            journeys={"burst.py": BROWSER_BURST},
+            extra_toml=f"""
+            [targets.demo]
+            base_url = "{shop.url}"
+            max_requests_per_second = 4
+            [browser]
+            no_sandbox = {str(NO_SANDBOX).lower()}
+            """,
+        )
+        async with run_daemon(settings) as (daemon, _):
+            result = await daemon.run_pair(*daemon.pairs["browser_burst@demo"])
+        assert result.status is Status.SUCCESS, result.error_message
+        async with httpx.AsyncClient() as client:
+            stats = (
+                await client.get(f"{shop.url}/_stats", params={"path": "/api/products"})
+            ).json()
+        assert stats["total"] == 12
         # Chromium adds its own send latency after the route lets a request go, so
         # one may cross a second boundary (+1). Unpaced, all 12 land in one second.
-        assert stats.max_per_second <= 4 + 1, stats.per_second
+        assert stats["max_per_second"] <= 4 + 1, stats["per_second"]

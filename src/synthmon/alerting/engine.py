@@ -10,6 +10,10 @@ again nor forgets to resolve.
 A background tick re-sends firing alerts to Alertmanager (so they never expire there),
 keeps sending resolves for a while, sends reminders to direct notifiers every
 `repeat_interval`, announces alerts whose silence ended and posts the heartbeat.
+
+Invariants (tests/alerting/test_properties.py checks them on random histories):
+Alertmanager holds exactly the alerts that fire *and* were announced; every trigger
+gets exactly one resolve; a silenced or paused pair gets no trigger and no reminder.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class AlertEngine:
         data_dir: Any,
         registry: CollectorRegistry,
         journeys: Callable[[str], Journey | None],
+        is_paused: Callable[[Journey, str], bool],
         location: str | None = None,
         external_url: str | None = None,
         clock: Callable[[], float] = time.time,
@@ -92,6 +97,11 @@ class AlertEngine:
         self.policies = PolicyBook(config)
         self._data_dir = data_dir
         self._journeys = journeys
+        # The kill switch (`Safety.is_paused`): a paused pair notifies nobody.
+        self._is_paused = is_paused
+        # key -> when the first failed attempt of a not-yet-counted failure ended:
+        # retried attempts are not counted, but the incident starts there.
+        self._first_attempt: dict[str, float] = {}
         self._location = location
         self._external_url = external_url.rstrip("/") if external_url else None
         self._clock = clock
@@ -224,11 +234,21 @@ class AlertEngine:
     def state(self, alertname: AlertName, journey: str, target: str) -> Tracked | None:
         return self._tracked.get(self._key(alertname, journey, target))
 
+    def firing(self, journey: str, target: str) -> bool:
+        """Whether the pair's SyntheticJourneyFailed fires (the outage is confirmed)."""
+        t = self.state(AlertName.FAILED, journey, target)
+        return t is not None and t.policy.state is AlertState.FIRING
+
     async def emit(self, result: RunResult) -> None:
-        if result.retried:
-            return  # a retry follows: only the final attempt counts
         journey = self._journeys(result.journey)
         if journey is None:
+            return
+        if result.retried:
+            # A retry follows: only the final attempt counts, but if it fails too the
+            # incident's first failure is this attempt (the timeline starts here).
+            key = self._key(AlertName.FAILED, journey.name, result.target)
+            if result.status.is_target_failure:
+                self._first_attempt.setdefault(key, result.started_at + result.duration)
             return
         policy = self.policy_for(journey)
         now = result.started_at + result.duration
@@ -270,12 +290,19 @@ class AlertEngine:
     ) -> None:
         key = self._key(name, journey.name, result.target)
         t = self._tracked.get(key) or Tracked(name, journey.name, result.target)
+        started = t.policy.first_failure_at is None
         t.policy, transition = advance(t.policy, outcome, now, policy)
+        first_attempt = self._first_attempt.pop(key, None)
+        if outcome is Outcome.FAIL and started and first_attempt is not None:
+            t.policy = dataclasses.replace(
+                t.policy, first_failure_at=min(first_attempt, t.policy.first_failure_at or now)
+            )
         if outcome is Outcome.FAIL:
             t.last = self._alert(t, journey, result, Event.TRIGGER).to_json()
         self.metrics.set_state(name.value, journey.name, result.target, t.policy.state)
         if transition is Transition.FIRING:
             t.resolved_at = None
+            t.am_resolve = None
             t.notified = False
             self._incidents.alert_transition(self._last(t))
             await self._log.send(self._last(t))
@@ -298,6 +325,7 @@ class AlertEngine:
                 for notifier in t.routes:
                     self._enqueue(notifier, alert)
                 t.resolved_at = now
+                t.am_resolve = alert.to_json()
                 t.am_sent_at = self._clock()
             t.notified = False
         self._tracked[key] = t
@@ -313,8 +341,7 @@ class AlertEngine:
     def _announce(self, t: Tracked, journey: Journey, now: float) -> None:
         """Send the trigger of the current incident, unless silenced (then the tick
         announces it when the silence ends, if it still fires)."""
-        assert self.silences is not None
-        why = self.silences.silenced(journey.name, t.target, journey.tags, self._clock())
+        why = self._held(t, journey)
         if why is not None:
             log.info(
                 "alert_silenced",
@@ -330,6 +357,13 @@ class AlertEngine:
             self._enqueue(notifier, alert)
         t.notified = True
         t.reminded_at = t.am_sent_at = self._clock()
+
+    def _held(self, t: Tracked, journey: Journey) -> str | None:
+        """Why triggers and reminders for this pair are held back now, or None."""
+        if self._is_paused(journey, t.target):
+            return "pause"
+        assert self.silences is not None
+        return self.silences.silenced(journey.name, t.target, journey.tags, self._clock())
 
     def _enqueue(self, notifier: str, alert: Alert) -> None:
         assert self.outbox is not None
@@ -371,11 +405,14 @@ class AlertEngine:
                         self._announce(t, journey, now)
                         changed = t.notified
                 else:
+                    # Alertmanager holds state, not messages: an announced alert is kept
+                    # alive there during a silence too (letting it expire would tell
+                    # Alertmanager's receivers it resolved while the outage goes on).
                     if "alertmanager" in t.routes and now - t.am_sent_at >= c.resend_interval:
                         self._enqueue("alertmanager", self._last(t))
                         t.am_sent_at = now
                         changed = True
-                    if now - t.reminded_at >= c.repeat_interval:
+                    if now - t.reminded_at >= c.repeat_interval and not self._held(t, journey):
                         reminder = dataclasses.replace(self._last(t), event=Event.REMINDER)
                         for notifier in t.routes:
                             if notifier != "alertmanager":
@@ -385,9 +422,14 @@ class AlertEngine:
             elif t.resolved_at is not None:
                 if now - t.resolved_at > c.resolve_resend_for:
                     t.resolved_at = None
+                    t.am_resolve = None
                     changed = True
                 elif "alertmanager" in t.routes and now - t.am_sent_at >= c.resend_interval:
-                    self._enqueue("alertmanager", self._last(t))
+                    # The resolve as sent, never `last`: a failed run since the recovery
+                    # (pending, not firing) has replaced `last` with a firing alert.
+                    resolve = t.am_resolve or t.last
+                    if resolve is not None and resolve.get("state") == "resolved":
+                        self._enqueue("alertmanager", Alert.from_json(resolve))
                     t.am_sent_at = now
                     changed = True
             if changed:

@@ -76,7 +76,9 @@ class Outbox:
         self._timeout = send_timeout
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not crypto
-        self._blocked_until: dict[str, float] = {}
+        # A notifier whose earliest notification failed waits as a whole, so nothing
+        # overtakes it; restored from the store, so a restart keeps that order.
+        self._blocked_until: dict[str, float] = store.retry_after()
         self._failures: dict[str, int] = {}
         self._wake = asyncio.Event()
         # One delivery pass at a time: the background loop and stop()'s flush must not

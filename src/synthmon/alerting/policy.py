@@ -56,12 +56,15 @@ class Policy:
     resolve_passes: int = 2
     notify: bool = True
     # Retry-before-counting: a failed attempt is re-run this many times after
-    # `retry_delay` seconds before the run counts.
+    # `retry_delay` seconds before the run counts. None: a tenth of the journey's
+    # interval, at most 5 s (`auto_retry_delay`): a fixed 5 s made a 10 s journey as
+    # slow to confirm an outage as waiting for its next run.
     retries: int = 0
-    retry_delay: float = 5.0
+    retry_delay: float | None = None
     # Fast confirmation: after a failed (final) run, run again after `retry_delay`
-    # instead of waiting a whole interval, this many times. Detects an outage in about
-    # one interval less than waiting for scheduled runs, without counting one blip.
+    # instead of waiting for the next scheduled run, this many times; a re-check
+    # counts at once (it is not retried). Detects an outage in about one interval
+    # less than waiting for scheduled runs, without counting one blip.
     rechecks: int = 0
     # Over-budget passes (`degraded_after`) raise a warning alert with the same
     # trigger counts.
@@ -73,14 +76,24 @@ class Policy:
 
 
 DEFAULTS: Mapping[Severity, Policy] = {
-    Severity.CRITICAL: Policy(
-        consecutive=2, resolve_passes=2, retries=1, retry_delay=5.0, rechecks=1
-    ),
+    Severity.CRITICAL: Policy(consecutive=2, resolve_passes=2, retries=1, rechecks=1),
     Severity.WARNING: Policy(consecutive=3, failures=3, window=5, resolve_passes=2),
     Severity.INFO: Policy(consecutive=3, resolve_passes=2, notify=False, alert_on_degraded=False),
 }
 # synthmon's own problems (no browser, no account): worth a warning, never a page.
 INTERNAL_ERROR_POLICY = Policy(consecutive=3, failures=3, window=5, resolve_passes=2)
+
+
+MAX_AUTO_RETRY_DELAY = 5.0
+
+
+def auto_retry_delay(interval: float | None) -> float:
+    """The default retry/re-check delay: a tenth of the interval, at most 5 s (5 s for
+    cron journeys). Scaled so that confirming an outage (two delays) takes a fifth of
+    an interval at any interval, well inside the half interval it saves."""
+    if not interval:
+        return MAX_AUTO_RETRY_DELAY
+    return min(MAX_AUTO_RETRY_DELAY, interval / 10)
 
 
 def apply_override(base: Policy, override: PolicyOverride) -> Policy:
@@ -131,9 +144,12 @@ def advance(
         passes = state.consecutive_passes + 1
         if state.state is AlertState.FIRING:
             if passes >= policy.resolve_passes:
+                # A resolve starts afresh: failures of the incident just closed must
+                # not count towards the next one (3 of 5 would otherwise fire again
+                # on the first failed run after a recovery: a page for one blip).
                 return (
                     PairState(
-                        history=history,
+                        history="",
                         consecutive_passes=passes,
                         last_success_at=now,
                         incident=state.incident,

@@ -14,8 +14,6 @@ from synthmon.alerting.store import AlertStore
 from synthmon.config.alerting import MaintenanceWindow
 from synthmon.config.cron import next_fire
 
-MATCHER_KEYS = ("journey", "target", "tag")
-
 
 def window_active(window: MaintenanceWindow, now: float) -> bool:
     at = datetime.fromtimestamp(now, UTC)

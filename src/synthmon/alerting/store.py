@@ -121,6 +121,14 @@ class AlertStore:
             (next_attempt, error[:1000], entry_id),
         )
 
+    def retry_after(self) -> dict[str, float]:
+        """Per notifier, when its earliest failed notification is due again (its later
+        ones wait behind it: a resolve must not overtake its trigger after a restart)."""
+        rows = self._db.execute(
+            "SELECT notifier, MIN(next_attempt) FROM outbox WHERE attempts > 0 GROUP BY notifier"
+        )
+        return {r[0]: float(r[1]) for r in rows}
+
     def depth(self) -> dict[str, int]:
         rows = self._db.execute("SELECT notifier, COUNT(*) FROM outbox GROUP BY notifier")
         return {r[0]: r[1] for r in rows}

@@ -26,6 +26,10 @@ class Tracked:
     resolved_at: float | None = None
     routes: list[str] = field(default_factory=list)
     last: dict[str, Any] | None = None  # the last Alert sent or due (JSON)
+    # The resolve Alertmanager was told (JSON), re-sent for resolve_resend_for. Kept
+    # apart from `last`, which the next failed run overwrites: re-sending that one
+    # would post a trigger for an alert the engine never fired.
+    am_resolve: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -55,9 +55,11 @@ def check(
         print(f"shard {shard} owns {owned_pairs} of {all_pairs} (journey, target) pairs", file=out)
     for field, missing in unresolved_secrets(settings):
         print(f"warning: {field}: {missing} (needed by `synthmon run`)", file=err)
-    from synthmon.alerting.policybook import policy_problems
+    from synthmon.alerting.policybook import policy_problems, retry_warnings
     from synthmon.safety.accounts import pool_problems
 
+    for warning in retry_warnings(report.journeys, settings.alerting):
+        print(f"warning: {warning}", file=err)
     problems = [
         *report.problems,
         *pool_problems(report.journeys, settings),

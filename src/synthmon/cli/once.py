@@ -159,14 +159,17 @@ def build_executor(
     http = HttpRunner(
         user_agent=user_agent(settings),
         tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
-        rate_limits=safety.rate_limits,
+        pace=safety.rate_limits.acquire,
     )
     runners: dict[Kind, Runner] = {Kind.HTTP: http}
     if any(j.kind is Kind.BROWSER for j, _ in pairs):
         from synthmon.runners.browser.runner import browser_runner_from_settings
 
         runners[Kind.BROWSER] = browser_runner_from_settings(
-            settings, http_factory=http.client_factory, scrub=safety.scrub
+            settings,
+            pace=safety.rate_limits.acquire,
+            http_factory=http.client_factory,
+            scrub=safety.scrub,
         )
     # Every configured target, so ctx.shadow can compare with any of them.
     targets = {t.name: t for t in settings.target_list()} | {t.name: t for _, t in pairs}
@@ -174,7 +177,7 @@ def build_executor(
         runners=runners,
         safety=safety,
         emit=emit,
-        retry_policy=lambda _: RetryPolicy(retries=retries, rechecks=0, delay=1.0),
+        retry_policy=lambda _j, _t: RetryPolicy(retries=retries, rechecks=0, delay=1.0),
         events=_NoExecutionEvents(),
         targets=targets,
         max_concurrency=settings.scheduler.max_concurrency,
@@ -250,6 +253,8 @@ async def notify_failures(
             data_dir=tmp,
             registry=CollectorRegistry(),
             journeys=journeys.get,
+            # An explicit smoke test: whoever asked for it wants its result, paused or not.
+            is_paused=lambda _j, _t: False,
             location=settings.location,
             external_url=settings.server.external_url,
         )

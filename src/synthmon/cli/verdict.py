@@ -43,8 +43,6 @@ from scipy import stats
 
 from synthmon.model import RunResult, Status
 
-METRICS = ("failures", "median_latency", "p95_latency")
-
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:

@@ -173,6 +173,9 @@ class AccountConfig(_Section):
     attributes: dict[str, str] = Field(default_factory=dict)
     # Targets the account exists on; default: every target.
     targets: list[str] | None = None
+    # Send username/password as HTTP basic auth on every request to the target's origin
+    # (ctx.http and the browser's http_credentials); docs/safety.md.
+    basic_auth: bool = False
 
     @field_validator("totp_secret")
     @classmethod

@@ -7,7 +7,9 @@ no run state: runs produce `RunResult` values instead.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, overload
 
@@ -20,6 +22,11 @@ if TYPE_CHECKING:
     from synthmon.journeys.context import Context
 
 JourneyFunc = Callable[["Context"], Awaitable[None]]
+
+# Set by `collecting_problems()`: where @journey records problems instead of raising.
+_collected: ContextVar[list[JourneyDefinitionError] | None] = ContextVar(
+    "synthmon_journey_problems", default=None
+)
 CleanupFunc = Callable[["Context"], Awaitable[None]]
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -131,46 +138,71 @@ def journey(
                 f"journey {jname!r}: {message}", filename=filename, lineno=lineno
             )
 
+        # Every problem of the declaration, not just the first: `synthmon check` lists
+        # them all (docs/journeys.md).
+        problems: list[JourneyDefinitionError] = []
         if not inspect.iscoroutinefunction(fn):
-            raise bad("must be declared with 'async def'")
-        jname = name or fn.__name__
+            problems.append(bad("must be declared with 'async def'"))
+        jname = str(name or getattr(fn, "__name__", ""))
         if not jname or not set(jname) <= _NAME_CHARS:
-            raise bad("name may only use letters, digits, '_', '-' and '.'")
+            problems.append(bad("name may only use letters, digits, '_', '-' and '.'"))
+        jkind, jseverity = Kind.HTTP, Severity.WARNING
         try:
             jkind = Kind(kind)
         except ValueError:
-            raise bad(f"kind={kind!r}: use one of {[k.value for k in Kind]}") from None
+            problems.append(bad(f"kind={kind!r}: use one of {[k.value for k in Kind]}"))
         try:
             jseverity = Severity(severity)
         except ValueError:
-            raise bad(f"severity={severity!r}: use one of {[s.value for s in Severity]}") from None
-        if interval is not None and cron is not None:
-            raise bad("give either interval= or cron=, not both")
+            problems.append(bad(f"severity={severity!r}: use one of {[s.value for s in Severity]}"))
         jinterval: float | None = None
-        if cron is not None:
-            _check_cron(cron, bad)
-        else:
-            jinterval = _duration("interval", "1m" if interval is None else interval, bad)
-        default_timeout = min(30.0, jinterval) if jinterval else 30.0
-        jtimeout = _duration("timeout", timeout, bad) if timeout is not None else default_timeout
-        if jinterval is not None and jtimeout > jinterval:
-            raise bad(
-                f"timeout ({format_duration(jtimeout)}) is longer than interval "
-                f"({format_duration(jinterval)}): runs would overlap and be skipped; "
-                "shorten the timeout or lengthen the interval"
+        jtimeout: float | None = None
+        jdegraded: float | None = None
+        try:
+            if interval is not None and cron is not None:
+                raise bad("give either interval= or cron=, not both")
+            if cron is not None:
+                _check_cron(cron, bad)
+            else:
+                jinterval = _duration("interval", "1m" if interval is None else interval, bad)
+        except JourneyDefinitionError as exc:
+            problems.append(exc)
+        try:
+            default_timeout = min(30.0, jinterval) if jinterval else 30.0
+            jtimeout = (
+                _duration("timeout", timeout, bad) if timeout is not None else default_timeout
             )
+            if jinterval is not None and jtimeout > jinterval:
+                raise bad(
+                    f"timeout ({format_duration(jtimeout)}) is longer than interval "
+                    f"({format_duration(jinterval)}): runs would overlap and be skipped; "
+                    "shorten the timeout or lengthen the interval"
+                )
+        except JourneyDefinitionError as exc:
+            problems.append(exc)
         if isinstance(tags, str) or (targets is not None and isinstance(targets, str)):
-            raise bad("tags= and targets= take a list of strings, e.g. tags=['shop']")
-        jdegraded = (
-            _duration("degraded_after", degraded_after, bad) if degraded_after is not None else None
-        )
+            problems.append(bad("tags= and targets= take a list of strings, e.g. tags=['shop']"))
+        try:
+            if degraded_after is not None:
+                jdegraded = _duration("degraded_after", degraded_after, bad)
+        except JourneyDefinitionError as exc:
+            problems.append(exc)
         if compare:
             try:
                 parse_compare(compare)
             except ValueError as exc:
-                raise bad(f"compare={dict(compare)!r}: {exc}") from None
+                problems.append(bad(f"compare={dict(compare)!r}: {exc}"))
         if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
-            raise bad("cleanup= must be an 'async def' function taking the Context")
+            problems.append(bad("cleanup= must be an 'async def' function taking the Context"))
+        if problems:
+            collected = _collected.get()
+            if collected is None:
+                raise problems[0]
+            collected.extend(problems)
+            # The loader drops this file's journeys anyway; handing the function back
+            # lets the rest of the file run, so its other problems are found too.
+            return fn  # type: ignore[return-value]
+        assert jtimeout is not None
         doc = inspect.getdoc(fn) or ""
         return Journey(
             name=jname,
@@ -196,6 +228,19 @@ def journey(
     if func is not None:
         return decorate(func)
     return decorate
+
+
+@contextmanager
+def collecting_problems() -> Iterator[list[JourneyDefinitionError]]:
+    """While active, `@journey` records every problem of a bad declaration in the
+    yielded list (instead of raising the first) and the file goes on loading, so the
+    loader can report all of a file's problems at once."""
+    collected: list[JourneyDefinitionError] = []
+    token = _collected.set(collected)
+    try:
+        yield collected
+    finally:
+        _collected.reset(token)
 
 
 def _duration(

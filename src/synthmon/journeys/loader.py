@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from synthmon.errors import JourneyDefinitionError
-from synthmon.journeys.dsl import Journey
+from synthmon.journeys.dsl import Journey, collecting_problems
 from synthmon.model import Problem
 
 
@@ -22,10 +22,6 @@ class LoadReport:
     journeys: list[Journey] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
-
-    @property
-    def failed_files(self) -> set[str]:
-        return {p.filename for p in self.problems}
 
 
 def journey_files(directory: Path) -> list[Path]:
@@ -97,19 +93,26 @@ def _load_file(path: Path, report: LoadReport) -> list[Journey]:
         return []
     module = importlib.util.module_from_spec(spec)
     sys.modules[modname] = module
-    try:
-        exec(code, module.__dict__)  # noqa: S102 - loading the user's journey code is the job
-    except JourneyDefinitionError as exc:
-        del sys.modules[modname]
+    failed = False
+    with collecting_problems() as declared:
+        try:
+            exec(code, module.__dict__)  # noqa: S102 - loading the user's journey code is the job
+        except JourneyDefinitionError as exc:
+            declared.append(exc)
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported, never fatal
+            failed = True
+            report.problems.append(
+                Problem(fname, _lineno_in(exc, fname), f"{type(exc).__name__} on import: {exc}")
+            )
+    # Every bad declaration of the file, in the order met (not only the first).
+    for bad in declared:
         report.problems.append(
-            Problem(exc.filename or fname, exc.lineno or _lineno_in(exc, fname), str(exc))
+            Problem(bad.filename or fname, bad.lineno or _lineno_in(bad, fname), str(bad))
         )
-        return []
-    except Exception as exc:  # noqa: BLE001 - any import failure is reported, never fatal
+    if failed or declared:
+        # A file with a problem loads none of its journeys, as before: half a file
+        # running would surprise more than none of it.
         del sys.modules[modname]
-        report.problems.append(
-            Problem(fname, _lineno_in(exc, fname), f"{type(exc).__name__} on import: {exc}")
-        )
         return []
     found = [v for v in vars(module).values() if isinstance(v, Journey)]
     # Only journeys declared in this file: an imported one would run twice.

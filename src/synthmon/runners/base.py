@@ -11,8 +11,8 @@ import linecache
 import os
 import time
 import traceback
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import structlog
@@ -25,6 +25,20 @@ if TYPE_CHECKING:
     from synthmon.journeys.dsl import Journey
 
 log = structlog.get_logger("synthmon.runner")
+
+# Waits until one more request to the named target is within its
+# max_requests_per_second (the daemon passes `safety.ratelimit.RateLimits.acquire`; a
+# no-op for targets without one). Both runners require it: no run bypasses the limit.
+Pace = Callable[[str], Awaitable[None]]
+
+
+def basic_credentials(account: Any) -> tuple[str, str] | None:
+    """(username, password) when the run's leased account sends HTTP basic auth
+    (`[[accounts]] basic_auth = true`), else None."""
+    if account is None or not getattr(account, "basic_auth", False):
+        return None
+    return str(account.username), str(account.password.get_secret_value())
+
 
 # Cleanup registered with ctx.defer / cleanup= gets its own budget after the run.
 CLEANUP_BUDGET = 10.0

@@ -35,6 +35,8 @@ class Account:
     attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     totp_secret: SecretStr | None = field(default=None, repr=False)
     targets: frozenset[str] | None = None
+    # The runners send username/password as HTTP basic auth to the target's origin.
+    basic_auth: bool = False
 
     def totp(self, at: float | None = None) -> str:
         """The current RFC 6238 code (30 s step, 6 digits, SHA-1), or the one valid
@@ -59,6 +61,7 @@ class Account:
             attributes=MappingProxyType(dict(cfg.attributes)),
             totp_secret=cfg.totp_secret,
             targets=frozenset(cfg.targets) if cfg.targets is not None else None,
+            basic_auth=cfg.basic_auth,
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -22,13 +22,10 @@ from synthmon.journeys.dsl import Journey
 from synthmon.model import Target
 from synthmon.safety.accounts import AccountPools
 from synthmon.safety.pauses import PauseControls
-from synthmon.safety.ratelimit import RateLimits, pace_browser
+from synthmon.safety.ratelimit import RateLimits
 from synthmon.safety.scrub import Scrubber
 
 log = structlog.get_logger("synthmon.safety.facade")
-
-if TYPE_CHECKING:
-    from playwright.async_api import BrowserContext
 
 PAUSE_FILE = "pauses.json"
 
@@ -45,8 +42,10 @@ class SafetyEvents(Protocol):
 
 
 def scrubber_for(settings: Settings) -> Scrubber:
-    """Scrubs every secret value loaded anywhere in `settings`."""
-    return Scrubber(secret_values(settings))
+    """Scrubs every secret value loaded anywhere in `settings`, and the basic auth
+    header of every account."""
+    pairs = [(a.username, a.password.get_secret_value()) for a in settings.accounts]
+    return Scrubber(secret_values(settings), basic_auth=pairs)
 
 
 class Safety:
@@ -97,15 +96,6 @@ class Safety:
     def _pool_metrics(self, pool: str, returning: int = 0) -> None:
         in_use = self.accounts.in_use(pool) - returning
         self.metrics.set_pool(pool, self.accounts.size(pool), in_use)
-
-    # -- rate limits -------------------------------------------------------------
-
-    async def pace_browser(self, context: BrowserContext, target: Target) -> None:
-        """For the browser runner: pace the context's requests to `target` by its
-        max_requests_per_second, shared with HTTP runs (no-op without a limit)."""
-        pacer = self.rate_limits.for_target(target.name)
-        if pacer is not None:
-            await pace_browser(context, pacer, target)
 
     # -- kill switch ---------------------------------------------------------------
 

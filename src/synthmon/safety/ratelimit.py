@@ -1,7 +1,8 @@
 """Per-target request rate limits (`[targets.X] max_requests_per_second`).
 
 One `Pacer` per target, shared by every run against it (HTTP requests of all
-journeys, and browser requests when the browser runner asks it), so a burst of
+journeys, and every browser request to the target's hosts: the browser runner takes
+`RateLimits.acquire` as its required `pace` and awaits it in its route handler), so a burst of
 journeys can never load the target beyond its configured rate.
 
 The limiter paces rather than bursts: requests leave synthmon at least
@@ -15,13 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from synthmon.model import Target
-
-if TYPE_CHECKING:
-    from playwright.async_api import BrowserContext, Route
 
 
 class Pacer:
@@ -75,29 +71,9 @@ class RateLimits:
             if t.max_requests_per_second
         }
 
-    def for_target(self, name: str) -> Pacer | None:
-        return self._pacers.get(name)
-
     async def acquire(self, target: str) -> None:
         """Wait until one more request to `target` is within its rate (no-op without
-        a limit). The browser runner calls this from its request route handler."""
+        a limit). The browser runner awaits this in its request route handler."""
         pacer = self._pacers.get(target)
         if pacer is not None:
             await pacer.acquire()
-
-
-async def pace_browser(context: BrowserContext, pacer: Pacer, target: Target) -> None:
-    """Hold each browser request to `target`'s hosts until the pacer allows it.
-
-    Requests to other hosts (third parties) are not paced. The handler ends with
-    `route.fallback()`, so routes registered *before* this one (allowed-hosts checks,
-    third-party blocking) still decide what happens to the request: Playwright runs
-    route handlers in reverse order of registration. Register this last.
-    """
-
-    async def handler(route: Route) -> None:
-        if target.allows(urlsplit(route.request.url).hostname or ""):
-            await pacer.acquire()
-        await route.fallback()
-
-    await context.route("**/*", handler)

@@ -3,20 +3,18 @@
 `Scrubber` is a plain `str -> str` callable, so every output path can use it: the
 structlog processor (`Scrubber.processor`), RunResults before they reach the sinks
 (`Scrubber.result`), the status server's responses and the browser runner's
-artifacts (HTML, console logs, traces).
+artifacts (HTML, console logs, and every text entry of a trace zip:
+`runners.browser.artifacts.scrub_zip`).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
-import os
 import re
-import tempfile
-import zipfile
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 from structlog.processors import format_exc_info
@@ -25,16 +23,45 @@ from structlog.typing import EventDict, WrappedLogger
 from synthmon.model import RunResult, StepResult
 
 MASK = "***"
+# A base64 fragment shorter than this (6 bytes of the secret) would mask unrelated text.
+MIN_BASE64_CORE = 8
+
+
+def base64_cores(secret: str) -> set[str]:
+    """The base64 text that every base64 encoding of any text containing `secret`
+    contains, whatever comes before it (a `Basic` header's `user:secret`, a token
+    wrapping it): one fragment per alignment of the secret within the 3-byte groups,
+    in the standard and the URL-safe alphabet. At most two base64 characters on each
+    side of a fragment stay, carrying a few bits of the secret's first and last bytes.
+    """
+    data = secret.encode()
+    cores: set[str] = set()
+    for skip in range(3):
+        whole = (len(data) - skip) // 3 * 3
+        if whole <= 0:
+            continue
+        core = base64.b64encode(data[skip : skip + whole]).decode()
+        if len(core) >= MIN_BASE64_CORE:
+            cores |= {core, core.replace("+", "-").replace("/", "_")}
+    return cores
 
 
 class Scrubber:
-    """Replaces every known secret (and its URL- and JSON-escaped spellings) by `***`.
+    """Replaces every known secret by `***`: as written, URL-encoded, JSON-escaped,
+    and base64-encoded inside anything (`base64_cores`), plus the exact base64 of each
+    `basic_auth` (username, password) pair.
 
     Longer secrets are replaced first, so a secret that contains another is masked
     whole. Without secrets it returns its input unchanged.
     """
 
-    def __init__(self, secrets: Iterable[str] = (), *, mask: str = MASK) -> None:
+    def __init__(
+        self,
+        secrets: Iterable[str] = (),
+        *,
+        basic_auth: Iterable[tuple[str, str]] = (),
+        mask: str = MASK,
+    ) -> None:
         variants: set[str] = set()
         for secret in secrets:
             if not secret:
@@ -44,8 +71,12 @@ class Scrubber:
             variants |= {secret, quote(secret, safe=""), quote_plus(secret)}
             variants.add(json.dumps(secret, ensure_ascii=False)[1:-1])
             variants.add(json.dumps(secret)[1:-1])
+            # Basic auth headers, tokens and cookies carry secrets base64-encoded.
+            variants |= base64_cores(secret)
+        for username, password in basic_auth:
+            if password:
+                variants.add(base64.b64encode(f"{username}:{password}".encode()).decode())
         self.mask = mask
-        self._count = len(variants)
         ordered = sorted(variants, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
@@ -56,54 +87,6 @@ class Scrubber:
         if self._pattern is None or not text:
             return text
         return self._pattern.sub(self.mask, text)
-
-    def scrub_bytes(self, data: bytes, encoding: str = "utf-8") -> bytes:
-        """Scrub text held as bytes (artifacts); undecodable bytes pass unchanged."""
-        if self._pattern is None:
-            return data
-        return self(data.decode(encoding, errors="surrogateescape")).encode(
-            encoding, errors="surrogateescape"
-        )
-
-    def scrub_file(self, path: str | Path) -> bool:
-        """Scrub an artifact in place: a zip (Playwright trace) member by member, any
-        other file as text. Returns True if anything was replaced.
-
-        For the browser runner: call it on every HTML snapshot, console log and trace
-        zip before the artifact path goes into a RunResult. Playwright traces record
-        what `page.fill` typed; with the value being a configured secret, this masks it.
-        """
-        path = Path(path)
-        if self._pattern is None:
-            return False
-        if zipfile.is_zipfile(path):
-            return self._scrub_zip(path)
-        data = path.read_bytes()
-        cleaned = self.scrub_bytes(data)
-        if cleaned == data:
-            return False
-        _replace(path, lambda f: f.write(cleaned))
-        return True
-
-    def _scrub_zip(self, path: Path) -> bool:
-        changed = False
-        members: list[tuple[zipfile.ZipInfo, bytes]] = []
-        with zipfile.ZipFile(path) as src:
-            for info in src.infolist():
-                data = src.read(info)
-                cleaned = self.scrub_bytes(data)
-                changed = changed or cleaned != data
-                members.append((info, cleaned))
-        if not changed:
-            return False
-
-        def write(f: IO[bytes]) -> None:
-            with zipfile.ZipFile(f, "w") as dst:
-                for info, data in members:
-                    dst.writestr(info, data)
-
-        _replace(path, write)
-        return True
 
     def value(self, obj: Any) -> Any:
         """Scrub strings inside nested dicts, lists and tuples; other values as is."""
@@ -147,15 +130,3 @@ def _scrub_step(scrub: Scrubber, step: StepResult) -> StepResult:
     if step.error_message is None:
         return step
     return dataclasses.replace(step, error_message=scrub(step.error_message))
-
-
-def _replace(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write a new version of `path` next to it, then swap it in atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".scrub")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,7 +9,8 @@ skipped with only a log line). Here every job gets:
   waking the event loop costs more CPU than a simple HTTP run itself, so runs due
   within the same slot share one wake-up instead of each paying for its own;
 - ``max_instances=1``: a run still going when the next is due makes that next run
-  skipped, reported as ``overlap``;
+  skipped, reported through ``on_skip`` as ``overlap`` (the owner knows whether the
+  run still going is a retry/re-check that takes the slot over);
 - ``coalesce=True`` and ``misfire_grace_time`` = one interval: after a stall, runs
   that piled up collapse into one late run (the collapsed ones are reported as
   ``coalesced``); a run later than a whole interval is reported as ``missed``.
@@ -18,6 +19,7 @@ skipped with only a log line). Here every job gets:
 from __future__ import annotations
 
 import contextvars
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -53,6 +55,23 @@ current_slot: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 
+MAX_INSTANCES_WARNING = "maximum number of running instances reached"
+
+
+def _quiet_max_instances() -> None:
+    """APScheduler warns "maximum number of running instances reached" on its own
+    logger; `Scheduler` reports each such slot through `on_skip`, and the owner
+    decides whether it is a lost run (``overlap``) or one a retry/re-check of the same
+    pair took over, which is no one's problem. One message, said by the owner."""
+    logger = logging.getLogger("apscheduler.scheduler")
+    if _not_max_instances not in logger.filters:
+        logger.addFilter(_not_max_instances)
+
+
+def _not_max_instances(record: logging.LogRecord) -> bool:
+    return MAX_INSTANCES_WARNING not in record.getMessage()
+
+
 @dataclass(frozen=True, slots=True)
 class Schedule:
     interval: float | None = None
@@ -80,6 +99,7 @@ class Scheduler:
             executors={"default": AsyncIOExecutor()},
             timezone=UTC,
         )
+        _quiet_max_instances()
         self._aps.add_listener(
             self._on_event, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
         )

@@ -15,14 +15,13 @@ Pure functions, no I/O. The `Shard` value itself is parsed by `config.shard`.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TypeVar
 
 from synthmon.config.shard import Shard, parse_shard
 
 __all__ = [
     "Shard",
-    "moved_fraction",
     "owned",
     "owner",
     "owns",
@@ -61,12 +60,3 @@ def owned(pairs: Mapping[str, V], shard: Shard | None) -> dict[str, V]:
     if shard is None or shard.count == 1:
         return dict(pairs)
     return {k: v for k, v in pairs.items() if owns(shard, k)}
-
-
-def moved_fraction(keys: Iterable[str], before: int, after: int) -> float:
-    """Which fraction of `keys` changes owner when the replica count changes."""
-    keys = list(keys)
-    if not keys:
-        return 0.0
-    moved = sum(1 for k in keys if owner(k, before) != owner(k, after))
-    return moved / len(keys)

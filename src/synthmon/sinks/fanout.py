@@ -77,9 +77,11 @@ class Fanout:
             finally:
                 queue.task_done()
 
-    async def flush(self) -> None:
-        """Wait until every queued result reached every sink."""
-        await asyncio.gather(*(q.join() for q in self._queues.values()))
+    async def flush(self, *sinks: str) -> None:
+        """Wait until every queued result reached every sink (or the named ones: a
+        hung sink need not hold up a wait for the others)."""
+        names = sinks or tuple(self._queues)
+        await asyncio.gather(*(self._queues[n].join() for n in names))
 
     async def close(self, drain_seconds: float = 5.0) -> None:
         """Drain what is queued (up to `drain_seconds`), then stop the workers."""

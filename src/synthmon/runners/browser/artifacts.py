@@ -6,6 +6,13 @@ way to disk (the HTML snapshot, console and network logs, and every text entry o
 Playwright trace zip), because artifacts are served over HTTP and kept for days, and
 a trace records every value a journey typed, passwords included.
 
+Credentials are kept out by construction where their place is known: the values of
+`Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie` headers, cookie
+values and `httpCredentials` passwords are replaced by `***` in the trace's network
+and action entries, whoever set them (the journey, the target, the account), and any
+`Basic ...`/`Bearer ...` credential left in text is masked. The `Scrubber` then masks
+the configured secrets in every spelling it knows (docs/safety.md).
+
 Retention (age, runs per journey, total bytes) runs after every write and on a timer,
 oldest runs first; run ids start with their start time in milliseconds, so sorting
 the folder names sorts the runs.
@@ -14,7 +21,9 @@ the folder names sorts the runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -22,6 +31,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -32,6 +42,77 @@ Scrubber = Callable[[str], str]
 
 def no_scrub(text: str) -> str:
     return text
+
+
+MASK = "***"
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# `Basic <base64>` / `Bearer <token>` anywhere in text (a header echoed into a page, a
+# journey's own log line): the scheme stays readable, the credential goes. A token is
+# 8+ characters with a digit, `+/=`, or a capital after its first letter, so prose
+# ("Basic information") stays.
+_CREDENTIAL = re.compile(
+    r"\b(Basic|Bearer)(\s+)(?=[A-Za-z0-9._~+/=-]*(?:[0-9+/=]|(?<=.)[A-Z]))"
+    r"[A-Za-z0-9._~+/-]{8,}=*"
+)
+
+
+def mask_credentials(obj: Any) -> Any:
+    """`obj` (a decoded trace entry) with every credential-carrying value masked:
+    `{"name": <credential header>, "value": ...}` pairs (Playwright's header lists),
+    `{<credential header>: ...}` mappings, every cookie's `value`, and the `password`
+    of `httpCredentials`."""
+    if isinstance(obj, list):
+        return [mask_credentials(item) for item in obj]
+    if not isinstance(obj, dict):
+        return obj
+    out: dict[str, Any] = {}
+    name = obj.get("name")
+    is_header = isinstance(name, str) and name.lower() in CREDENTIAL_HEADERS
+    for key, value in obj.items():
+        lowered = key.lower()
+        if (key == "value" and is_header) or (
+            lowered in CREDENTIAL_HEADERS and isinstance(value, str)
+        ):
+            out[key] = MASK
+        elif lowered == "cookies" and isinstance(value, list):
+            out[key] = [_mask_cookie(c) for c in value]
+        elif lowered == "httpcredentials" and isinstance(value, dict):
+            out[key] = {**value, "password": MASK} if "password" in value else value
+        else:
+            out[key] = mask_credentials(value)
+    return out
+
+
+def _mask_cookie(cookie: Any) -> Any:
+    if isinstance(cookie, dict) and "value" in cookie:
+        return {**cookie, "value": MASK}
+    return mask_credentials(cookie)
+
+
+def artifact_text(text: str, scrub: Scrubber) -> str:
+    """Text on its way into an artifact: configured secrets (`scrub`), then any
+    `Basic`/`Bearer` credential."""
+    return _CREDENTIAL.sub(rf"\1\2{MASK}", scrub(text))
+
+
+def _trace_lines(text: str) -> str:
+    """A JSON-lines trace entry (trace.trace, trace.network) with credentials masked;
+    a line that is not JSON stays as it is (the text scrub still applies)."""
+    out = []
+    for line in text.split("\n"):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            out.append(line)
+            continue
+        masked = mask_credentials(event)
+        # Lines without credentials stay byte for byte as Playwright wrote them.
+        out.append(
+            line
+            if masked == event
+            else json.dumps(masked, ensure_ascii=False, separators=(",", ":"))
+        )
+    return "\n".join(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +163,7 @@ class ArtifactStore:
 
     def write_text(self, folder: Path, name: str, text: str, scrub: Scrubber = no_scrub) -> Path:
         path = folder / name
-        path.write_text(scrub(text), encoding="utf-8")
+        path.write_text(artifact_text(text, scrub), encoding="utf-8")
         return path
 
     # -- retention -----------------------------------------------------------------
@@ -144,9 +225,11 @@ class ArtifactStore:
 
 
 def scrub_zip(path: Path, scrub: Scrubber) -> None:
-    """Rewrite the zip at `path` with `scrub` applied to every entry that decodes as
-    UTF-8 text (trace events, network log, HTML snapshots); binary entries (screenshots)
-    are copied as they are. Atomic: the original is replaced only once complete."""
+    """Rewrite the trace zip at `path`: credential headers, cookies and
+    httpCredentials masked in its JSON-lines entries (`*.trace`, `*.network`), then
+    `artifact_text` on every entry that decodes as UTF-8 (trace events, network log,
+    resources, HTML snapshots); binary entries (screenshots) are copied as they are.
+    Atomic: the original is replaced only once complete."""
     fd, tmp_name = tempfile.mkstemp(prefix=".scrub-", suffix=".zip", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -162,7 +245,9 @@ def scrub_zip(path: Path, scrub: Scrubber) -> None:
                 except UnicodeDecodeError:
                     dst.writestr(info, data)
                     continue
-                dst.writestr(info, scrub(text).encode("utf-8"))
+                if info.filename.endswith((".trace", ".network")):
+                    text = _trace_lines(text)
+                dst.writestr(info, artifact_text(text, scrub).encode("utf-8"))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,8 +38,9 @@ class RunState:
     trace_id: str
     tags: tuple[tuple[str, str], ...]
     ua_suffix: str
+    # Waits for the target's max_requests_per_second (shared with every other run).
+    pace: Callable[[], Awaitable[None]]
     blocked: list[str] = dataclasses.field(default_factory=list)
-    third_party_blocked: int = 0
     page_crashed: bool = False
     console: list[str] = dataclasses.field(default_factory=list)
     network: list[str] = dataclasses.field(default_factory=list)
@@ -53,6 +54,9 @@ class RunState:
         url = request.url
         host = urlsplit(url).hostname or ""
         if self.target.allows(host):
+            # Paced here, in the handler every request passes, so no journey route and
+            # no registration order can let a request to the target skip the limit.
+            await self.pace()
             headers = dict(request.headers)
             headers.update(self.tags)
             headers["traceparent"] = traceparent(self.trace_id)
@@ -65,7 +69,8 @@ class RunState:
             await route.abort("blockedbyclient")
             return
         if self.target.block_third_party:
-            self.third_party_blocked += 1
+            # In network.txt, so a page broken by the blocking says why.
+            self.network.append(f"BLOCKED third party (block_third_party) {request.method} {url}")
             await route.abort("blockedbyclient")
             return
         # Third-party subresources go out untouched: custom headers on them would turn

@@ -25,7 +25,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -93,7 +93,6 @@ class Lease:
     browser: Browser
     generation: int
     crashed: bool = False
-    crash_detail: str = ""
 
 
 def find_executable(configured: str | None, bundled: str | None = None) -> str | None:
@@ -371,13 +370,11 @@ class BrowserPool:
     def _on_disconnected(self, browser: Browser, generation: int) -> None:
         if browser is self._closing_browser or generation != self._generation:
             return  # we closed it ourselves
-        detail = f"Chromium (pid {self.browser_pid}) disconnected unexpectedly"
         log.error("browser_crashed", pid=self.browser_pid, in_flight=len(self._leases))
         self._events.count("crash")
         for lease in self._leases:
             if lease.generation == generation:
                 lease.crashed = True
-                lease.crash_detail = detail
         if self._browser is browser:
             self._browser = None
         self._reap()
@@ -473,16 +470,3 @@ def _browser_pid(marker: str) -> int | None:
                 if parent is None or not _is_chromium(parent):
                     return proc.pid
     return None
-
-
-def chromium_processes(pids: Sequence[int] | None = None) -> list[psutil.Process]:
-    """Live Chromium processes below this one (or among `pids`): for tests and bench."""
-    procs = _children() if pids is None else [_proc(p) for p in pids]
-    return [p for p in procs if p is not None and p.is_running() and _is_chromium(p)]
-
-
-def _proc(pid: int) -> psutil.Process | None:
-    try:
-        return psutil.Process(pid)
-    except psutil.Error:
-        return None

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -29,7 +30,7 @@ from synthmon.errors import (
     InfrastructureError,
 )
 from synthmon.model import RunRequest, RunResult, Status, Target
-from synthmon.runners.base import error_result, execute, run_cleanups
+from synthmon.runners.base import Pace, basic_credentials, error_result, execute, run_cleanups
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
 from synthmon.runners.browser.classify import classify, describe
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
@@ -59,6 +60,7 @@ class HttpClientFactory(Protocol):
         trace_id: str,
         timeout: float,
         extra_headers: Sequence[tuple[str, str]] = (),
+        basic_auth: tuple[str, str] | None = None,
     ) -> Callable[[], httpx.AsyncClient]: ...
 
 
@@ -69,6 +71,7 @@ class BrowserRunner:
         self,
         pool: BrowserPool,
         *,
+        pace: Pace,
         store: ArtifactStore | None = None,
         artifacts_on: ArtifactPolicy = "failure",
         tag_headers: Sequence[tuple[str, str]] = (),
@@ -85,6 +88,8 @@ class BrowserRunner:
         events: PoolEvents | None = None,
     ) -> None:
         self.pool = pool
+        # Required: a browser run must never bypass the target's rate limit (STYLE 14).
+        self._pace = pace
         # Artifact failures are counted here (`artifact_failed`, by artifact).
         self._events: PoolEvents = events or NoEvents()
         # The trace's screencast costs ~20% of a run's CPU; DOM snapshots per action and
@@ -165,10 +170,23 @@ class BrowserRunner:
             trace_id=run_id,
             tags=(*self._tags, *target.headers, *extra_headers),
             ua_suffix=self._ua_suffix,
+            pace=lambda: self._pace(target.name),
             lease_crashed=lease_crashed,
         )
         context: BrowserContext | None = None
         ctx: BrowserJourneyContext | None = None
+        credentials = basic_credentials(request.account)
+        options: dict[str, Any] = {}
+        if credentials is not None:
+            # Only to the target's origin: Chromium answers another origin's 401
+            # challenge with none (ERR_INVALID_AUTH_CREDENTIALS). Chromium sends them
+            # in answer to the target's challenge (Playwright's send="always" applies
+            # to its API requests only, not to the browser's).
+            options["http_credentials"] = {
+                "username": credentials[0],
+                "password": credentials[1],
+                "origin": _origin(target.base_url),
+            }
         try:
             try:
                 # Outside the journey's deadline, so bounded here: a Chromium that cannot
@@ -181,6 +199,7 @@ class BrowserRunner:
                         timezone_id=self._timezone,
                         ignore_https_errors=not target.verify_tls,
                         service_workers="block",  # keeps every request visible to routing
+                        **options,
                     )
                     assert context is not None
                     if self.artifacts_on != "never":
@@ -215,6 +234,7 @@ class BrowserRunner:
                         trace_id=run_id,
                         timeout=journey.timeout,
                         extra_headers=extra_headers,
+                        basic_auth=credentials,
                     )
                     if self._http_factory is not None
                     else None
@@ -419,6 +439,11 @@ async def _force_close(context: BrowserContext) -> None:
         log.debug("context_close_failed", error=_first_line(exc))
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -431,6 +456,7 @@ def _lines(items: list[str]) -> str:
 def browser_runner_from_settings(
     settings: Settings,
     *,
+    pace: Pace,
     events: PoolEvents | None = None,
     http_factory: HttpClientFactory | None = None,
     scrub: Scrubber = no_scrub,
@@ -460,6 +486,7 @@ def browser_runner_from_settings(
     )
     return BrowserRunner(
         pool,
+        pace=pace,
         store=store,
         artifacts_on=a.on,
         tag_headers=[(settings.synthetic.header, settings.synthetic.value)],
