@@ -104,7 +104,12 @@ def write_journeys(directory: Path, n: int, interval: str) -> None:
 
 
 async def daemon_run(
-    url: str, n: int, interval: str, seconds: float, scrape_every: float | None = None
+    url: str,
+    n: int,
+    interval: str,
+    seconds: float,
+    scrape_every: float | None = None,
+    extra_toml: str = "",
 ) -> dict[str, Any]:
     """Run the daemon with `n` journeys for `seconds` (after one full interval of
     warm-up so every journey has started); CPU per run and start lag. With
@@ -127,7 +132,7 @@ async def daemon_run(
             f'journeys_dir = "{jdir}"\ndata_dir = "{tmp}/data"\n'
             f'[server]\nlisten = "127.0.0.1:0"\n'
             f"[scheduler]\nmax_concurrency = 200\n"
-            f'[targets.demo]\nbase_url = "{url}"\nmax_concurrency = 200\n'
+            f'[targets.demo]\nbase_url = "{url}"\nmax_concurrency = 200\n{extra_toml}'
         )
         daemon = Daemon(load_settings(cfg), registry=CollectorRegistry())
         lags: list[float] = []

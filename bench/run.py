@@ -1,6 +1,7 @@
 """`make bench`: every benchmark, each printing its side-by-side ratios.
 
-Usage: python bench/run.py [--quick] [NAME ...]   (names: http, browser, detection, compare, soak)
+Usage: python bench/run.py [--quick] [NAME ...]
+(names: http, browser, detection, compare, soak, history)
 Figures and the commands that produced them are recorded in docs/benchmarks.md.
 """
 
@@ -21,6 +22,7 @@ BENCHES = {
     "detection": "detection",  # issue 4: time to detect vs Prometheus + blackbox_exporter
     "compare": "compare",  # issue 14: false-regression and detection rates of verdicts
     "soak": "soak",  # issue 11: a 2-minute soak with faults (`make soak` for the long one)
+    "history": "history_bench",  # issue 12: history on vs off, API on a million runs
 }
 
 

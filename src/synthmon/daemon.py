@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,16 +35,19 @@ from synthmon.runtime.logs import set_log_level
 from synthmon.runtime.watchdog import LoopWatchdog
 from synthmon.runtime.watcher import ChangeWatcher
 from synthmon.safety.facade import Safety
-from synthmon.scheduling.scheduler import Schedule, Scheduler
+from synthmon.scheduling.scheduler import Schedule, Scheduler, current_slot
 from synthmon.scheduling.sharding import Shard, owned, parse_shard
+from synthmon.scheduling.slots import SlotLedger, cron_fire_after
 from synthmon.sinks.browser_metrics import BrowserMetrics
 from synthmon.sinks.fanout import Fanout, Sink
+from synthmon.sinks.history.records import SlotOutcome, SlotRecord, slot_outcome
+from synthmon.sinks.history.sink import HistorySink
 from synthmon.sinks.latest import LatestResults
 from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
 from synthmon.sinks.safety_metrics import SafetyMetrics
 from synthmon.sinks.shadow_metrics import ShadowMetrics
-from synthmon.web import auth, control
+from synthmon.web import api, auth, control, silences_api
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
 from synthmon.web.status import StatusViews
@@ -84,6 +88,19 @@ class Daemon:
         self.pairs: dict[str, tuple[Journey, Target]] = {}
         self.load_report = LoadReport()
         self.state = "created"
+        # Best-effort memory of runs, slots and incidents (docs/history.md).
+        self.history: HistorySink | None = (
+            HistorySink(
+                settings.history,
+                data_dir=settings.history_dir,
+                registry=self.registry,
+                location=settings.location,
+            )
+            if settings.history.enabled
+            else None
+        )
+        self.slots = SlotLedger(cron_fire_after)
+        self._started_at = 0.0
         self.alerting = AlertEngine(
             settings.alerting,
             data_dir=settings.data_dir,
@@ -94,6 +111,7 @@ class Daemon:
             location=settings.location,
             external_url=settings.server.external_url,
             pair_metrics=self.metrics.pairs,
+            incidents=self.history,
         )
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
         safety_metrics = SafetyMetrics(
@@ -122,6 +140,7 @@ class Daemon:
                 ("logs", LogSink()),
                 ("shadow_metrics", self.shadow_metrics),
                 ("alerting", self.alerting),
+                *([("history", self.history)] if self.history is not None else []),
                 *(extra_sinks or []),
             ],
             timeout=settings.scheduler.sink_timeout,
@@ -146,14 +165,22 @@ class Daemon:
             location=settings.location,
         )
         self.shard: Shard | None = parse_shard(settings.shard) if settings.shard else None
-        self.scheduler = Scheduler(on_skip=self._on_skip, on_start=self._on_start)
+        self.scheduler = Scheduler(
+            on_skip=self._on_skip, on_start=self._on_start, on_slot_skipped=self._on_slot_skipped
+        )
+        self.views = StatusViews(self)
         self.server = StatusServer(
-            StatusViews(self),
+            self.views,
             self.registry,
             guard=auth.guard(auth.access_policy(settings.server), self.safety.scrub),
             host=settings.server.host,
             port=settings.server.port,
-            extra_routes=[artifact_routes(settings.artifacts_dir), control.routes(self.safety)],
+            extra_routes=[
+                artifact_routes(settings.artifacts_dir),
+                control.routes(self.safety),
+                api.routes(self.history, lambda: self.views),
+                silences_api.routes(lambda: self.alerting.store),
+            ],
             max_connections=settings.server.max_connections,
             idle_timeout=settings.server.idle_timeout,
         )
@@ -198,10 +225,18 @@ class Daemon:
         self.safety.load()  # persisted pauses apply before anything is scheduled
         self.state = "starting"
         self._stop_event = asyncio.Event()
+        self._started_at = time.time()
         self.alerting.start()
         self.fanout.start()
         await self.server.start()
         self.watchdog.start()
+        if self.history is not None:
+            # After the server (a slow disk must not delay /healthz), before anything is
+            # scheduled: the last slot each pair recorded before this start, so the
+            # slots missed while the daemon was down are recorded as missed.
+            for (journey, target), last in (await self.history.open()).items():
+                self.slots.resume(pair_key(journey, target), last)
+            self.history.start()
         if self.watcher is not None:
             # Before the first load: a file added meanwhile is not missed.
             await self.watcher.start()
@@ -231,6 +266,8 @@ class Daemon:
         await self.fanout.close()
         # After the sinks drained: the last results' notifications get a short flush.
         await self.alerting.stop(flush_seconds=2.0)
+        if self.history is not None:
+            await self.history.stop()
         await self.watchdog.stop()
         await self.server.stop()
         for runner in self.runners.values():
@@ -355,7 +392,9 @@ class Daemon:
         pairs = owned(pairs, self.shard)
         for key in self.scheduler.keys() - pairs.keys():
             self.scheduler.remove(key)
+            self.slots.forget(key)
         for key, (j, _) in pairs.items():
+            self.slots.track(key, interval=j.interval, cron=j.cron)
             old = self.pairs.get(key)
             # The job looks its pair up when it fires: a changed journey or target
             # needs no new job, and keeping the job keeps the pair's phase.
@@ -370,6 +409,8 @@ class Daemon:
         for j in report.journeys:
             self.alerting.policy_for(j)  # logs `retries_dropped` now, not at first failure
         self.metrics.set_load_problems(p.filename for p in report.problems)
+        if self.history is not None:
+            self.history.set_catalog((j.name, t.name) for j, t in pairs.values())
         self.safety.refresh()
         self.latest.forget({(j.name, t.name) for j, t in pairs.values()})
         log.info(
@@ -386,16 +427,84 @@ class Daemon:
     def _job(self, key: str) -> Callable[[], Any]:
         async def job() -> None:
             pair = self.pairs.get(key)
-            if pair is not None and self.safety.is_paused(pair[0], pair[1].name):
-                self.metrics.skipped_run(pair[0].name, pair[1].name, "paused")
-            elif pair is not None and self.state == "running":
-                await self.run_pair(*pair)
+            if pair is None:
+                return
+            journey, target = pair
+            slot = current_slot.get()
+            if slot is not None:
+                self._claim(key, journey.name, target.name, slot)
+            # Every slot ends in exactly one recorded outcome (docs/history.md).
+            if self.safety.is_paused(journey, target.name):
+                self.metrics.skipped_run(journey.name, target.name, "paused")
+                self._slot(journey.name, target.name, slot, SlotOutcome.SKIPPED, "paused")
+            elif self.state == "running":
+                try:
+                    result = await self.run_pair(journey, target, slot=slot)
+                except asyncio.CancelledError:
+                    self._slot(journey.name, target.name, slot, SlotOutcome.SKIPPED, "shutdown")
+                    raise
+                outcome, reason = slot_outcome(result)
+                self._slot(journey.name, target.name, slot, outcome, reason, result.run_id)
+            else:
+                self._slot(journey.name, target.name, slot, SlotOutcome.SKIPPED, "shutdown")
 
         return job
 
-    async def run_pair(self, journey: Journey, target: Target, *, attempt: int = 1) -> RunResult:
+    async def run_pair(
+        self, journey: Journey, target: Target, *, attempt: int = 1, slot: float | None = None
+    ) -> RunResult:
         """Run one pair now, with its retries and re-checks (`Executor.run_pair`)."""
-        return await self.executor.run_pair(journey, target, attempt=attempt)
+        return await self.executor.run_pair(journey, target, attempt=attempt, slot=slot)
+
+    # -- slots -------------------------------------------------------------------------
+
+    def _slot(
+        self,
+        journey: str,
+        target: str,
+        slot: float | None,
+        outcome: SlotOutcome,
+        reason: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        if self.history is None or slot is None:
+            return
+        self.history.record_slot(
+            SlotRecord(
+                journey, target, round(slot, 3), outcome, reason, run_id, recorded_at=time.time()
+            )
+        )
+
+    def _claim(self, key: str, journey: str, target: str, slot: float) -> None:
+        """Slot `slot` is served now; the slots skipped over before it were missed."""
+        gap = self.slots.claim(key, slot)
+        if gap is None or self.history is None:
+            return
+        why = "daemon_down" if gap.first < self._started_at else "stalled"
+        log.warning("slots_missed", journey=journey, target=target, slots=gap.count, why=why)
+        self.history.record_slot(
+            SlotRecord(
+                journey,
+                target,
+                gap.first,
+                SlotOutcome.MISSED,
+                why,
+                None,
+                last_slot_at=gap.last,
+                count=gap.count,
+                span=gap.span,
+                recorded_at=time.time(),
+            )
+        )
+
+    def _on_slot_skipped(self, key: str, slot: float, reason: str) -> None:
+        pair = self.pairs.get(key)
+        if pair is None:
+            return
+        if reason == "overlap" and self.executor.in_chain(key):
+            reason = "recheck"  # taken over by the pair's own retry/re-check
+        self._claim(key, pair[0].name, pair[1].name, slot)
+        self._slot(pair[0].name, pair[1].name, slot, SlotOutcome.SKIPPED, reason)
 
     # -- scheduler callbacks ---------------------------------------------------------
 

@@ -104,9 +104,12 @@ class Executor:
         retry/re-check: its scheduled slot coming due now is replaced, not skipped."""
         return self._chains.get(key, 0) > 0
 
-    async def run_pair(self, journey: Journey, target: Target, *, attempt: int = 1) -> RunResult:
+    async def run_pair(
+        self, journey: Journey, target: Target, *, attempt: int = 1, slot: float | None = None
+    ) -> RunResult:
         """Run one journey against one target now, with its retries and re-checks, and
-        hand each attempt to the sinks. Returns the last attempt's result."""
+        hand each attempt to the sinks (stamped with the scheduled `slot`). Returns the
+        last attempt's result."""
         policy = self._retry_policy(journey, target)
         key = pair_key(journey.name, target.name)
         task = asyncio.current_task()
@@ -120,7 +123,9 @@ class Executor:
         try:
             while True:
                 may_retry = not rechecking and attempt <= policy.retries
-                result = await self._attempt(journey, target, attempt=attempt, may_retry=may_retry)
+                result = await self._attempt(
+                    journey, target, attempt=attempt, may_retry=may_retry, slot=slot
+                )
                 if result.retried:
                     attempt += 1
                 elif result.status.is_target_failure and rechecks > 0:
@@ -152,17 +157,23 @@ class Executor:
         if pending:
             await asyncio.wait(pending, timeout=5.0)
 
-    def _hand_off(self, result: RunResult) -> RunResult:
-        """Scrub, stamp and emit `result`; returns what the sinks got."""
+    def _hand_off(self, result: RunResult, slot: float | None) -> RunResult:
+        """Scrub, stamp (location, slot) and emit `result`; returns what the sinks got."""
         # Secrets never reach a sink (logs, metrics, /api, alerts) inside a message.
         result = self._safety.scrub.result(result)
-        if self._location is not None:
-            result = dataclasses.replace(result, location=self._location)
+        if self._location is not None or slot is not None:
+            result = dataclasses.replace(result, location=self._location, scheduled_at=slot)
         self._emit(result)
         return result
 
     async def _attempt(
-        self, journey: Journey, target: Target, *, attempt: int, may_retry: bool
+        self,
+        journey: Journey,
+        target: Target,
+        *,
+        attempt: int,
+        may_retry: bool,
+        slot: float | None = None,
     ) -> RunResult:
         run_id = new_run_id()
         started = time.time()
@@ -179,14 +190,15 @@ class Executor:
                     "shutdown",
                     "run cancelled by daemon shutdown",
                     attempt,
-                )
+                ),
+                slot,
             )
             raise
         if result.status is Status.TIMEOUT:
             result = self._excuse_stall(journey, result)
         if may_retry and result.status.is_target_failure:
             result = dataclasses.replace(result, retried=True)
-        return self._hand_off(result)
+        return self._hand_off(result, slot)
 
     def retarget(self, names: Iterable[str]) -> None:
         """These targets' settings changed (hot reload): their next run takes a slot of

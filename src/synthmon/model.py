@@ -117,6 +117,9 @@ class RunResult:
     # Where the probe ran from (`location = "eu-west-1"`); set once, at hand-off to the
     # sinks, so every sink (logs, /api, history, alerts) reads the same value.
     location: str | None = None
+    # The scheduled slot (epoch seconds) this run serves; None for runs nobody
+    # scheduled (`synthmon once`). Retries and re-checks serve their slot too.
+    scheduled_at: float | None = None
 
     @property
     def ok(self) -> bool:

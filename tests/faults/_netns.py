@@ -41,7 +41,7 @@ with httpx.Client(transport=t, timeout=10, trust_env=False, follow_redirects=Tru
             time.sleep(0.1)
     for url, headers in spec["requests"]:
         r = c.get(url, headers=headers)
-        out.append([r.status_code, r.text[:2000]])
+        out.append([r.status_code, r.text[:200_000]])
 print(json.dumps(out))
 """
 

@@ -23,7 +23,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import PurePath
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
@@ -69,6 +69,17 @@ VERDICT_OUTCOME = {
 }
 
 
+class IncidentListener(Protocol):
+    """Told of every firing and resolved transition (the history's incidents)."""
+
+    def alert_transition(self, alert: Alert) -> None: ...
+
+
+class _NoIncidents:
+    def alert_transition(self, alert: Alert) -> None:
+        pass
+
+
 class AlertEngine:
     def __init__(
         self,
@@ -83,8 +94,10 @@ class AlertEngine:
         clock: Callable[[], float] = time.time,
         notifiers: Mapping[str, Notifier] | None = None,
         pair_metrics: PairStore | None = None,
+        incidents: IncidentListener | None = None,
     ) -> None:
         self.config = config
+        self._incidents: IncidentListener = incidents or _NoIncidents()
         self.metrics = AlertMetrics(registry, location=location, pairs=pair_metrics)
         # Whether the database takes writes; delivery never waits on it (persist.py).
         self.disk = DiskHealth(registry, location=location)
@@ -211,6 +224,10 @@ class AlertEngine:
                 )
                 for notifier in t.routes:
                     self._enqueue(notifier, alert)
+            if t.policy.state is AlertState.FIRING and t.last is not None:
+                self._incidents.alert_transition(
+                    dataclasses.replace(self._last(t), state="resolved", resolved_at=self._clock())
+                )
             del self._tracked[key]
             if self._store is not None:
                 self._store.delete_state(key)
@@ -294,6 +311,7 @@ class AlertEngine:
             t.resolved_at = None
             t.am_resolve = None
             t.notified = False
+            self._incidents.alert_transition(self._last(t))
             await self._log.send(self._last(t))
             if policy.notify:
                 self._announce(t, journey, now)
@@ -307,6 +325,7 @@ class AlertEngine:
                 summary=self._summary(name, journey, result.target, resolved=True),
             )
             t.last = alert.to_json()
+            self._incidents.alert_transition(alert)
             await self._log.send(alert)
             if t.notified:
                 # Resolves go out even during a silence: they close what was announced.

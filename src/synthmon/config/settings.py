@@ -245,6 +245,28 @@ class MetricsConfig(_Section):
     step_histograms: bool = False
 
 
+class HistoryConfig(_Section):
+    """Run history (docs/history.md): every run, slot and incident, in
+    `<data_dir>/history.sqlite3`. Best-effort: a broken disk never stops monitoring."""
+
+    enabled: bool = True
+    # Directory of history.sqlite3; None: data_dir. Another disk keeps a full history
+    # disk away from the alert outbox (relative: to the config file).
+    dir: Path | None = None
+    # Runs, slots and incidents older than this are deleted.
+    max_age: Duration = 30 * 86400.0
+    # When the file grows beyond this, the oldest runs go first.
+    max_size_mb: float = Field(default=2048.0, gt=0)
+    # Writes are batched off the event loop: at most this long between commits.
+    flush_interval: Duration = 1.0
+    # Results waiting for the writer beyond this many are dropped (and counted).
+    max_queue: int = Field(default=100_000, ge=100)
+    # How often availability/MTTR/MTBF (API and metrics) are recomputed.
+    stats_interval: Duration = 60.0
+    # Retention and VACUUM run this often.
+    maintenance_interval: Duration = 3600.0
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # auto: readable on a terminal, JSON lines otherwise.
@@ -273,6 +295,7 @@ class Settings(BaseSettings):
     browser: BrowserConfig = BrowserConfig()
     artifacts: ArtifactsConfig = ArtifactsConfig()
     alerting: AlertingConfig = AlertingConfig()
+    history: HistoryConfig = HistoryConfig()
     compare: CompareConfig = CompareConfig()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     accounts: list[AccountConfig] = Field(default_factory=list)
@@ -320,6 +343,10 @@ class Settings(BaseSettings):
 
     def target_list(self) -> list[Target]:
         return [cfg.to_target(name) for name, cfg in self.targets.items()]
+
+    @property
+    def history_dir(self) -> Path:
+        return self.history.dir if self.history.dir is not None else self.data_dir
 
     @property
     def artifacts_dir(self) -> Path:
@@ -374,6 +401,9 @@ def load_settings(path: str | Path | None) -> Settings:
         artifacts = data.get("artifacts")
         if isinstance(artifacts, dict) and isinstance(artifacts.get("dir"), str):
             artifacts["dir"] = str(base / artifacts["dir"])  # an absolute dir stays as is
+        history = data.get("history")
+        if isinstance(history, dict) and isinstance(history.get("dir"), str):
+            history["dir"] = str(base / history["dir"])
     problems = environment_problems(Settings, data, where)
     if problems:
         raise ConfigError(

@@ -36,5 +36,6 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[str], *, name: str) -> 
     for version, script in enumerate(migrations[before:], start=before + 1):
         # executescript() commits first; BEGIN inside the script keeps the migration
         # and its version bump one transaction.
-        db.executescript(f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {version};\nCOMMIT;")
+        body = script.strip().rstrip(";")  # a script's last statement may lack its ";"
+        db.executescript(f"BEGIN IMMEDIATE;\n{body};\nPRAGMA user_version = {version};\nCOMMIT;")
     return before

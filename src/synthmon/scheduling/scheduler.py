@@ -3,10 +3,11 @@
 APScheduler's defaults drop runs silently (misfire_grace_time=1 s, overlapping runs
 skipped with only a log line). Here every job gets:
 
-- a random first run within its first interval, so 500 jobs do not fire at once,
-  rounded to a grid of `slot` seconds (default 100 ms): waking the event loop
-  costs more CPU than a simple HTTP run itself, so runs due within the same slot
-  share one wake-up instead of each paying for its own;
+- a fixed phase within its interval derived from its key (`slots.phase`), so 500
+  jobs do not fire at once and a restart neither re-runs everything at once nor
+  shifts any job's phase; phases lie on a grid of `slot` seconds (default 100 ms):
+  waking the event loop costs more CPU than a simple HTTP run itself, so runs due
+  within the same slot share one wake-up instead of each paying for its own;
 - ``max_instances=1``: a run still going when the next is due makes that next run
   skipped, reported through ``on_skip`` as ``overlap`` (the owner knows whether the
   run still going is a retry/re-check that takes the slot over);
@@ -17,9 +18,8 @@ skipped with only a log line). Here every job gets:
 
 from __future__ import annotations
 
+import contextvars
 import logging
-import math
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,12 +39,20 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from synthmon.config.cron import cron_trigger
+from synthmon.scheduling.slots import Grid, phase
 
 JobFunc = Callable[[], Awaitable[None]]
 # (job key, reason, how many runs) for runs that did not happen.
 OnSkip = Callable[[str, str, int], None]
 # (job key, seconds late) when a run starts.
 OnStart = Callable[[str, float], None]
+# (job key, slot time, reason) for a slot that is skipped (overlap).
+OnSlotSkipped = Callable[[str, float, str], None]
+
+# The due time (epoch seconds) of the slot the running job serves; read by the job.
+current_slot: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "synthmon_current_slot", default=None
+)
 
 
 MAX_INSTANCES_WARNING = "maximum number of running instances reached"
@@ -77,13 +85,13 @@ class Scheduler:
         *,
         on_skip: OnSkip,
         on_start: OnStart,
-        rng: random.Random | None = None,
+        on_slot_skipped: OnSlotSkipped | None = None,
         clock: Callable[[], float] = time.time,
         slot: float = 0.1,
     ) -> None:
         self._on_skip = on_skip
         self._on_start = on_start
-        self._rng = rng or random.Random()  # noqa: S311 - spreading start times, not crypto
+        self._on_slot_skipped = on_slot_skipped or (lambda key, at, reason: None)
         self._clock = clock
         self._slot = slot
         self._aps = AsyncIOScheduler(
@@ -112,10 +120,9 @@ class Scheduler:
             grace = 60
         else:
             assert schedule.interval is not None
-            first_ts = now.timestamp() + self._rng.uniform(0, schedule.interval)
-            if self._slot > 0:
-                first_ts = math.ceil(first_ts / self._slot) * self._slot
-            first = datetime.fromtimestamp(first_ts, UTC)
+            grid = Grid(schedule.interval, phase(key, schedule.interval, self._slot))
+            # A start date on the pair's grid: APScheduler fires at start + k * interval.
+            first = datetime.fromtimestamp(grid.anchor(now.timestamp()), UTC)
             trigger = IntervalTrigger(seconds=schedule.interval, start_date=first, timezone=UTC)
             grace = max(1, int(schedule.interval))
         self._intervals[key] = schedule.interval
@@ -164,6 +171,7 @@ class Scheduler:
             due = self._due.pop(key, None)
             if due is not None:
                 self._on_start(key, self._clock() - due.timestamp())
+            current_slot.set(due.timestamp() if due is not None else None)
             await func()
 
         return job
@@ -175,6 +183,7 @@ class Scheduler:
             # Counted here; must not be counted again as coalesced by the next run.
             self._last_due[key] = event.scheduled_run_times[-1]
             self._on_skip(key, "overlap", 1)
+            self._on_slot_skipped(key, event.scheduled_run_times[-1].timestamp(), "overlap")
         elif event.code == EVENT_JOB_MISSED:
             self._on_skip(key, "missed", 1)
         elif isinstance(event, JobSubmissionEvent):

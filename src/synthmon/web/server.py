@@ -79,7 +79,7 @@ class StatusServer:
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/api/journeys", self._journeys)
-        self.app.router.add_get("/api/journeys/{name}", self._journey)
+        # /api/journeys/{name} and the rest of the history API: web/api.py.
         # Alert links point here; until the status page exists it shows the API's view.
         self.app.router.add_get("/journeys/{name}", self._journey_page)
         for install in extra_routes:
@@ -167,10 +167,3 @@ class StatusServer:
 
     async def _journey_page(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(f"/api/journeys/{request.match_info['name']}")
-
-    async def _journey(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        found = [j for j in self._source.journeys_json() if j["journey"] == name]
-        if not found:
-            return web.json_response({"error": f"no journey named {name!r}"}, status=404)
-        return web.json_response({"journeys": found})

@@ -1,0 +1,400 @@
+"""`HistorySink`: every run, slot outcome and incident into the `HistoryStore`, written
+by a thread of its own so that a slow or full disk never delays a run or a scrape.
+
+On the event loop, recording is a `put` on a queue. The writer thread commits what
+arrived every `flush_interval` in one transaction, recomputes the statistics every
+`stats_interval` (the API and /metrics read them from memory), and applies retention.
+History is best-effort: a database that cannot be opened or written is reported (log
+`history_unavailable`, metric `synthmon_history_up` 0, `/readyz` detail) and retried
+every 30 s, while runs, metrics and alerts carry on. A corrupt file is moved aside
+(`history.sqlite3.corrupt-<time>`) and a new one started: its data is kept for
+inspection, and recording resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from synthmon.alerting.alert import Alert
+from synthmon.config.settings import HistoryConfig
+from synthmon.model import RunResult
+from synthmon.sinks.history.metrics import HistoryMetrics
+from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
+from synthmon.sinks.history.stats import WINDOWS, WindowStats, window_stats
+from synthmon.sinks.history.store import DB_NAME, HistoryStore, SqliteHistory
+
+log = structlog.get_logger("synthmon.history")
+
+T = TypeVar("T")
+Item = RunResult | SlotRecord | IncidentRecord
+REOPEN_AFTER = 30.0
+OUTCOMES = tuple(o.value for o in SlotOutcome)
+
+
+class HistoryUnavailable(Exception):
+    """The history database cannot be read right now (see /readyz)."""
+
+
+class HistorySink:
+    def __init__(
+        self,
+        config: HistoryConfig,
+        *,
+        data_dir: Path,
+        registry: CollectorRegistry,
+        location: str | None = None,
+        clock: Callable[[], float] = time.time,
+        store_factory: Callable[[Path], HistoryStore] = SqliteHistory,
+    ) -> None:
+        self.config = config
+        self.path = Path(data_dir) / DB_NAME
+        self.metrics = HistoryMetrics(registry, health=self.status, location=location)
+        self._clock = clock
+        self._factory = store_factory
+        self._q: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
+        self._queued = 0
+        self._lock = threading.Lock()
+        self._publish_lock = threading.Lock()
+        self._store: HistoryStore | None = None
+        self._error: str | None = None
+        self._last_problem: str | None = None
+        self._corrupt = False
+        self._opened_at = -REOPEN_AFTER
+        self._size = 0
+        self._stats: dict[tuple[str, str], dict[str, WindowStats]] = {}
+        self._stats_json: dict[tuple[str, str], dict[str, dict[str, object]]] = {}
+        self._pairs: frozenset[tuple[str, str]] = frozenset()
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self, wait: float = 5.0) -> dict[tuple[str, str], float]:
+        """Open the database (off the loop) and return each pair's last recorded slot,
+        so that slots missed while the daemon was down are recorded as missed."""
+        try:
+            async with asyncio.timeout(wait):
+                return await asyncio.to_thread(self._open_and_last_slots)
+        except TimeoutError:
+            self._fail("open_failed", f"opening {self.path} took longer than {wait:g}s")
+            return {}
+
+    def _open_and_last_slots(self) -> dict[tuple[str, str], float]:
+        for _ in range(2):
+            if not self._try_open():
+                return {}
+            assert self._store is not None
+            try:
+                return self._store.last_slots()
+            except (sqlite3.Error, OSError) as exc:
+                self._fail("open_failed", f"reading {self.path}: {exc}")
+                if not _damaged(exc):
+                    return {}
+                # A damaged file that still opens: moved aside, then one more try.
+                self._corrupt = True
+                self._close_store()
+        return {}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="synthmon-history", daemon=True)
+        self._thread.start()
+
+    async def stop(self, wait: float = 5.0) -> None:
+        """Write what is queued (within `wait` seconds), then close the database."""
+        self._stop.set()
+        self._q.put(None)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, wait)
+            self._thread = None
+        if self._store is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._store.close()
+            self._store = None
+
+    # -- recording (event loop; never blocks) -----------------------------------------------
+
+    async def emit(self, result: RunResult) -> None:
+        self._put(result)
+
+    def record_slot(self, record: SlotRecord) -> None:
+        # A run of a pair removed while it was in flight is stored, but must not bring
+        # back the series `set_catalog` removed.
+        if (record.journey, record.target) in self._pairs:
+            self.metrics.slot(record.journey, record.target, record.outcome.value, record.count)
+        self._put(record)
+
+    def alert_transition(self, alert: Alert) -> None:
+        """The alerting engine's firing/resolved transitions open and close incidents."""
+        if alert.state == "firing":
+            if alert.alertname.value == "SyntheticJourneyFailed":
+                self.metrics.incidents.labels(alert.journey, alert.target, *self.metrics.loc).inc()
+            fired = alert.fired_at if alert.fired_at is not None else self._clock()
+            record = IncidentRecord(
+                alertname=alert.alertname.value,
+                journey=alert.journey,
+                target=alert.target,
+                incident=alert.incident,
+                severity=alert.severity,
+                started_at=alert.first_failure_at if alert.first_failure_at else fired,
+                detected_at=fired,
+                failed_step=alert.failing_step,
+                first_error=alert.error_message,
+                run_id=alert.run_id,
+            )
+        else:
+            record = IncidentRecord(
+                alertname=alert.alertname.value,
+                journey=alert.journey,
+                target=alert.target,
+                incident=alert.incident,
+                severity=alert.severity,
+                started_at=0.0,
+                detected_at=0.0,
+                ended_at=alert.resolved_at or self._clock(),
+            )
+        self._put(record)
+
+    def set_catalog(self, pairs: Iterable[tuple[str, str]]) -> None:
+        new = frozenset(pairs)
+        with self._publish_lock:  # a refresh in flight must not publish removed pairs
+            for journey, target in new - self._pairs:
+                self.metrics.init_pair(journey, target, OUTCOMES)
+            for journey, target in self._pairs - new:
+                self.metrics.forget_pair(journey, target, OUTCOMES)
+            self._pairs = new
+            self._stats = {k: v for k, v in self._stats.items() if k in new}
+            self._stats_json = {k: v for k, v in self._stats_json.items() if k in new}
+            self.metrics.publish(self._stats)
+        self._dirty.set()
+
+    def _put(self, item: Item) -> None:
+        with self._lock:
+            if self._queued >= self.config.max_queue:
+                self.metrics.problem("dropped")
+                return
+            self._queued += 1
+        self._q.put(item)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def stats(self, journey: str, target: str) -> dict[str, WindowStats] | None:
+        return self._stats.get((journey, target))
+
+    def stats_json(self, journey: str, target: str) -> dict[str, dict[str, object]] | None:
+        """`stats` as JSON-ready data, built once per refresh (not per request)."""
+        return self._stats_json.get((journey, target))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "ok": self._store is not None and self._error is None,
+            "path": str(self.path),
+            "error": self._error,
+            "last_problem": self._last_problem,
+            "queued": self._queued,
+            "size_bytes": self._size,
+        }
+
+    async def query(self, fn: Callable[[HistoryStore], T]) -> T:
+        """Run a read against the store in a thread (never on the event loop)."""
+        store = self._store
+        if store is None:
+            raise HistoryUnavailable(self._error or "history database not open")
+        try:
+            return await asyncio.to_thread(fn, store)
+        except (sqlite3.Error, OSError) as exc:
+            raise HistoryUnavailable(str(exc)) from exc
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _fail(self, problem: str, error: str) -> None:
+        if self._error != error:
+            log.error(
+                "history_unavailable",
+                path=str(self.path),
+                problem=problem,
+                error=error,
+                hint="monitoring and alerting continue; runs are not being recorded",
+            )
+        self._error = error
+        self._last_problem = f"{problem}: {error}"
+        self.metrics.problem(problem)
+
+    def _try_open(self) -> bool:
+        self._opened_at = time.monotonic()
+        if self._corrupt:
+            # Found damaged while in use: keep the file for inspection, start a new one.
+            self._corrupt = not self._move_aside(None)
+        try:
+            self._store = self._factory(self.path)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) or not self._move_aside(exc):
+                self._fail("open_failed", f"cannot open {self.path}: {exc}")
+                return False
+            try:
+                self._store = self._factory(self.path)
+            except (sqlite3.Error, OSError) as exc2:
+                self._fail("open_failed", f"cannot open {self.path}: {exc2}")
+                return False
+        except OSError as exc:
+            self._fail("open_failed", f"cannot open {self.path}: {exc}")
+            return False
+        if self._error is not None:
+            log.info("history_available", path=str(self.path))
+        self._error = None
+        with contextlib.suppress(sqlite3.Error):
+            self._size = self._store.size_bytes()
+        return True
+
+    def _move_aside(self, exc: Exception | None) -> bool:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._clock())}")
+        try:
+            self.path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(self.path.name + suffix)
+                if side.exists():
+                    side.rename(aside.with_name(aside.name + suffix))
+        except OSError:
+            return False
+        why = str(exc) if exc is not None else self._error
+        self._last_problem = f"corrupt: {why}; moved to {aside.name}"
+        log.error(
+            "history_corrupt",
+            path=str(self.path),
+            moved_to=str(aside),
+            error=why,
+            hint="a new history database was started; the old file is kept",
+        )
+        self.metrics.problem("corrupt")
+        return True
+
+    def _run(self) -> None:
+        next_stats = 0.0
+        next_maintenance = time.monotonic() + 60.0
+        while True:
+            batch = self._drain()
+            if self._store is None and time.monotonic() - self._opened_at >= REOPEN_AFTER:
+                self._try_open()
+            if batch:
+                self._write(batch)
+            now = time.monotonic()
+            if self._store is not None and (now >= next_stats or self._dirty.is_set()):
+                self._dirty.clear()
+                self._refresh_stats()
+                next_stats = now + self.config.stats_interval
+            if self._store is not None and now >= next_maintenance:
+                self._maintain()
+                next_maintenance = now + self.config.maintenance_interval
+            if self._stop.is_set() and self._q.empty():
+                return
+
+    def _drain(self) -> list[Item]:
+        # Sleep, then take everything: one wake-up per flush_interval, not one per
+        # record (each would take the GIL from the event loop).
+        self._stop.wait(self.config.flush_interval)
+        items: list[Item] = []
+        while len(items) < 20_000:
+            try:
+                item = self._q.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                items.append(item)
+        with self._lock:
+            self._queued -= len(items)
+        return items
+
+    def _write(self, batch: list[Item]) -> None:
+        if self._store is None:
+            for _ in batch:
+                self.metrics.problem("dropped")
+            return
+        runs = [i for i in batch if isinstance(i, RunResult)]
+        slots = [i for i in batch if isinstance(i, SlotRecord)]
+        incidents = [i for i in batch if isinstance(i, IncidentRecord)]
+        try:
+            self._store.write(runs, slots, incidents)
+        except sqlite3.DatabaseError as exc:
+            self._fail("write_failed", f"writing {self.path}: {exc}")
+            if _damaged(exc):
+                self._corrupt = True  # moved aside and started anew by the next loop
+                self._close_store()
+            return
+        except OSError as exc:
+            self._fail("write_failed", f"writing {self.path}: {exc}")
+            return
+        if self._error is not None:
+            log.info("history_available", path=str(self.path))
+            self._error = None
+        if incidents:
+            self._dirty.set()
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._store.close()
+            self._store = None
+            self._opened_at = -REOPEN_AFTER if self._corrupt else time.monotonic()
+
+    def _refresh_stats(self) -> None:
+        assert self._store is not None
+        now = self._clock()
+        out: dict[tuple[str, str], dict[str, WindowStats]] = {}
+        try:
+            for journey, target in sorted(self._pairs):
+                inputs = self._store.pair_inputs(journey, target, now, WINDOWS)
+                out[(journey, target)] = {
+                    name: window_stats(
+                        name,
+                        now=now,
+                        seconds=seconds,
+                        counted=inputs.counted[name][0],
+                        passed=inputs.counted[name][1],
+                        incidents=inputs.incidents,
+                        first_slot_at=inputs.first_slot_at,
+                        missed=inputs.missed,
+                    )
+                    for name, seconds in WINDOWS.items()
+                }
+            self._size = self._store.size_bytes()
+        except (sqlite3.Error, OSError) as exc:
+            self._fail("read_failed", f"reading {self.path}: {exc}")
+            if _damaged(exc):
+                self._corrupt = True
+                self._close_store()
+            return
+        with self._publish_lock:
+            out = {k: v for k, v in out.items() if k in self._pairs}
+            self._stats_json = {k: {w: s.to_json() for w, s in v.items()} for k, v in out.items()}
+            self._stats = out
+            self.metrics.publish(out)
+
+    def _maintain(self) -> None:
+        assert self._store is not None
+        try:
+            deleted = self._store.maintain(
+                self._clock(), self.config.max_age, int(self.config.max_size_mb * 1024 * 1024)
+            )
+            self._size = self._store.size_bytes()
+        except (sqlite3.Error, OSError) as exc:
+            self._fail("maintenance_failed", f"retention on {self.path}: {exc}")
+            return
+        if any(deleted.values()):
+            log.info("history_retention", deleted=deleted, size_bytes=self._size)
+
+
+def _damaged(exc: BaseException) -> bool:
+    """The file itself is broken (not a database, malformed), as opposed to locked,
+    read-only or full (OperationalError), which may pass."""
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError)

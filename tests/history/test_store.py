@@ -1,0 +1,118 @@
+"""The SQLite store alone: migrations and retention."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from synthmon.model import RunResult, Status
+from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
+from synthmon.sinks.history.schema import MIGRATIONS, SchemaTooNew, migrate
+from synthmon.sinks.history.store import RunQuery, SqliteHistory
+
+
+def _run(i: int, at: float) -> RunResult:
+    return RunResult("j", "t", f"{i:032x}", f"{i:032x}", Status.SUCCESS, at, 0.1)
+
+
+class TestMigrations:
+    def test_older_file_is_upgraded(self, tmp_path: Path) -> None:
+        """A file at an older version gets the missing steps, its data kept."""
+        db = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
+        assert migrate(db, MIGRATIONS) == 1
+        db.execute(
+            "INSERT INTO slots (journey, target, slot_at, last_slot_at, count, span, "
+            "outcome, recorded_at) VALUES ('j', 't', 1, 1, 1, 0, 'passed', 1)"
+        )
+        later = [*MIGRATIONS, "ALTER TABLE runs ADD COLUMN note TEXT"]
+        assert migrate(db, later) == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM slots").fetchone()[0] == 1
+        db.execute("SELECT note FROM runs").fetchall()
+
+    def test_newer_file_is_refused(self, tmp_path: Path) -> None:
+        """A file from a newer synthmon is refused, not guessed at (nor moved aside)."""
+        db = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
+        db.execute("PRAGMA user_version = 99")
+        with pytest.raises(SchemaTooNew, match="newer"):
+            migrate(db, MIGRATIONS)
+        assert issubclass(SchemaTooNew, sqlite3.OperationalError)
+
+
+class TestRetention:
+    def test_old_rows_go_open_incidents_stay(self, tmp_path: Path) -> None:
+        """Runs, slots and closed incidents older than max_age are deleted; an open
+        incident stays however old."""
+        store = SqliteHistory(tmp_path / "h.sqlite3")
+        now = 1_000_000.0
+        store.write(
+            [_run(1, now - 100), _run(2, now - 10)],
+            [
+                SlotRecord("j", "t", now - 100, SlotOutcome.PASSED),
+                SlotRecord("j", "t", now - 10, SlotOutcome.PASSED),
+            ],
+            [
+                IncidentRecord(
+                    "SyntheticJourneyFailed", "j", "t", 1, "critical", now - 90, now - 80, None
+                ),
+                IncidentRecord(
+                    "SyntheticJourneyFailed", "j", "t", 2, "critical", now - 70, now - 60, None
+                ),
+            ],
+        )
+        store.write(
+            [],
+            [],
+            [IncidentRecord("SyntheticJourneyFailed", "j", "t", 1, "critical", 0, 0, now - 50)],
+        )
+        deleted = store.maintain(now, max_age=30, max_bytes=1 << 30)
+        assert deleted == {"runs": 1, "slots": 1, "incidents": 1}
+        assert [r["run_id"] for r in store.runs(RunQuery())] == [f"{2:032x}"]
+        assert [i.incident for i in store.incidents(None, None)] == [2]
+
+    def test_size_cap_deletes_oldest_runs(self, tmp_path: Path) -> None:
+        """Over max_bytes, the oldest runs go first until the file fits."""
+        store = SqliteHistory(tmp_path / "h.sqlite3")
+        store.write([_run(i, 1000.0 + i) for i in range(5000)], [], [])
+        before = store.size_bytes()
+        store.maintain(10_000.0, max_age=1e9, max_bytes=before // 2)
+        assert store.size_bytes() <= before // 2
+        newest = store.runs(RunQuery(limit=1))[0]
+        assert newest["run_id"] == f"{4999:032x}"
+
+
+class TestCounts:
+    def test_hourly_rollup_plus_edge_is_exact(self, tmp_path: Path) -> None:
+        """Window counts from whole hours plus the partial first hour equal counting
+        every run (retries and infrastructure errors never count)."""
+        import dataclasses
+        import random
+
+        rng = random.Random(7)
+        store = SqliteHistory(tmp_path / "h.sqlite3")
+        now = 2_000_000.0
+        runs = []
+        for i in range(3000):
+            r = _run(i, now - rng.uniform(0, 50 * 3600))
+            kind = rng.random()
+            if kind < 0.2:
+                r = dataclasses.replace(r, status=Status.FAILURE)
+            elif kind < 0.25:
+                r = dataclasses.replace(r, status=Status.FAILURE, retried=True)
+            elif kind < 0.3:
+                r = dataclasses.replace(r, status=Status.ERROR, reason="browser_crash")
+            runs.append(r)
+        for i in range(0, 3000, 700):  # several batches hit the same hours
+            store.write(runs[i : i + 700], [], [])
+        windows = {"a": 3600 * 7.3, "b": 3600 * 24.0, "c": 3600 * 49.99}
+        got = store.pair_inputs("j", "t", now, windows).counted
+        for name, seconds in windows.items():
+            inside = [
+                r
+                for r in runs
+                if r.started_at >= now - seconds and not r.retried and r.reason is None
+            ]
+            passed = sum(1 for r in inside if r.status is Status.SUCCESS)
+            assert got[name] == (len(inside), passed), name
