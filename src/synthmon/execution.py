@@ -276,6 +276,13 @@ class Executor:
                     attempt,
                 )
             try:
+                if journey.max_response_bytes is not None:
+                    # The journey's own body cap wins over its target's, for this run.
+                    target = dataclasses.replace(
+                        target,
+                        max_response_bytes=journey.max_response_bytes,
+                        max_response_source=f"journey {journey.name!r}",
+                    )
                 async with self._safety.lease(journey, target) as (account, headers):
                     return await runner.run(
                         RunRequest(

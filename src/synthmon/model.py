@@ -161,8 +161,10 @@ class Target:
     verify_tls: bool = True
     max_concurrency: int = 4
     max_requests_per_second: float | None = None
-    # Cap on one response body of ctx.http (docs/config.md: max_response_size).
+    # Cap on one response body of ctx.http (docs/config.md: max_response_size), and
+    # where it was set, for the error ("target 'prod'", or the journey that raised it).
     max_response_bytes: int = 10 * 1024 * 1024
+    max_response_source: str | None = None
 
     def allows(self, host: str) -> bool:
         host = host.lower().rstrip(".")

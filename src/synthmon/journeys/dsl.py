@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Annotated, Any, overload
+
+from pydantic import ByteSize, Field, TypeAdapter, ValidationError
 
 from synthmon.config.compare import parse_compare
 from synthmon.config.durations import format_duration, parse_duration
@@ -37,6 +39,9 @@ MAX_INTERVAL = 7 * 86400.0
 MIN_TIMEOUT = 0.1
 MAX_TIMEOUT = 86400.0
 
+# "50MB", "2MiB", 1048576: pydantic's byte sizes, as `[targets.*] max_response_size`.
+_BYTES: TypeAdapter[int] = TypeAdapter(Annotated[ByteSize, Field(gt=0)])
+
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
 
@@ -59,6 +64,8 @@ class Journey:
     degraded_after: float | None = None
     # Alert policy overrides (see the alerting docs); passed through untouched here.
     alert: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # Cap on one response body of ctx.http for this journey, over the target's.
+    max_response_bytes: int | None = None
     # `synthmon compare` thresholds (config/compare.py), validated here.
     compare: Mapping[str, Any] = field(default_factory=dict, compare=False)
     cleanup: CleanupFunc | None = field(default=None, repr=False, compare=False)
@@ -104,6 +111,7 @@ def journey(
     degraded_after: str | float | None = None,
     alert: Mapping[str, Any] | None = None,
     compare: Mapping[str, Any] | None = None,
+    max_response_size: str | int | None = None,
     cleanup: CleanupFunc | None = None,
 ) -> Callable[[JourneyFunc], Journey]: ...
 
@@ -126,6 +134,7 @@ def journey(
     degraded_after: str | float | None = None,
     alert: Mapping[str, Any] | None = None,
     compare: Mapping[str, Any] | None = None,
+    max_response_size: str | int | None = None,
     cleanup: CleanupFunc | None = None,
 ) -> Journey | Callable[[JourneyFunc], Journey]:
     """Declare a user journey.
@@ -212,6 +221,15 @@ def journey(
                 parse_compare(compare)
             except ValueError as exc:
                 problems.append(bad(f"compare={dict(compare)!r}: {exc}"))
+        jmax_body: int | None = None
+        if max_response_size is not None:
+            try:
+                jmax_body = int(_BYTES.validate_python(max_response_size))
+            except ValidationError as exc:
+                why = exc.errors()[0]["msg"]
+                problems.append(
+                    bad(f"max_response_size={max_response_size!r}: {why} (e.g. '50MB', '2MiB')")
+                )
         if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
             problems.append(bad("cleanup= must be an 'async def' function taking the Context"))
         if problems:
@@ -240,6 +258,7 @@ def journey(
             degraded_after=jdegraded,
             alert=dict(alert or {}),
             compare=dict(compare or {}),
+            max_response_bytes=jmax_body,
             cleanup=cleanup,
             filename=filename,
             lineno=lineno,

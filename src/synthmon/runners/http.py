@@ -68,7 +68,10 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         await self._pace()
         response = await self._inner.handle_async_request(request)
         # Bounded memory whatever the target sends (and errors that say "body").
-        cap_body(response, request, self._target.max_response_bytes, self._target.name)
+        t = self._target
+        cap_body(
+            response, request, t.max_response_bytes, t.max_response_source or f"target {t.name!r}"
+        )
         if self._on_response is not None:
             self._on_response(request, response)
         return response

@@ -55,8 +55,8 @@ class CappedBody(httpx.AsyncByteStream):
     def _too_large(self, what: str) -> ResponseTooLargeError:
         return ResponseTooLargeError(
             f"response body of {self._request.method} {self._request.url} {what} the "
-            f"{format_bytes(self._cap)} cap (max_response_size of target {self._target!r}); "
-            "raise it in the target's config if such bodies are expected"
+            f"{format_bytes(self._cap)} cap (max_response_size of {self._target}); "
+            "raise it there if such bodies are expected"
         )
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
