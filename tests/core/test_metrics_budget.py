@@ -15,8 +15,20 @@ from synthmon_demo import RunningShop
 from tests.conftest import set_chaos
 from tests.harness import make_settings, run_daemon, sample, scrape
 
-# The budget docs/metrics.md states for a one-step HTTP journey on one target.
+# The budget docs/metrics.md states for a one-step HTTP journey on one target: the run
+# metrics, and what the history adds (slots by outcome, availability per window,
+# incidents; MTTR/MTBF only once there was an incident).
 SERIES_PER_PAIR = 26
+HISTORY_SERIES = {"synthmon_slots_total": 6, "synthmon_journey_availability_ratio": 3}
+HISTORY_SERIES["synthmon_journey_incidents_total"] = 1
+HISTORY_PREFIXES = (
+    "synthmon_slots_",
+    "synthmon_journey_availability_",
+    "synthmon_journey_incidents_",
+    "synthmon_journey_mttr_",
+    "synthmon_journey_mtbf_",
+    "synthmon_journey_mttd_",
+)
 
 ONE_STEP = """
     from synthmon import Context, journey
@@ -31,12 +43,13 @@ ONE_STEP = """
 OTHER = ONE_STEP.replace("def home", "def other")
 
 
-def series_of(text: str, journey: str) -> list[str]:
+def series_of(text: str, journey: str, *, history: bool = False) -> list[str]:
+    """The journey's series: the run metrics, or (history=True) the history's."""
     return [
         f"{s.name}{sorted(s.labels.items())}"
         for family in text_string_to_metric_families(text)
         for s in family.samples
-        if s.labels.get("journey") == journey
+        if s.labels.get("journey") == journey and s.name.startswith(HISTORY_PREFIXES) == history
     ]
 
 
@@ -52,6 +65,8 @@ class TestSeriesBudget:
             await daemon.fanout.flush()
             text = await scrape(daemon)
         assert len(series_of(text, "home")) == SERIES_PER_PAIR, series_of(text, "home")
+        history = series_of(text, "home", history=True)
+        assert len(history) == sum(HISTORY_SERIES.values()), history
         assert "_created" not in text
 
     async def test_step_histograms_are_opt_in(self, shop: RunningShop, tmp_path: Path) -> None:
@@ -92,6 +107,7 @@ class TestPairCollector:
         # Never passed: no last_success series yet.
         assert len(series_of(before, "home")) == SERIES_PER_PAIR - 1
         assert series_of(after, "home") == []
+        assert series_of(after, "home", history=True) == []
         assert sample(after, "synthmon_journey_runs_total", journey="other", result="failure")
 
     async def test_metrics_render_off_the_event_loop(
