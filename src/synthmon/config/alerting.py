@@ -31,6 +31,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from synthmon.config.cron import validate_cron
 from synthmon.config.durations import parse_duration
+from synthmon.config.keys import key_problems
 from synthmon.config.secrets import SecretRef
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -77,13 +78,8 @@ def parse_override(data: Mapping[str, Any], where: str) -> PolicyOverride:
     try:
         return PolicyOverride.model_validate(dict(data))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
-            for e in exc.errors()
-        )
         raise ValueError(
-            f"{where}: invalid alert policy ({problems}); valid keys: "
+            f"{where}: invalid alert policy ({key_problems(exc, 'alert')}); valid keys: "
             f"{', '.join(PolicyOverride.model_fields)}"
         ) from None
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from synthmon.config.keys import key_problems
+
 
 class CompareOverride(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -43,12 +45,7 @@ def parse_compare(data: Mapping[str, Any]) -> CompareOverride:
     try:
         return CompareOverride.model_validate(dict(data))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'compare'}: "
-            + ("unknown key" if e["type"] == "extra_forbidden" else e["msg"])
-            for e in exc.errors()
-        )
         raise ValueError(
-            f"invalid compare thresholds ({problems}); valid keys: "
+            f"invalid compare thresholds ({key_problems(exc, 'compare')}); valid keys: "
             f"{', '.join(CompareOverride.model_fields)}"
         ) from None
