@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from http_bench import daemon_run, start_shop, write_journeys
+from http_bench import daemon_run, start_target, write_journeys
 
 from synthmon.model import RunResult, Status, StepResult
 from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
@@ -250,7 +250,7 @@ async def per_run_cost(n: int) -> dict[str, float]:
 
 
 async def main(quick: bool) -> dict[str, Any]:
-    proc, url = start_shop()
+    proc, url = start_target()
     off = "[history]\nenabled = false\n"
     try:
         seconds = 6 if quick else 20
