@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import sys
 import time
 from pathlib import Path
+
+import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -42,6 +45,10 @@ def main() -> int:
             print(f"== {name}: not available ({exc})")
             continue
         print(f"\n######## {name} ({time.strftime('%Y-%m-%d %H:%M:%S')})", flush=True)
+        # A benchmark may point logging at a stream it closes when done (http sends the
+        # daemon's run log to /dev/null): each starts from the library defaults.
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
         try:
             asyncio.run(module.main(args.quick))
         except Exception as exc:
