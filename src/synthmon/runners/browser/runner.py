@@ -26,14 +26,13 @@ from playwright.async_api import Error as PlaywrightError
 from synthmon._version import __version__
 from synthmon.errors import (
     BrowserCrashError,
-    HostNotAllowedError,
     InfrastructureError,
 )
 from synthmon.journeys.context import RunRecord
 from synthmon.model import RunRequest, RunResult, Status, Target
 from synthmon.runners.base import Pace, basic_credentials, error_result, execute, run_cleanups
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
-from synthmon.runners.browser.classify import classify, describe
+from synthmon.runners.browser.classify import classify_in_run, describe_in_run, explain
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
 from synthmon.runners.browser.pool import BrowserPool, NoEvents, PoolEvents, PoolOptions
 from synthmon.runners.leftovers import RunScope
@@ -231,8 +230,8 @@ class BrowserRunner:
             page.on("requestfailed", state.on_request_failed)
             page.on("response", state.on_response)
             run = RunRecord(
-                classify=lambda exc: _classify(exc, state),
-                describe=lambda exc: _describe(exc, state, journey.filename),
+                classify=lambda exc: classify_in_run(exc, state),
+                describe=lambda exc: describe_in_run(exc, state, journey.filename),
                 clock=self._clock,
             )
             if scope is not None:
@@ -261,7 +260,7 @@ class BrowserRunner:
             result = await execute(
                 journey, ctx, run, started_at=started_at, attempt=attempt, clock=self._clock
             )
-            result = _explain(result, state, page)
+            result = explain(result, state, page)
             if self._keep_artifacts(result.status) and not state.crashed:
                 try:
                     paths = await self._capture(journey, run_id, context, page, state)
@@ -380,57 +379,6 @@ class BrowserRunner:
             except OSError as exc:
                 log.warning("artifact_retention_failed", error=str(exc))
             await asyncio.sleep(self._retention_interval)
-
-
-def _classify(exc: BaseException, state: RunState) -> tuple[Status, str | None]:
-    if state.crashed and isinstance(exc, PlaywrightError):
-        return Status.ERROR, BrowserCrashError.reason
-    if state.blocked and isinstance(exc, PlaywrightError):
-        return Status.ERROR, None
-    return classify(exc)
-
-
-def _describe(exc: BaseException, state: RunState, journey_file: str) -> tuple[str, str]:
-    if state.crashed and isinstance(exc, PlaywrightError):
-        return BrowserCrashError.__name__, _crash_message(state)
-    if state.blocked and isinstance(exc, PlaywrightError):
-        err = HostNotAllowedError(state.blocked[-1], tuple(state.target.allowed_hosts))
-        return type(err).__name__, str(err)
-    return describe(exc, journey_file)
-
-
-def _crash_message(state: RunState) -> str:
-    what = "the page crashed" if state.page_crashed else "Chromium died"
-    return (
-        f"{what} during the run (infrastructure, not the target); the browser is "
-        "relaunched for the next run"
-    )
-
-
-def _explain(result: RunResult, state: RunState, page: Page) -> RunResult:
-    """Name the real cause of a failed run: a crash or a blocked navigation rather
-    than the Playwright error they surfaced as; and where the page was."""
-    if result.status is Status.SUCCESS:
-        return result
-    if state.crashed:
-        return dataclasses.replace(
-            result,
-            status=Status.ERROR,
-            reason=BrowserCrashError.reason,
-            error_type=BrowserCrashError.__name__,
-            error_message=_crash_message(state),
-        )
-    if state.blocked and result.status is not Status.TIMEOUT:
-        # Same status as the HTTP runner's HostNotAllowedError: the journey (or a
-        # redirect the config did not foresee) went somewhere it may not go.
-        err = HostNotAllowedError(state.blocked[-1], tuple(state.target.allowed_hosts))
-        return dataclasses.replace(
-            result, status=Status.ERROR, error_type=type(err).__name__, error_message=str(err)
-        )
-    url = page.url
-    if result.error_message and url and url not in result.error_message:
-        return dataclasses.replace(result, error_message=f"{result.error_message} [page: {url}]")
-    return result
 
 
 async def _stop_loading(context: BrowserContext, page: Page) -> None:
