@@ -96,10 +96,12 @@ class Scene:
     results: dict[str, RunResult]
 
 
-async def _wait_for_history(url: str, journeys: list[str], within: float = 20.0) -> None:
+async def _wait_for_history(
+    url: str, journeys: list[str], headers: dict[str, str], within: float = 20.0
+) -> None:
     """Until the history holds each journey's runs and the statistics are computed."""
     deadline = time.monotonic() + within
-    async with httpx.AsyncClient(base_url=url) as client:
+    async with httpx.AsyncClient(base_url=url, headers=headers) as client:
         while True:
             done = True
             for name in journeys:
@@ -114,15 +116,26 @@ async def _wait_for_history(url: str, journeys: list[str], within: float = 20.0)
 
 @asynccontextmanager
 async def scenario(
-    workdir: Path, *, extra_toml: str = "", status_page: str = ""
+    workdir: Path,
+    *,
+    extra_toml: str = "",
+    status_page: str = "",
+    read_token: str | None = None,
 ) -> AsyncIterator[Scene]:
     """The demo shop and a daemon with one passing, one degraded, one failing (browser)
-    and one paused journey, each already run; always stopped afterwards."""
+    and one paused journey, each already run; always stopped afterwards.
+    `status_page`: lines for that section; `extra_toml`: more sections; `read_token`:
+    reads need this bearer token (`[server] read_auth`)."""
     jdir = workdir / "journeys"
     jdir.mkdir(parents=True, exist_ok=True)
     (jdir / "shop.py").write_text(textwrap.dedent(JOURNEYS).lstrip(), encoding="utf-8")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    server, headers = "", {}
+    if read_token is not None:
+        (workdir / "read_token").write_text(read_token, encoding="utf-8")
+        server = f'read_auth = {{ token = {{ file = "{workdir / "read_token"}" }} }}'
+        headers = {"Authorization": f"Bearer {read_token}"}
     async with serve() as shop:
         config = workdir / "synthmon.toml"
         config.write_text(
@@ -135,6 +148,7 @@ async def scenario(
                 [server]
                 listen = "127.0.0.1:{port}"
                 external_url = "{url}"
+                {server}
 
                 [history]
                 flush_interval = "0.2s"
@@ -159,7 +173,7 @@ async def scenario(
         daemon = Daemon(load_settings(config), registry=CollectorRegistry(), config_path=config)
         await daemon.start()
         try:
-            async with httpx.AsyncClient(base_url=url) as client:
+            async with httpx.AsyncClient(base_url=url, headers=headers) as client:
                 r = await client.post(
                     "/api/pause", json={"journey": "newsletter", "reason": "campaign over"}
                 )
@@ -168,7 +182,7 @@ async def scenario(
             for name, times in (("home", 3), ("search", 3), ("checkout", 1)):
                 for _ in range(times):
                     results[name] = await daemon.run_pair(*daemon.pairs[f"{name}@shop"])
-            await _wait_for_history(url, ["home", "search", "checkout"])
+            await _wait_for_history(url, ["home", "search", "checkout"], headers)
             yield Scene(daemon, shop, url, results)
         finally:
             await daemon.stop(grace=2.0)
@@ -198,7 +212,7 @@ SHOTS = (
 
 
 async def take(url: str, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     written = []
     async with chromium() as browser:
         for name, path, width, height, scheme in SHOTS:

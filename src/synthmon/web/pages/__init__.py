@@ -92,7 +92,15 @@ def routes(daemon: DaemonState) -> Callable[[web.Application], None]:
         if daemon.history is not None:
             try:
                 data = await daemon.history.query(
-                    lambda s: journey.load(s, name, wanted, row.since, now, logs=not cfg.public)
+                    lambda s: journey.load(
+                        s,
+                        name,
+                        wanted,
+                        row.since,
+                        now,
+                        logs=not cfg.public,
+                        timeout=row.journey.timeout,
+                    )
                 )
             except HistoryUnavailable as exc:
                 data.problem = str(exc)

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from synthmon.sinks.history.overview import DAY, DayCell, Point
 
-STATIC_VERSION = "1"  # bump when a static file changes: browsers cache /static/ for a day
+STATIC_VERSION = "4"  # bump when a static file changes: browsers cache /static/ for a day
 
 # State word, icon (drawn in SVG, never only colour) and how it sorts.
 WORDS = {

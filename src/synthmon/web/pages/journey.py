@@ -56,6 +56,7 @@ def load(
     now: float,
     *,
     logs: bool,
+    timeout: float = 0.0,
 ) -> History:
     """Runs in a thread: the reads of one journey page (all on indexes)."""
     out = History()
@@ -65,10 +66,14 @@ def load(
         out.logs = read_logs(failed["artifacts"])
     if since is not None:
         # Every attempt of the current incident, retries included (oldest first).
+        # `since` is when the first failed attempt *ended*; it started up to a timeout
+        # (plus cleanup) before.
         attempts = store.runs(
-            RunQuery(journey=journey, target=target, since=since - 0.001, limit=200)
+            RunQuery(journey=journey, target=target, since=since - timeout - 30, limit=200)
         )
-        out.attempts = list(reversed(attempts))
+        out.attempts = [
+            r for r in reversed(attempts) if r["started_at"] + r["duration_seconds"] >= since - 0.01
+        ]
     out.incidents = [
         i
         for i in store.incidents(None, now - MONTH, journey=journey, limit=500)
@@ -233,10 +238,13 @@ def _stats(row: Row) -> str:
     if not row.stats:
         return '<p class="muted">No statistics yet (history off, or the first refresh is due).</p>'
     body = "".join(
-        f'<tr><th scope="row">{esc(w)}</th><td>{percent(s.availability)}</td>'
-        f"<td>{percent(s.time_availability)}</td><td>{s.incidents}</td>"
-        f"<td>{duration(s.mttr_seconds)}</td><td>{duration(s.mtbf_seconds)}</td>"
-        f"<td>{duration(s.mttd_seconds)}</td></tr>"
+        f'<tr><th scope="row" data-label="Window">{esc(w)}</th>'
+        f'<td data-label="Runs passed">{percent(s.availability)}</td>'
+        f'<td data-label="Time up">{percent(s.time_availability)}</td>'
+        f'<td data-label="Incidents">{s.incidents}</td>'
+        f'<td data-label="MTTR">{duration(s.mttr_seconds)}</td>'
+        f'<td data-label="MTBF">{duration(s.mtbf_seconds)}</td>'
+        f'<td data-label="MTTD">{duration(s.mttd_seconds)}</td></tr>'
         for w, s in row.stats.items()
     )
     return (

@@ -5,7 +5,15 @@
   "use strict";
   var form = document.querySelector("form.filters");
   if (form) {
-    form.addEventListener("change", function () { form.submit(); });
+    // Filters left at "any" stay out of the URL, so it reads ?state=failing.
+    var clean = function () {
+      form.querySelectorAll("select").forEach(function (s) { s.disabled = !s.value; });
+    };
+    form.addEventListener("submit", clean);
+    form.addEventListener("change", function () { clean(); form.submit(); });
+    window.addEventListener("pageshow", function () {
+      form.querySelectorAll("select").forEach(function (s) { s.disabled = false; });
+    });
   }
   var main = document.querySelector("main[data-refresh]");
   if (!main || !window.fetch || !window.DOMParser) { return; }
