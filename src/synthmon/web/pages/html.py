@@ -10,9 +10,10 @@ stay well under the 100 ms budget, which plain string joins do.
 
 from __future__ import annotations
 
+import functools
 import html
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from urllib.parse import urlencode
 
 from synthmon.sinks.history.overview import DAY, DayCell, Point
@@ -152,8 +153,14 @@ def _cell_class(c: DayCell) -> str:
     return "u-bad"
 
 
+@functools.lru_cache(maxsize=512)
+def _date(day: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(day * DAY))
+
+
 def _cell_title(c: DayCell) -> str:
-    day = time.strftime("%Y-%m-%d", time.gmtime(c.day * DAY))
+    # Only digits and fixed words: nothing to escape.
+    day = _date(c.day)
     if c.counted == 0 and not c.incidents:
         return f"{day}: no runs recorded"
     text = f"{day}: {percent(c.availability)} of {c.counted} runs passed"
@@ -163,28 +170,51 @@ def _cell_title(c: DayCell) -> str:
     return text
 
 
-def uptime_bar(days: Sequence[DayCell]) -> str:
-    """One cell per UTC day, oldest first; a run of days without data is one cell."""
+def _cell(c: DayCell) -> str:
+    return f'<i class="{_cell_class(c)}" title="{_cell_title(c)}"></i>'
+
+
+def _kind(c: DayCell) -> str:
+    if c.incidents:
+        return "day"
+    if c.counted == 0:
+        return "none"
+    return "perfect" if c.passed == c.counted else "day"
+
+
+def _group(first: DayCell, last: DayCell, kind: str, n: int, counted: int) -> str:
+    span = f"{_date(first.day)} to {_date(last.day)}" if n > 1 else _date(first.day)
+    if kind == "none":
+        return f'<i class="u-none" style="flex-grow:{n}" title="{span}: no runs recorded"></i>'
+    title = f"{span}: all {counted} runs passed, no incidents"
+    return f'<i class="u-ok" style="flex-grow:{n}" title="{title}"></i>'
+
+
+def uptime_bar(days: Sequence[DayCell], cells_memo: Memo | None = None) -> str:
+    """One cell per UTC day, oldest first. Consecutive days without data, and
+    consecutive days where every run passed, share one cell as wide as they are (its
+    title gives the range and the figures): a year of quiet days is one element, not
+    365. With `cells_memo`, a day's cell is rendered once while its figures stay the
+    same (only today's change between statistics refreshes)."""
     if not days:
         return '<span class="muted">no history yet</span>'
     cells: list[str] = []
     i = 0
     while i < len(days):
         c = days[i]
-        if c.counted == 0 and not c.incidents:
-            j = i
-            while j + 1 < len(days) and days[j + 1].counted == 0 and not days[j + 1].incidents:
-                j += 1
-            first = time.strftime("%Y-%m-%d", time.gmtime(c.day * DAY))
-            last = time.strftime("%Y-%m-%d", time.gmtime(days[j].day * DAY))
-            title = (
-                f"{first} to {last}: no runs recorded" if j > i else f"{first}: no runs recorded"
+        kind = _kind(c)
+        if kind == "day":
+            cells.append(
+                cells_memo.get(c, None, functools.partial(_cell, c)) if cells_memo else _cell(c)
             )
-            cells.append(f'<i class="u-none" style="flex-grow:{j - i + 1}" title="{title}"></i>')
-            i = j + 1
+            i += 1
             continue
-        cells.append(f'<i class="{_cell_class(c)}" title="{esc(_cell_title(c))}"></i>')
-        i += 1
+        j = i
+        while j + 1 < len(days) and _kind(days[j + 1]) == kind:
+            j += 1
+        counted = sum(d.counted for d in days[i : j + 1])
+        cells.append(_group(c, days[j], kind, j - i + 1, counted))
+        i = j + 1
     counted = sum(c.counted for c in days)
     passed = sum(c.passed for c in days)
     ratio = percent(passed / counted if counted else None)
@@ -192,13 +222,41 @@ def uptime_bar(days: Sequence[DayCell]) -> str:
     return f'<div class="uptime" role="img" aria-label="{esc(summary)}">{"".join(cells)}</div>'
 
 
+class Memo:
+    """Rendered fragments (a pair's uptime bar, its sparkline), kept while their input
+    is unchanged: the uptime cells change once per statistics refresh, a sparkline
+    once per run, and re-rendering 500 x 90 cells on every request would cost most
+    of the page's time budget."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self._kept: dict[Hashable, tuple[object, str]] = {}
+        self._limit = limit
+
+    def get(self, key: Hashable, token: object, build: Callable[[], str]) -> str:
+        """`build()`'s HTML, reused while `token` is the same object (or equal)."""
+        hit = self._kept.get(key)
+        if hit is not None and (hit[0] is token or hit[0] == token):
+            return hit[1]
+        if len(self._kept) >= self._limit:
+            self._kept.clear()  # pairs removed by reloads: start over, rarely
+        text = build()
+        self._kept[key] = (token, text)
+        return text
+
+
 def frame(
-    title: str, body: str, *, site: str, refresh: float, header: str = "", status_line: str = ""
+    title: str,
+    body: str | list[str],
+    *,
+    site: str,
+    refresh: float,
+    header: str = "",
+    status_line: str = "",
 ) -> str:
     """The whole document. `main` is what the in-place refresh replaces; the header
     (filters) stays, so a half-chosen filter is never reset."""
     refresh_attr = f' data-refresh="{refresh:g}"' if refresh > 0 else ""
-    return (
+    head = (
         "<!doctype html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -210,5 +268,7 @@ def frame(
         "</head><body>"
         f'<header class="top"><a class="home" href="/">{esc(site)}</a>'
         f'<span class="updated" data-updated>{status_line}</span></header>'
-        f"{header}<main{refresh_attr}>{body}</main></body></html>\n"
+        f"{header}<main{refresh_attr}>"
     )
+    parts = body if isinstance(body, list) else [body]
+    return "".join([head, *parts, "</main></body></html>\n"])

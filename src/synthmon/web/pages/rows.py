@@ -7,7 +7,7 @@ database, so building all rows for `/` costs microseconds per pair.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -59,7 +59,23 @@ def visible(journey: Journey, public: bool, public_tag: str) -> bool:
     return not public or public_tag in journey.tags
 
 
-def build_row(d: DaemonState, journey: Journey, target: Target, now: float) -> Row:
+Silenced = Callable[[str, str, Sequence[str]], str | None]
+
+
+def silence_check(d: DaemonState, now: float) -> Silenced | None:
+    silences = d.alerting.silences
+    return silences.at(now) if silences is not None else None
+
+
+def build_row(
+    d: DaemonState,
+    journey: Journey,
+    target: Target,
+    now: float,
+    silenced: Silenced | None = None,
+) -> Row:
+    """The pair's row; `silenced`: a `silence_check` shared by many rows (else one is
+    made here)."""
     pair = d.latest.get(journey.name, target.name)
     failed = d.alerting.state(AlertName.FAILED, journey.name, target.name)
     degraded = d.alerting.state(AlertName.DEGRADED, journey.name, target.name)
@@ -73,8 +89,9 @@ def build_row(d: DaemonState, journey: Journey, target: Target, now: float) -> R
         degraded=degraded is not None and degraded.policy.state is AlertState.FIRING,
     )
     silenced_by = None
-    if not paused and d.alerting.silences is not None:
-        silenced_by = d.alerting.silences.silenced(journey.name, target.name, journey.tags, now)
+    check = silenced or silence_check(d, now)
+    if not paused and check is not None:
+        silenced_by = check(journey.name, target.name, journey.tags)
     last = pair.last if pair is not None else None
     last_failure = last if last is not None and not last.ok and health != "passing" else None
     since = failed.policy.first_failure_at if failed is not None else None
@@ -120,6 +137,7 @@ def select(d: DaemonState, filters: Mapping[str, str], now: float | None = None)
         "state": list(STATES),
     }
     rows = []
+    silenced = silence_check(d, now)
     for j, t in pairs:
         if "tag" in chosen and chosen["tag"] not in j.tags:
             continue
@@ -127,7 +145,7 @@ def select(d: DaemonState, filters: Mapping[str, str], now: float | None = None)
             continue
         if "severity" in chosen and chosen["severity"] != j.severity.value:
             continue
-        row = build_row(d, j, t, now)
+        row = build_row(d, j, t, now, silenced)
         if "state" in chosen and chosen["state"] not in (row.state, row.health):
             continue
         rows.append(row)
