@@ -131,8 +131,15 @@ def _facts(d: DaemonState, row: Row, public: bool) -> str:
     if j.description:
         facts.append(("Description", esc(j.description)))
     if j.runbook_url and not public:
+        # Only web links become links (never javascript: or data: from a journey file).
+        link = j.runbook_url.lower().startswith(("https://", "http://"))
         facts.append(
-            ("Runbook", f'<a href="{esc(j.runbook_url)}" rel="noopener">{esc(j.runbook_url)}</a>')
+            (
+                "Runbook",
+                f'<a href="{esc(j.runbook_url)}" rel="noopener">{esc(j.runbook_url)}</a>'
+                if link
+                else esc(j.runbook_url),
+            )
         )
     facts += [
         ("Severity", esc(j.severity.value)),
