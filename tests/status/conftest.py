@@ -1,6 +1,6 @@
 """Status page fixtures: the scenario of scripts/screenshots.py (a daemon built as
 `synthmon run` builds it, the demo shop, one passing, one degraded, one failing browser
-and one paused journey), a webhook receiver for its alerts, and headless Chromium.
+and one paused journey), the webhook config for its alerts, and headless Chromium.
 
 One scenario per test module (module-scoped event loop): building it runs Chromium
 and takes seconds, and the tests only read from it."""
@@ -8,16 +8,13 @@ and takes seconds, and the tests only read from it."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aiohttp import web
 from playwright.async_api import Browser, Page, Request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,34 +38,6 @@ scenario: Scenario = screenshots.scenario
 
 def chromium() -> AbstractAsyncContextManager[Browser]:
     return screenshots.chromium()  # type: ignore[no-any-return]
-
-
-@dataclass
-class Webhooks:
-    url: str = ""
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-
-
-async def webhook_receiver() -> AsyncIterator[Webhooks]:
-    """A local receiver for the daemon's webhook notifications."""
-    hooks = Webhooks()
-
-    async def handle(request: web.Request) -> web.Response:
-        hooks.bodies.append(json.loads(await request.read()))
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    hooks.url = f"http://127.0.0.1:{port}/hook"
-    try:
-        yield hooks
-    finally:
-        await runner.cleanup()
 
 
 def webhook_toml(workdir: Path, url: str) -> str:

@@ -5,7 +5,7 @@ a paused journey against the demo shop."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,29 +14,25 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser
 
-from tests.status.conftest import (
-    Requests,
-    Webhooks,
-    chromium,
-    row_states,
-    scenario,
-    webhook_receiver,
-    webhook_toml,
-)
+from tests.loopback import WebhookReceiver
+from tests.status.conftest import Requests, chromium, row_states, scenario, webhook_toml
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 JOURNEY = "/journeys/checkout?target=shop"
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def hooks() -> AsyncIterator[Webhooks]:
-    async for h in webhook_receiver():
-        yield h
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def scene(tmp_path_factory: pytest.TempPathFactory, hooks: Webhooks) -> AsyncIterator[Any]:
+async def scene(
+    tmp_path_factory: pytest.TempPathFactory, hooks: WebhookReceiver
+) -> AsyncIterator[Any]:
     work = tmp_path_factory.mktemp("pages")
     async with scenario(work, extra_toml=webhook_toml(work, hooks.url)) as s:
         yield s
@@ -131,12 +127,12 @@ class TestStatusPage:
 
 class TestJourneyPage:
     async def test_alert_status_url_opens_this_journeys_page_for_that_target(
-        self, scene: Any, browser: Browser, hooks: Webhooks
+        self, scene: Any, browser: Browser, hooks: WebhookReceiver
     ) -> None:
         """The status_url of the alert the failing journey sent opens the journey page
         of that journey on that target, showing it failing."""
-        fired = [b for b in hooks.bodies if b["journey"] == "checkout" and b["event"] == "trigger"]
-        assert fired, f"no trigger for checkout among {hooks.bodies}"
+        fired = [a for a in hooks.alerts if a["journey"] == "checkout" and a["event"] == "trigger"]
+        assert fired, f"no trigger for checkout among {hooks.alerts}"
         page = await browser.new_page()
         response = await page.goto(fired[0]["status_url"])
         assert response is not None and response.status == 200
