@@ -46,7 +46,7 @@ def _cert(
         .issuer_name(_name(issuer))
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_before(min(now, not_after) - dt.timedelta(days=1))
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
@@ -68,11 +68,12 @@ class Pki:
     root: x509.Certificate
     intermediate: x509.Certificate
     leaf: x509.Certificate
+    intermediate_key: ec.EllipticCurvePrivateKey
 
     @classmethod
     def make(cls, directory: Path, *, leaf_days: float, intermediate_days: float = 400.0) -> Pki:
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        root_key, inter_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in "abc")
+        root_key, inter_key = (ec.generate_private_key(ec.SECP256R1()) for _ in "ab")
         root = _cert(
             "Test Root", root_key, "Test Root", root_key, now + dt.timedelta(3650), ca=True
         )
@@ -84,14 +85,27 @@ class Pki:
             now + dt.timedelta(intermediate_days),
             ca=True,
         )
-        leaf = _cert(
-            "localhost",
-            leaf_key,
-            "Test Intermediate",
-            inter_key,
-            now + dt.timedelta(leaf_days),
-            ca=False,
+        return cls._issue(directory, root, inter, inter_key, leaf_days)
+
+    def renew(self, directory: Path, *, leaf_days: float) -> Pki:
+        """A new leaf from the same intermediate (a renewal; negative days: expired)."""
+        return self._issue(
+            directory, self.root, self.intermediate, self.intermediate_key, leaf_days
         )
+
+    @classmethod
+    def _issue(
+        cls,
+        directory: Path,
+        root: x509.Certificate,
+        inter: x509.Certificate,
+        inter_key: ec.EllipticCurvePrivateKey,
+        leaf_days: float,
+    ) -> Pki:
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        leaf_key = ec.generate_private_key(ec.SECP256R1())
+        not_after = now + dt.timedelta(leaf_days)
+        leaf = _cert("localhost", leaf_key, "Test Intermediate", inter_key, not_after, ca=False)
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "ca.pem").write_bytes(_pem(root))
         (directory / "chain.pem").write_bytes(_pem(leaf) + _pem(inter))
@@ -102,7 +116,7 @@ class Pki:
                 serialization.NoEncryption(),
             )
         )
-        return cls(directory, root, inter, leaf)
+        return cls(directory, root, inter, leaf, inter_key)
 
     @property
     def leaf_not_after(self) -> float:

@@ -155,7 +155,7 @@ class TestDaemonReportsCertificates:
     ) -> None:
         """After the server starts presenting a renewed certificate, the next run's
         connection moves the metric to the new expiry (parsed once more)."""
-        renewed = Pki.make(tmp_path / "renewed", leaf_days=80)
+        renewed = short_lived.renew(tmp_path / "renewed", leaf_days=80)
         async with tls_server(short_lived) as server:
             settings = settings_for(tmp_path, {"shop": server}, verify=False)
             labels = {"target": "shop", "host": server.host, "position": "leaf"}
@@ -195,6 +195,34 @@ class TestDaemonReportsCertificates:
         labels = {"target": "shop", "host": server.host, "position": "earliest"}
         assert sample(text, "synthmon_tls_cert_not_after_seconds", **labels) == (
             early_intermediate.intermediate_not_after
+        )
+
+    async def test_an_expired_certificate_keeps_the_last_value_seen(
+        self, tmp_path: Path, short_lived: Pki
+    ) -> None:
+        """When the server switches to an expired certificate, verification refuses it:
+        the runs fail saying so, and the series keep the certificate last seen (the
+        expiry alert keeps firing instead of resolving)."""
+        expired = short_lived.renew(tmp_path / "expired", leaf_days=-1)
+        trusting = short_lived.client_context()
+
+        def transport(_: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+            return default_transport(trusting)
+
+        async with tls_server(short_lived) as server:
+            settings = settings_for(tmp_path, {"shop": server}, verify=True)
+            async with run_daemon(settings, transport_factory=transport) as (daemon, results):
+                await results.wait_for(lambda rs: len(rs) >= 1)
+                server.present(expired)
+                await results.wait_for(lambda rs: any(not r.ok for r in rs))
+                text = await scrape(daemon)
+        failed = next(r for r in results.results if not r.ok)
+        assert "TLS certificate verification failed (certificate has expired)" in (
+            failed.error_message or ""
+        )
+        labels = {"target": "shop", "host": server.host, "position": "leaf"}
+        assert sample(text, "synthmon_tls_cert_not_after_seconds", **labels) == (
+            short_lived.leaf_not_after
         )
 
     async def test_plain_http_targets_export_no_tls_series(self, tmp_path: Path) -> None:
