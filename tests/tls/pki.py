@@ -173,6 +173,10 @@ class TlsServer:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
+        except asyncio.CancelledError:
+            # The loop is ending with the connection still open (a client's keep-alive):
+            # end quietly; Python 3.11's stream callback logs a re-raised cancellation.
+            pass
         finally:
             self._writers.discard(writer)
             writer.close()
