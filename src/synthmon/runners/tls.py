@@ -22,6 +22,7 @@ against an unchanged certificate costs a dict lookup.
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 from collections import OrderedDict
 from typing import Any
@@ -70,6 +71,10 @@ def _sans(cert: x509.Certificate) -> tuple[str, ...]:
     names: list[str] = list(ext.get_values_for_type(x509.DNSName))
     names.extend(str(ip) for ip in ext.get_values_for_type(x509.IPAddress))
     return tuple(names)
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat()
 
 
 def _serial(n: int) -> str:
@@ -124,6 +129,18 @@ class ChainCache:
         except ValueError as exc:
             log.warning("tls_chain_unreadable", host=host, error=str(exc))
             chain = None
+        else:
+            # Once per host at start, then once per renewal: a deployed certificate
+            # shows in the log the first time a run meets it.
+            log.info(
+                "tls_certificate_seen",
+                host=host,
+                subject=chain.subject,
+                issuer=chain.issuer,
+                not_after=_iso(chain.leaf_not_after),
+                earliest_not_after=_iso(chain.earliest_not_after),
+                earliest_subject=chain.earliest_subject,
+            )
         self._parsed[key] = chain
         if len(self._parsed) > self._max:
             self._parsed.popitem(last=False)
