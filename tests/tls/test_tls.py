@@ -351,6 +351,13 @@ class _LeafOnly:
         return self._der
 
 
+class _Broken:
+    """A network stream whose TLS layer raises when asked (a library bug, say)."""
+
+    def get_extra_info(self, name: str) -> object:
+        raise RuntimeError("boom")
+
+
 class TestChainReading:
     def test_without_a_chain_api_the_leaf_alone_is_reported(self, short_lived: Pki) -> None:
         """On a TLS stack with no chain API the leaf is read and the chain is marked
@@ -383,6 +390,16 @@ class TestChainReading:
     def test_host_label(self, url: str, label: str) -> None:
         """The host label carries the port only when it is not 443."""
         assert host_label(httpx.URL(url)) == label
+
+    def test_a_failure_to_read_never_reaches_the_journey(self) -> None:
+        """Reading the certificate is a side job: an exception while reading is logged
+        and swallowed, the host is skipped for the rest of the run."""
+        capture = TlsCapture(ChainCache())
+        request = httpx.Request("GET", "https://shop.example/")
+        response = httpx.Response(200, request=request, extensions={"network_stream": _Broken()})
+        capture(request, response)
+        capture(request, response)
+        assert capture.chains == ()
 
     async def test_responses_without_a_connection_are_ignored(self) -> None:
         """A transport that hands back no network stream (MockTransport) records nothing."""

@@ -106,7 +106,7 @@ def parse_chain(host: str, ders: tuple[bytes, ...], complete: bool) -> TlsChain:
 class ChainCache:
     """Parsed chains by (host, DER bytes): parsing happens when a host's certificate
     changes, not per run. Bounded (least recently used go first); a chain that cannot
-    be parsed is remembered as such and logged once."""
+    be parsed is remembered as such. Unreadable hosts are logged once. Never raises."""
 
     def __init__(self, max_entries: int = 512) -> None:
         self._max = max_entries
@@ -114,6 +114,13 @@ class ChainCache:
             OrderedDict()
         )
         self.parses = 0  # how often a chain was parsed (bench/tests: once per change)
+        self._unreadable: set[str] = set()
+
+    def unreadable(self, host: str, exc: BaseException) -> None:
+        """Log that `host`'s certificates could not be read, once per host."""
+        if host not in self._unreadable:
+            self._unreadable.add(host)
+            log.warning("tls_chain_unreadable", host=host, error=f"{type(exc).__name__}: {exc}")
 
     def summary(self, host: str, ders: tuple[bytes, ...], complete: bool) -> TlsChain | None:
         if not ders:
@@ -126,8 +133,10 @@ class ChainCache:
         chain: TlsChain | None
         try:
             chain = parse_chain(host, ders, complete)
-        except ValueError as exc:
-            log.warning("tls_chain_unreadable", host=host, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a strange certificate never fails a run
+            # cryptography raises ValueError and a few of its own (DuplicateExtension):
+            # whatever a strange certificate does, the journey's request must not fail.
+            self.unreadable(host, exc)
             chain = None
         else:
             # Once per host at start, then once per renewal: a deployed certificate
@@ -162,10 +171,16 @@ class TlsCapture:
         if host in self._hosts:
             return  # this run read the host's chain already: one read per host per run
         stream = response.extensions.get("network_stream")
-        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-        if ssl_object is None:
-            return  # a transport without a live connection (tests' MockTransport)
-        self._hosts[host] = self._cache.summary(host, *presented_chain(ssl_object))
+        try:
+            ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+            if ssl_object is None:
+                return  # a transport without a live connection (tests' MockTransport)
+            ders, complete = presented_chain(ssl_object)
+        except Exception as exc:  # noqa: BLE001 - reading certificates never fails a request
+            self._cache.unreadable(host, exc)
+            self._hosts[host] = None
+            return
+        self._hosts[host] = self._cache.summary(host, ders, complete)
 
     @property
     def chains(self) -> tuple[TlsChain, ...]:
