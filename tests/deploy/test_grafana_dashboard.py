@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -26,9 +25,9 @@ import yaml
 from synthmon.daemon import Daemon
 from synthmon.model import RunResult
 from synthmon_demo import RunningShop
-from tests.alerting.conftest import Receiver
 from tests.conftest import set_chaos
 from tests.harness import Collector, make_settings, run_daemon, sample, scrape
+from tests.loopback import WebhookReceiver, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -288,13 +287,6 @@ class FlakySink:
             raise RuntimeError("sink backend refused the result (test)")
 
 
-def free_port() -> int:
-    # Prometheus cannot report the port it bound, so take one the kernel just freed.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def prometheus(workdir: Path, target: str) -> AsyncIterator[str]:
     """A real Prometheus scraping `target` (host:port) every second as job "synthmon",
@@ -398,13 +390,24 @@ async def live_scenario(daemon: Daemon, collector: Collector, shop: RunningShop)
     await collector.wait_for(lambda rs: any(r.journey == "browse" for r in rs), timeout=30)
 
 
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """The webhook notifier's receiver; its URL (a secret in the config) in TEST_WEBHOOK_URL."""
+    hook = WebhookReceiver()
+    monkeypatch.setenv("TEST_WEBHOOK_URL", hook.url)
+    try:
+        yield hook
+    finally:
+        hook.close()
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(shutil.which("prometheus") is None, reason="needs the prometheus binary")
 class TestDashboardAgainstPrometheus:
     async def test_every_query_returns_series(
-        self, tmp_path: Path, shop: RunningShop, receiver: Receiver
+        self, tmp_path: Path, shop: RunningShop, webhook: WebhookReceiver
     ) -> None:
         """Prometheus scraping a daemon with history, journeys passing, failing,
         recovering, paused and broken: each panel query (variables on "All") returns at
