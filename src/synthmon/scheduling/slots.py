@@ -7,7 +7,7 @@ where the phase is derived from the pair's name: a restart keeps every pair's ph
 
 `SlotLedger.claim(key, slot)` is called when a slot is served (a run starts, or the
 slot is skipped): grid points between the last claimed slot and this one were never
-served — the daemon was down, or the event loop stalled and APScheduler coalesced
+served — the daemon was down, or the event loop stalled and the scheduler coalesced
 them — and come back as one `Gap` to record as *missed*. Cron pairs have no grid:
 their gaps are the cron's fire times in between.
 """
