@@ -65,18 +65,18 @@ class LoopStalls(Protocol):
     ) -> tuple[float, str | None]: ...
 
 
-# Every field but the last two (location, scheduled_at), in order: `_stamp` builds the
-# stamped copy positionally, ~2.5x cheaper than `dataclasses.replace` (a per-run cost).
-_STAMPED = ("location", "scheduled_at")
+# `_stamp` builds the stamped copy positionally from every field's value, ~2.5x
+# cheaper than `dataclasses.replace` (a per-run cost).
 _FIELDS = tuple(f.name for f in dataclasses.fields(RunResult))
-assert _FIELDS[-2:] == _STAMPED, "RunResult's last fields must be location, scheduled_at"
-_unstamped = operator.attrgetter(*_FIELDS[:-2])
+_LOCATION, _SCHEDULED_AT = _FIELDS.index("location"), _FIELDS.index("scheduled_at")
+_values = operator.attrgetter(*_FIELDS)
 
 
 def _stamp(result: RunResult, location: str | None, slot: float | None) -> RunResult:
     """`result` with `location` and `scheduled_at` set."""
-    # mypy cannot count the fields of a star-expanded attrgetter tuple.
-    return RunResult(*_unstamped(result), location, slot)  # type: ignore[call-arg]
+    values = list(_values(result))
+    values[_LOCATION], values[_SCHEDULED_AT] = location, slot
+    return RunResult(*values)
 
 
 def pair_key(journey: str, target: str) -> str:

@@ -162,7 +162,11 @@ class Scheduler:
         """Schedule `func` under `key` (replacing a job of the same key)."""
         if schedule.cron:
             entry = _Entry(
-                key, func, None, cron_trigger(schedule.cron, timezone=schedule.timezone), 60
+                key,
+                func,
+                None,
+                cron_trigger(schedule.cron, timezone=schedule.timezone),
+                CRON_GRACE,
             )
         else:
             assert schedule.interval is not None

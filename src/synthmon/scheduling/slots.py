@@ -50,10 +50,6 @@ class Grid:
     def at(self, index: int) -> float:
         return round(self.phase + index * self.interval, 3)
 
-    def anchor(self, now: float) -> float:
-        """The last slot at or before `now` (a start date for an interval trigger)."""
-        return self.phase + math.floor((now - self.phase) / self.interval) * self.interval
-
 
 @dataclass(frozen=True, slots=True)
 class Gap:
