@@ -86,6 +86,21 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PageVitals:
+    """Web Vitals and page weight of one document a browser run loaded (one hard
+    navigation), attributed to the step in flight when its navigation started."""
+
+    step: str
+    # Scheme, host and path only: a query string may carry tokens.
+    url: str
+    # (metric, value): TTFB/FCP/LCP/INP in seconds, CLS a score, transfer_bytes,
+    # requests. INP only when the page saw an interaction.
+    values: tuple[tuple[str, float], ...]
+    # (metric, threshold) of every value above the journey's `web_vitals` threshold.
+    breaches: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """Everything one run of one (journey, target) pair produced."""
 
@@ -120,6 +135,13 @@ class RunResult:
     # The scheduled slot (epoch seconds) this run serves; None for runs nobody
     # scheduled (`synthmon once`). Retries and re-checks serve their slot too.
     scheduled_at: float | None = None
+    # Browser runs: Web Vitals per document loaded (runners/browser/vitals.py). A value
+    # over its threshold makes a passing run degraded, never failed.
+    web_vitals: tuple[PageVitals, ...] = ()
+
+    @property
+    def vitals_breached(self) -> bool:
+        return any(page.breaches for page in self.web_vitals)
 
     @property
     def ok(self) -> bool:

@@ -35,6 +35,7 @@ from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub
 from synthmon.runners.browser.classify import classify_in_run, describe_in_run, explain
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
 from synthmon.runners.browser.pool import BrowserPool, NoEvents, PoolEvents, PoolOptions
+from synthmon.runners.browser.vitals import VitalsRecorder
 from synthmon.runners.leftovers import RunScope
 
 if TYPE_CHECKING:
@@ -183,6 +184,7 @@ class BrowserRunner:
         )
         context: BrowserContext | None = None
         ctx: BrowserJourneyContext | None = None
+        vitals = VitalsRecorder(self._clock)
         credentials = basic_credentials(request.account)
         options: dict[str, Any] = {}
         if credentials is not None:
@@ -215,6 +217,7 @@ class BrowserRunner:
                             screenshots=self._trace_screenshots, snapshots=True
                         )
                     await context.route("**/*", state.route)
+                    await vitals.install(context)
                     page = await context.new_page()
             except (PlaywrightError, TimeoutError) as exc:
                 self.pool.recycle_soon("unresponsive")
@@ -261,6 +264,9 @@ class BrowserRunner:
                 journey, ctx, run, started_at=started_at, attempt=attempt, clock=self._clock
             )
             result = explain(result, state, page)
+            if not state.crashed:
+                pages = await vitals.collect(page, run, journey.web_vitals)
+                result = dataclasses.replace(result, web_vitals=pages)
             if self._keep_artifacts(result.status) and not state.crashed:
                 try:
                     paths = await self._capture(journey, run_id, context, page, state)

@@ -1,0 +1,214 @@
+"""Web Vitals and page weight per document a browser run loads, measured in the page.
+
+Google's `web-vitals` library (vendored, vendor/README.md) runs in every top-level
+document of the run's context (`add_init_script`, never a CDN) with
+`reportAllChanges: true`: each new value (an LCP candidate, a layout shift, a slower
+interaction) is handed at once to a Playwright binding, so the values of a document
+the journey navigates away from are already here when it goes. Two PerformanceObservers
+beside it sum the transfer size and count the requests of the document and its
+resources (Resource Timing).
+
+LCP, CLS and INP are final only when the page is hidden: the library reports them then
+(`onHidden`). When a navigation starts (`beforeunload`; at `pagehide` the document's
+binding calls no longer reach Playwright) and at the end of the run (`collect`, before
+the context closes) the script makes the library report as if the page were hidden
+(`visibilityState` reads "hidden" for one synthetic `visibilitychange`; the library
+takes its observers' pending records and reports).
+
+Each document is attributed to the step in flight when its navigation started
+(`performance.timeOrigin` on the run's clock), else to the step in flight when it first
+reported, else to `NO_STEP`. See docs/browser.md ("Web Vitals").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Error as PlaywrightError
+
+from synthmon.config.vitals import METRICS
+from synthmon.journeys.context import RunRecord
+from synthmon.model import PageVitals
+
+log = structlog.get_logger("synthmon.browser")
+
+BINDING = "__synthmonVital"
+# The step label of a document loaded outside every ctx.step (a bare page.goto).
+NO_STEP = "(none)"
+# Reported in milliseconds by the page; exported in seconds.
+_MILLISECONDS = frozenset({"TTFB", "FCP", "LCP", "INP"})
+_KNOWN = frozenset(METRICS)
+# A page that navigates in a loop must not grow a run's result without bound.
+MAX_DOCUMENTS = 50
+MAX_URL = 500
+FLUSH_TIMEOUT = 2.0
+
+_PAGE_JS = """
+(() => {
+  if (window !== window.top) return;  // top-level documents only, not iframes
+  const origin = performance.timeOrigin;
+  const values = {};
+  const send = (name, value) => {
+    values[name] = value;
+    try { window.__synthmonVital(origin, location.href, name, value); } catch (e) {}
+  };
+  const webVitals = (function () {
+%(library)s
+;return webVitals; })();
+  const all = { reportAllChanges: true };
+  const report = (metric) => send(metric.name, metric.value);
+  try {
+    webVitals.onTTFB(report, all); webVitals.onFCP(report, all);
+    webVitals.onLCP(report, all); webVitals.onCLS(report, all); webVitals.onINP(report, all);
+  } catch (e) {}
+  let bytes = 0, requests = 0;
+  const weigh = (list) => {
+    for (const e of list.getEntries()) { bytes += e.transferSize || 0; requests += 1; }
+    send('transfer_bytes', bytes); send('requests', requests);
+  };
+  try {
+    const po = new PerformanceObserver(weigh);
+    po.observe({ type: 'navigation', buffered: true });
+    po.observe({ type: 'resource', buffered: true });
+  } catch (e) {}
+  // What the library does when the page is hidden, on demand: it takes its observers'
+  // pending records and reports the final CLS and INP (LCP was reported as it grew).
+  const flush = () => {
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+    try { document.dispatchEvent(new Event('visibilitychange')); }
+    finally { delete document.visibilityState; }
+    return [origin, location.href, values];
+  };
+  window[Symbol.for('synthmon.vitals.flush')] = flush;
+  // Not pagehide: by then the document's binding calls no longer reach Playwright.
+  addEventListener('beforeunload', () => { try { flush(); } catch (e) {} }, { capture: true });
+})();
+"""
+
+# Two frames first (at most 200 ms): an interaction's Event Timing entry exists only
+# once the frame after it was presented.
+_FLUSH_JS = """async () => {
+  const f = window[Symbol.for('synthmon.vitals.flush')];
+  if (!f) return null;
+  await Promise.race([
+    new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r)))),
+    new Promise((r) => setTimeout(r, 200)),
+  ]);
+  return f();
+}"""
+
+
+def page_script() -> str:
+    library = (
+        resources.files("synthmon.runners.browser")
+        .joinpath("vendor/web-vitals.iife.js")
+        .read_text(encoding="utf-8")
+    )
+    return _PAGE_JS % {"library": library}
+
+
+_SCRIPT: str | None = None
+
+
+def _script() -> str:
+    global _SCRIPT  # noqa: PLW0603 - read once per process: the file never changes
+    if _SCRIPT is None:
+        _SCRIPT = page_script()
+    return _SCRIPT
+
+
+@dataclass(slots=True)
+class _Document:
+    url: str
+    started: float  # navigation start on the run's clock
+    first_seen: float
+    values: dict[str, float] = field(default_factory=dict)
+
+
+class VitalsRecorder:
+    """One run's Web Vitals, per document, as the page reports them."""
+
+    def __init__(
+        self, clock: Callable[[], float], wall: Callable[[], float] = time.time
+    ) -> None:
+        self._clock = clock
+        self._wall = wall
+        self._documents: dict[float, _Document] = {}
+
+    async def install(self, context: BrowserContext) -> None:
+        """Before the run's first page: the binding, then the script in every document."""
+        await context.expose_binding(BINDING, self._on_vital)
+        await context.add_init_script(script=_script())
+
+    def _on_vital(self, source: Any, origin: Any, url: Any, name: Any, value: Any) -> None:
+        self.record(origin, url, name, value)
+
+    def record(self, origin: Any, url: Any, name: Any, value: Any) -> None:
+        """One value from the page. The page is not trusted: anything malformed is
+        dropped, and the number of documents is capped."""
+        if not _number(origin) or not _number(value) or value < 0:
+            return
+        if name not in _KNOWN or not isinstance(url, str):
+            return
+        doc = self._documents.get(origin)
+        if doc is None:
+            scheme = urlsplit(url).scheme
+            if scheme not in ("http", "https") or len(self._documents) >= MAX_DOCUMENTS:
+                return
+            now = self._clock()
+            # timeOrigin is wall-clock milliseconds: moved onto the run's clock.
+            started = now - (self._wall() - origin / 1000.0)
+            doc = self._documents[origin] = _Document(_safe_url(url), started, now)
+        doc.values[name] = value / 1000.0 if name in _MILLISECONDS else float(value)
+
+    async def collect(
+        self, page: Page, run: RunRecord, thresholds: Mapping[str, float]
+    ) -> tuple[PageVitals, ...]:
+        """Final values of the current document (the library reports as on page hide),
+        then every document's values attributed to its step, with the thresholds'
+        breaches. Bounded in time; a hung or closed page keeps what was reported."""
+        try:
+            async with asyncio.timeout(FLUSH_TIMEOUT):
+                final = await page.evaluate(_FLUSH_JS)
+        except (PlaywrightError, TimeoutError) as exc:
+            log.debug("web_vitals_flush_failed", error=str(exc).splitlines()[0] if str(exc) else "")
+            final = None
+        if isinstance(final, list) and len(final) == 3 and isinstance(final[2], dict):
+            origin, url, values = final
+            for name, value in values.items():
+                self.record(origin, url, name, value)
+        return self.pages(run, thresholds)
+
+    def pages(self, run: RunRecord, thresholds: Mapping[str, float]) -> tuple[PageVitals, ...]:
+        out: list[PageVitals] = []
+        for _, doc in sorted(self._documents.items()):
+            if not doc.values:
+                continue
+            step = run.step_at(doc.started) or run.step_at(doc.first_seen) or NO_STEP
+            values = tuple((m, round(doc.values[m], 6)) for m in METRICS if m in doc.values)
+            breaches = tuple(
+                (m, limit)
+                for m, limit in thresholds.items()
+                if m in doc.values and doc.values[m] > limit
+            )
+            out.append(PageVitals(step=step, url=doc.url, values=values, breaches=breaches))
+        return tuple(out)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _safe_url(url: str) -> str:
+    """Scheme, host and path: query strings and fragments may carry tokens."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))[:MAX_URL]
