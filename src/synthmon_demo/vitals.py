@@ -1,12 +1,12 @@
 """Pages with known Web Vitals, for browser journeys and tests of their measurement.
 
-    /vitals/fast        small, no shift; its #quick button answers at once (good band)
-    /vitals/slow-hero   text at once, then a large hero image that arrives after
-                        ``HERO_DELAY`` seconds: LCP >= 3 s ("needs improvement")
-    /vitals/hero.png    that image (high entropy, so Chromium counts it for LCP)
-    /vitals/shifty      a banner inserted above the content 300 ms after load: CLS
-                        about 0.17 at 1280x800 ("needs improvement"); its #slow button
-                        blocks the main thread for 300 ms: INP >= 300 ms
+/vitals/fast        small, no shift; its #quick button answers at once (good band)
+/vitals/slow-hero   text at once, then a large hero image that arrives after
+                    ``HERO_DELAY`` seconds: LCP >= 3 s ("needs improvement")
+/vitals/hero.png    that image (high entropy, so Chromium counts it for LCP)
+/vitals/shifty      a banner inserted above the content 300 ms after load: CLS
+                    about 0.17 at 1280x800 ("needs improvement"); its #slow button
+                    blocks the main thread for 300 ms: INP >= 300 ms
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 For every (journey, target) it tracks three alerts with the pure policy
 (`policy.advance`): SyntheticJourneyFailed (journey severity), SyntheticJourneyDegraded
-(warning, over-budget passes) and SynthmonInternalError (warning, infrastructure errors
-that must not page as an outage). Attempts followed by a retry (`RunResult.retried`)
+(warning, passes over the latency budget or the Web Vitals thresholds: degraded.py)
+and SynthmonInternalError (warning, infrastructure errors that must not page as an
+outage). Attempts followed by a retry (`RunResult.retried`)
 are not counted. States are persisted, so a restart during an incident neither pages
 again nor forgets to resolve.
 
@@ -30,6 +31,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 
+from synthmon.alerting import degraded
 from synthmon.alerting.alert import Alert, AlertName, Event
 from synthmon.alerting.metrics import AlertMetrics
 from synthmon.alerting.notifiers import Notifier
@@ -54,7 +56,6 @@ from synthmon.alerting.silences import Silences
 from synthmon.alerting.store import AlertStore
 from synthmon.alerting.tracked import Tracked
 from synthmon.config.alerting import AlertingConfig
-from synthmon.config.durations import format_duration
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult, Severity, Verdict
 from synthmon.sinks.pairstate import PairStore
@@ -262,15 +263,14 @@ class AlertEngine:
         infra = result.is_infrastructure_error
         failed = VERDICT_OUTCOME[result.verdict]  # the one counting rule (model.py)
         await self._feed(AlertName.FAILED, journey, result, failed, policy, now)
-        budget = journey.degraded_after
-        if budget is not None and result.ok:
-            degraded = result.duration > budget
-            self.metrics.set_degraded(journey.name, result.target, degraded)
+        if result.ok and degraded.watches(journey):
+            is_degraded = degraded.is_degraded(journey, result)
+            self.metrics.set_degraded(journey.name, result.target, is_degraded)
             await self._feed(
                 AlertName.DEGRADED,
                 journey,
                 result,
-                Outcome.FAIL if degraded else Outcome.PASS,
+                Outcome.FAIL if is_degraded else Outcome.PASS,
                 dataclasses.replace(policy, notify=policy.alert_on_degraded),
                 now,
             )
@@ -496,12 +496,9 @@ class AlertEngine:
         if resolved:
             return {
                 AlertName.FAILED: f"Journey {j.name} on {target} passes again",
-                AlertName.DEGRADED: f"Journey {j.name} on {target} is within its latency budget",
+                AlertName.DEGRADED: f"Journey {j.name} on {target} is no longer degraded",
                 AlertName.INTERNAL: f"synthmon runs journey {j.name} on {target} again",
             }.get(name, f"{name.value} resolved")
-        if name is AlertName.DEGRADED:
-            budget = format_duration(j.degraded_after or 0)
-            return f"Journey {j.name} on {target} is slower than its {budget} budget"
         if name is AlertName.INTERNAL:
             return (
                 f"synthmon cannot run journey {j.name} on {target} ({reason}): "
@@ -514,8 +511,9 @@ class AlertEngine:
         p = t.policy
         severity = j.severity.value if t.alertname is AlertName.FAILED else Severity.WARNING.value
         error = r.error_message
+        summary = self._summary(t.alertname, j, r.target, step=r.failed_step, reason=r.reason)
         if t.alertname is AlertName.DEGRADED:
-            error = f"run took {r.duration:.2f}s, budget {format_duration(j.degraded_after or 0)}"
+            error, summary = degraded.error(j, r), degraded.summary(j, r)
         return Alert(
             alertname=t.alertname,
             journey=j.name,
@@ -525,7 +523,7 @@ class AlertEngine:
             state="firing",
             event=event,
             incident=p.incident,
-            summary=self._summary(t.alertname, j, r.target, step=r.failed_step, reason=r.reason),
+            summary=summary,
             failing_step=r.failed_step,
             error_message=scrub(error),
             reason=r.reason,

@@ -242,9 +242,7 @@ def journey(
         except ValueError as exc:
             problems.append(bad(f"web_vitals: {exc}"))
         if web_vitals not in (None, False) and jkind is not Kind.BROWSER:
-            problems.append(
-                bad("web_vitals= applies to browser journeys only: add kind='browser'")
-            )
+            problems.append(bad("web_vitals= applies to browser journeys only: add kind='browser'"))
         if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
             problems.append(bad("cleanup= must be an 'async def' function taking the Context"))
         if problems:

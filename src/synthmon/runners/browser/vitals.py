@@ -27,6 +27,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -107,23 +108,15 @@ _FLUSH_JS = """async () => {
 }"""
 
 
+@cache
 def page_script() -> str:
+    """The script every document of a browser run gets (read once per process)."""
     library = (
         resources.files("synthmon.runners.browser")
         .joinpath("vendor/web-vitals.iife.js")
         .read_text(encoding="utf-8")
     )
     return _PAGE_JS % {"library": library}
-
-
-_SCRIPT: str | None = None
-
-
-def _script() -> str:
-    global _SCRIPT  # noqa: PLW0603 - read once per process: the file never changes
-    if _SCRIPT is None:
-        _SCRIPT = page_script()
-    return _SCRIPT
 
 
 @dataclass(slots=True)
@@ -137,9 +130,7 @@ class _Document:
 class VitalsRecorder:
     """One run's Web Vitals, per document, as the page reports them."""
 
-    def __init__(
-        self, clock: Callable[[], float], wall: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, clock: Callable[[], float], wall: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._wall = wall
         self._documents: dict[float, _Document] = {}
@@ -147,7 +138,7 @@ class VitalsRecorder:
     async def install(self, context: BrowserContext) -> None:
         """Before the run's first page: the binding, then the script in every document."""
         await context.expose_binding(BINDING, self._on_vital)
-        await context.add_init_script(script=_script())
+        await context.add_init_script(script=page_script())
 
     def _on_vital(self, source: Any, origin: Any, url: Any, name: Any, value: Any) -> None:
         self.record(origin, url, name, value)

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from synthmon.model import RunResult, Status
+from synthmon.model import PageVitals, RunResult, Status
 from synthmon.sinks.history.records import IncidentRecord, SlotRecord, is_counted
 from synthmon.sinks.history.schema import migrate
 
 DB_NAME = "history.sqlite3"
 RUN_COLUMNS = (
     "id, run_id, journey, target, location, trace_id, slot_at, started_at, duration, status, "
-    "reason, failed_step, error_type, error, attempt, retried, counted, steps, artifacts"
+    "reason, failed_step, error_type, error, attempt, retried, counted, steps, artifacts, "
+    "web_vitals"
 )
 
 
@@ -130,7 +131,20 @@ def run_row(r: RunResult) -> tuple[Any, ...]:
         int(is_counted(r)),
         json.dumps(steps, separators=(",", ":")),
         json.dumps(list(r.artifacts)),
+        json.dumps([vitals_json(p) for p in r.web_vitals], separators=(",", ":"))
+        if r.web_vitals
+        else None,
     )
+
+
+def vitals_json(page: PageVitals) -> dict[str, Any]:
+    """One document's Web Vitals as the history stores and the API serves them."""
+    return {
+        "step": page.step,
+        "url": page.url,
+        "values": dict(page.values),
+        "over_threshold": dict(page.breaches),
+    }
 
 
 def _run_json(row: Sequence[Any]) -> dict[str, Any]:
@@ -154,6 +168,7 @@ def _run_json(row: Sequence[Any]) -> dict[str, Any]:
         "counted": bool(row[16]),
         "steps": json.loads(row[17]),
         "artifacts": json.loads(row[18]),
+        "web_vitals": json.loads(row[19]) if row[19] else [],
     }
 
 
@@ -211,7 +226,7 @@ class SqliteHistory:
         try:
             db.executemany(
                 f"INSERT OR IGNORE INTO runs ({RUN_COLUMNS.removeprefix('id, ')}) "  # noqa: S608 - constant column list
-                "VALUES (" + ", ".join("?" * 18) + ")",
+                "VALUES (" + ", ".join("?" * 19) + ")",
                 [run_row(r) for r in runs],
             )
             hours: dict[tuple[str, str, int], list[int]] = {}
