@@ -107,10 +107,9 @@ async def _shifty(request: web.Request) -> web.Response:
 
 
 async def _hero(request: web.Request) -> web.Response:
-    await asyncio.sleep(HERO_DELAY)
-    return web.Response(
-        body=hero_png(), content_type="image/png", headers={"Cache-Control": "no-store"}
-    )
+    # Made off the loop (the first time it takes a noticeable fraction of a second).
+    body, _ = await asyncio.gather(asyncio.to_thread(hero_png), asyncio.sleep(HERO_DELAY))
+    return web.Response(body=body, content_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 def install(app: web.Application) -> None:

@@ -42,14 +42,20 @@ def parse_thresholds(spec: Mapping[str, Any] | bool | None) -> dict[str, float]:
         )
     out = dict(GOOD)
     canonical = {name.lower(): name for name in WEB_VITALS}
+    problems: list[str] = []
     for key, value in spec.items():
         name = canonical.get(str(key).lower())
         if name is None:
-            raise ValueError(f"unknown metric {key!r}: thresholds apply to {', '.join(WEB_VITALS)}")
-        if value is None:
+            problems.append(f"unknown metric {key!r}: thresholds apply to {', '.join(WEB_VITALS)}")
+        elif value is None:
             out.pop(name, None)
         else:
-            out[name] = _threshold(name, value)
+            try:
+                out[name] = _threshold(name, value)
+            except ValueError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ValueError("; ".join(problems))
     return out
 
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from synthmon.model import PageVitals, RunResult, Status
+from synthmon.model import RunResult, Status
 from synthmon.sinks.history.records import IncidentRecord, SlotRecord, is_counted
 from synthmon.sinks.history.schema import migrate
+from synthmon.sinks.latest import page_vitals_json
 
 DB_NAME = "history.sqlite3"
 RUN_COLUMNS = (
@@ -131,20 +132,10 @@ def run_row(r: RunResult) -> tuple[Any, ...]:
         int(is_counted(r)),
         json.dumps(steps, separators=(",", ":")),
         json.dumps(list(r.artifacts)),
-        json.dumps([vitals_json(p) for p in r.web_vitals], separators=(",", ":"))
+        json.dumps([page_vitals_json(p) for p in r.web_vitals], separators=(",", ":"))
         if r.web_vitals
         else None,
     )
-
-
-def vitals_json(page: PageVitals) -> dict[str, Any]:
-    """One document's Web Vitals as the history stores and the API serves them."""
-    return {
-        "step": page.step,
-        "url": page.url,
-        "values": dict(page.values),
-        "over_threshold": dict(page.breaches),
-    }
 
 
 def _run_json(row: Sequence[Any]) -> dict[str, Any]:
