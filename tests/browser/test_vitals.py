@@ -21,6 +21,7 @@ from synthmon_demo import RunningShop
 from synthmon_demo.vitals import HERO_DELAY, SLOW_CLICK_MS
 from tests.alerting.conftest import Receiver, receiver
 from tests.browser.conftest import NO_SANDBOX, MakeRunner, target_for
+from tests.core.test_metrics_budget import SERIES_PER_PAIR, series_of
 from tests.harness import make_settings, run_daemon, sample, scrape, write_config, write_journeys
 from tests.history.conftest import check, eventually
 
@@ -172,6 +173,43 @@ class TestWebVitalsThroughTheDaemon:
             sample(text, "synthmon_alert_state", alertname="SyntheticJourneyFailed", **labels) == 0
         )
         assert state["state"] == "degraded" and state["alert_state"] == "ok"
+
+ONE_PAGE = """
+from synthmon import Context, journey
+
+@journey(kind="browser", interval="1h", timeout="20s")
+async def one_page(ctx: Context) -> None:
+    async with ctx.step("home"):
+        await ctx.page.goto("/vitals/fast")
+"""
+# Per navigating step: TTFB, FCP, LCP, CLS, transfer_bytes, requests (+ INP after an
+# interaction); per pair: synthmon_journey_degraded and the SyntheticJourneyDegraded
+# alert state, since every browser journey has thresholds by default.
+VITALS_SERIES_PER_STEP = 6
+DEGRADED_SERIES = 2
+
+
+class TestSeriesBudget:
+    async def test_one_step_browser_journey_exports_the_budgeted_series(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """A one-step browser journey loading one page without interaction exports the
+        HTTP journey's budget, six web-vital gauges and the two degraded series."""
+        settings = make_settings(
+            tmp_path,
+            targets={"demo": shop.url},
+            journeys={"one.py": ONE_PAGE},
+            extra_toml=_browser_toml(),
+        )
+        async with run_daemon(settings) as (daemon, _):
+            result = await daemon.run_pair(*daemon.pairs["one_page@demo"])
+            await daemon.fanout.flush()
+            text = await scrape(daemon)
+        assert result.status is Status.SUCCESS, result.error_message
+        series = series_of(text, "one_page")
+        vitals = [s for s in series if s.startswith("synthmon_browser_web_vital")]
+        assert len(vitals) == VITALS_SERIES_PER_STEP, vitals
+        assert len(series) == SERIES_PER_PAIR + VITALS_SERIES_PER_STEP + DEGRADED_SERIES, series
 
 
 @journey(kind="browser", interval="1h", timeout="30s", web_vitals={"LCP": "5s", "CLS": None})
