@@ -174,6 +174,7 @@ class TestWebVitalsThroughTheDaemon:
         )
         assert state["state"] == "degraded" and state["alert_state"] == "ok"
 
+
 ONE_PAGE = """
 from synthmon import Context, journey
 

@@ -265,7 +265,9 @@ class BrowserRunner:
             )
             result = explain(result, state, page)
             if not state.crashed:
-                pages = await vitals.collect(page, run, journey.web_vitals)
+                # A timed-out page is likely hung: keep what it reported, ask no more.
+                flush = result.status is not Status.TIMEOUT
+                pages = await vitals.collect(page, run, journey.web_vitals, flush=flush)
                 result = dataclasses.replace(result, web_vitals=pages)
             if self._keep_artifacts(result.status) and not state.crashed:
                 try:

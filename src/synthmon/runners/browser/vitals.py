@@ -162,17 +162,24 @@ class VitalsRecorder:
         doc.values[name] = value / 1000.0 if name in _MILLISECONDS else float(value)
 
     async def collect(
-        self, page: Page, run: RunRecord, thresholds: Mapping[str, float]
+        self,
+        page: Page,
+        run: RunRecord,
+        thresholds: Mapping[str, float],
+        *,
+        flush: bool = True,
     ) -> tuple[PageVitals, ...]:
-        """Final values of the current document (the library reports as on page hide),
-        then every document's values attributed to its step, with the thresholds'
-        breaches. Bounded in time; a hung or closed page keeps what was reported."""
-        try:
-            async with asyncio.timeout(FLUSH_TIMEOUT):
-                final = await page.evaluate(_FLUSH_JS)
-        except (PlaywrightError, TimeoutError) as exc:
-            log.debug("web_vitals_flush_failed", error=str(exc).splitlines()[0] if str(exc) else "")
-            final = None
+        """Final values of the current document (with `flush`: the library reports as
+        on page hide), then every document's values attributed to its step, with the
+        thresholds' breaches. Bounded in time; a hung or closed page keeps what it
+        reported."""
+        final = None
+        if flush:
+            try:
+                async with asyncio.timeout(FLUSH_TIMEOUT):
+                    final = await page.evaluate(_FLUSH_JS)
+            except (PlaywrightError, TimeoutError) as exc:
+                log.debug("web_vitals_flush_failed", error=(str(exc) or type(exc).__name__))
         if isinstance(final, list) and len(final) == 3 and isinstance(final[2], dict):
             origin, url, values = final
             for name, value in values.items():
