@@ -5,7 +5,7 @@ over the journey's `degraded_after` budget, or a page over its Web Vitals thresh
 from __future__ import annotations
 
 from synthmon.config.durations import format_duration
-from synthmon.config.vitals import format_value
+from synthmon.config.vitals import format_value, rating
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult
 
@@ -31,8 +31,8 @@ def summary(journey: Journey, result: RunResult) -> str:
 
 
 def error(journey: Journey, result: RunResult) -> str:
-    """What was over which limit: "run took 2.50s, budget 1s; LCP 3.14s over 2.5s at
-    step 'hero' (http://shop/hero)"."""
+    """What was over which limit: "run took 2.50s, budget 1s; LCP 3.14s (needs
+    improvement) over 2.5s at step 'hero' (http://shop/hero)"."""
     parts: list[str] = []
     budget = journey.degraded_after
     if budget is not None and result.duration > budget:
@@ -40,8 +40,9 @@ def error(journey: Journey, result: RunResult) -> str:
     for page in result.web_vitals:
         values = dict(page.values)
         for metric, limit in page.breaches:
+            value = values[metric]
             parts.append(
-                f"{metric} {format_value(metric, values[metric])} over "
+                f"{metric} {format_value(metric, value)} ({rating(metric, value)}) over "
                 f"{format_value(metric, limit)} at step '{page.step}' ({page.url})"
             )
     return "; ".join(parts)

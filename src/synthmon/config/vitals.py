@@ -76,6 +76,13 @@ def _threshold(name: str, value: Any) -> float:
         raise ValueError(f"{name}={value!r}: {exc}") from None
 
 
+def rating(metric: str, value: float) -> str:
+    """web.dev's band of a Web Vital: "good", "needs improvement" or "poor"."""
+    if value <= GOOD[metric]:
+        return "good"
+    return "needs improvement" if value <= POOR[metric] else "poor"
+
+
 def format_value(metric: str, value: float) -> str:
     """A value as a human reads it in an alert: "3.1s", "250ms", "0.18", "2.1 MB"."""
     if metric == "CLS":
