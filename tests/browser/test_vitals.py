@@ -268,6 +268,34 @@ class TestThresholds:
         assert [p.step for p in result.web_vitals] == ["(none)", "again"]
 
 
+class TestSwitchedOff:
+    async def test_browser_web_vitals_false_injects_nothing_and_judges_nothing(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """With `[browser] web_vitals = false` the page gets no script (no binding in
+        the page), runs carry no values, no gauge is exported and the slow hero does
+        not degrade the journey."""
+        probe = SLOW_HERO.replace(
+            '        await ctx.page.goto("/vitals/slow-hero")',
+            '        await ctx.page.goto("/vitals/slow-hero")\n'
+            '        assert await ctx.page.evaluate("typeof __synthmonVital") == "undefined"',
+        )
+        settings = make_settings(
+            tmp_path,
+            targets={"demo": shop.url},
+            journeys={"offer.py": probe},
+            extra_toml=_browser_toml() + "web_vitals = false\n",
+        )
+        async with run_daemon(settings) as (daemon, _):
+            result = await daemon.run_pair(*daemon.pairs["offer@demo"])
+            await daemon.fanout.flush()
+            text = await scrape(daemon)
+        assert result.status is Status.SUCCESS, result.error_message
+        assert result.web_vitals == ()
+        assert "synthmon_browser_web_vital{" not in text
+        assert sample(text, "synthmon_journey_degraded", journey="offer", target="demo") == 0
+
+
 BAD_THRESHOLDS = """
 from synthmon import Context, journey
 

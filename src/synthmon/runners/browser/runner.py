@@ -86,6 +86,7 @@ class BrowserRunner:
         retention_interval: float = 60.0,
         needed: Callable[[], bool] = lambda: True,
         trace_screenshots: bool = False,
+        web_vitals: bool = True,
         clock: Callable[[], float] = time.monotonic,
         events: PoolEvents | None = None,
     ) -> None:
@@ -97,6 +98,7 @@ class BrowserRunner:
         # The trace's screencast costs ~20% of a run's CPU; DOM snapshots per action and
         # the full-page screenshot at the end are kept either way (docs/browser.md).
         self._trace_screenshots = trace_screenshots
+        self._web_vitals = web_vitals
         self._needed = needed
         self.store = store
         self.artifacts_on: ArtifactPolicy = artifacts_on if store is not None else "never"
@@ -184,7 +186,7 @@ class BrowserRunner:
         )
         context: BrowserContext | None = None
         ctx: BrowserJourneyContext | None = None
-        vitals = VitalsRecorder(self._clock)
+        vitals = VitalsRecorder(self._clock) if self._web_vitals else None
         credentials = basic_credentials(request.account)
         options: dict[str, Any] = {}
         if credentials is not None:
@@ -217,7 +219,8 @@ class BrowserRunner:
                             screenshots=self._trace_screenshots, snapshots=True
                         )
                     await context.route("**/*", state.route)
-                    await vitals.install(context)
+                    if vitals is not None:
+                        await vitals.install(context)
                     page = await context.new_page()
             except (PlaywrightError, TimeoutError) as exc:
                 self.pool.recycle_soon("unresponsive")
@@ -264,7 +267,7 @@ class BrowserRunner:
                 journey, ctx, run, started_at=started_at, attempt=attempt, clock=self._clock
             )
             result = explain(result, state, page)
-            if not state.crashed:
+            if vitals is not None and not state.crashed:
                 # A timed-out page is likely hung: keep what it reported, ask no more.
                 flush = result.status is not Status.TIMEOUT
                 pages = await vitals.collect(page, run, journey.web_vitals, flush=flush)
@@ -470,5 +473,6 @@ def browser_runner_from_settings(
         timezone=b.timezone,
         needed=needed,
         trace_screenshots=a.trace_screenshots,
+        web_vitals=b.web_vitals,
         events=events,
     )
