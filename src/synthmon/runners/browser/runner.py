@@ -35,7 +35,7 @@ from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub
 from synthmon.runners.browser.classify import classify_in_run, describe_in_run, explain
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
 from synthmon.runners.browser.pool import BrowserPool, NoEvents, PoolEvents, PoolOptions
-from synthmon.runners.browser.vitals import VitalsRecorder
+from synthmon.runners.browser.vitals import FLUSH_TIMEOUT, HUNG_FLUSH_TIMEOUT, VitalsRecorder
 from synthmon.runners.leftovers import RunScope
 
 if TYPE_CHECKING:
@@ -268,9 +268,9 @@ class BrowserRunner:
             )
             result = explain(result, state, page)
             if vitals is not None and not state.crashed:
-                # A timed-out page is likely hung: keep what it reported, ask no more.
-                flush = result.status is not Status.TIMEOUT
-                pages = await vitals.collect(page, run, journey.web_vitals, flush=flush)
+                # A timed-out page may be hung: its result must not wait long for it.
+                wait = HUNG_FLUSH_TIMEOUT if result.status is Status.TIMEOUT else FLUSH_TIMEOUT
+                pages = await vitals.collect(page, run, journey.web_vitals, wait=wait)
                 result = dataclasses.replace(result, web_vitals=pages)
             if self._keep_artifacts(result.status) and not state.crashed:
                 try:

@@ -3,21 +3,20 @@
 Google's `web-vitals` library (vendored, vendor/README.md) runs in every top-level
 document of the run's context (`add_init_script`, never a CDN) with
 `reportAllChanges: true`: each new value (an LCP candidate, a layout shift, a slower
-interaction) is handed at once to a Playwright binding, so the values of a document
-the journey navigates away from are already here when it goes. Two PerformanceObservers
-beside it sum the transfer size and count the requests of the document and its
-resources (Resource Timing).
+interaction) is kept in the page. Two PerformanceObservers beside it sum the transfer
+size and count the requests of the document and its resources (Resource Timing).
 
 LCP, CLS and INP are final only when the page is hidden: the library reports them then
-(`onHidden`). When a navigation starts (`beforeunload`; at `pagehide` the document's
-binding calls no longer reach Playwright) and at the end of the run (`collect`, before
-the context closes) the script makes the library report as if the page were hidden
-(`visibilityState` reads "hidden" for one synthetic `visibilitychange`; the library
-takes its observers' pending records and reports).
+(`onHidden`). When a navigation starts (`beforeunload`) the script makes the library
+report as if the page were hidden (`visibilityState` reads "hidden" for one synthetic
+`visibilitychange`; the library takes its observers' pending records and reports) and
+hands the document's values to a Playwright binding in one call (at `pagehide` the
+document's binding calls no longer reach Playwright: measured). At the end of the run
+`collect` does the same for the current document, before the context closes.
 
 Each document is attributed to the step in flight when its navigation started
-(`performance.timeOrigin` on the run's clock), else to the step in flight when it first
-reported, else to `NO_STEP`. See docs/browser.md ("Web Vitals").
+(`performance.timeOrigin` on the run's clock, give or take `CLOCK_SLACK`), else to
+`NO_STEP`. See docs/browser.md ("Web Vitals").
 """
 
 from __future__ import annotations
@@ -52,35 +51,38 @@ _KNOWN = frozenset(METRICS)
 MAX_DOCUMENTS = 50
 MAX_URL = 500
 FLUSH_TIMEOUT = 2.0
+HUNG_FLUSH_TIMEOUT = 0.5
+CLOCK_SLACK = 0.05
 
 _PAGE_JS = """
 (() => {
   if (window !== window.top) return;  // top-level documents only, not iframes
   const origin = performance.timeOrigin;
   const values = {};
-  const send = (name, value) => {
-    values[name] = value;
-    try { window.__synthmonVital(origin, location.href, name, value); } catch (e) {}
-  };
+  let interacted = false;
   const webVitals = (function () {
 %(library)s
 ;return webVitals; })();
+  // Every change is kept here, in the page: one binding call per document (when it
+  // goes) instead of one per change costs the loaded machine far less.
   const all = { reportAllChanges: true };
-  const report = (metric) => send(metric.name, metric.value);
+  const report = (metric) => { values[metric.name] = metric.value; };
   try {
     webVitals.onTTFB(report, all); webVitals.onFCP(report, all);
     webVitals.onLCP(report, all); webVitals.onCLS(report, all); webVitals.onINP(report, all);
   } catch (e) {}
   let bytes = 0, requests = 0;
-  const weigh = (list) => {
-    for (const e of list.getEntries()) { bytes += e.transferSize || 0; requests += 1; }
-    send('transfer_bytes', bytes); send('requests', requests);
-  };
   try {
-    const po = new PerformanceObserver(weigh);
+    const po = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) { bytes += e.transferSize || 0; requests += 1; }
+      values.transfer_bytes = bytes; values.requests = requests;
+    });
     po.observe({ type: 'navigation', buffered: true });
     po.observe({ type: 'resource', buffered: true });
   } catch (e) {}
+  for (const type of ['pointerdown', 'keydown']) {
+    addEventListener(type, (e) => { if (e.isTrusted) interacted = true; }, { capture: true });
+  }
   // What the library does when the page is hidden, on demand: it takes its observers'
   // pending records and reports the final CLS and INP (LCP was reported as it grew).
   const flush = () => {
@@ -91,21 +93,26 @@ _PAGE_JS = """
     finally { delete document.visibilityState; }
     return [origin, location.href, values];
   };
+  flush.interacted = () => interacted;
   window[Symbol.for('synthmon.vitals.flush')] = flush;
   // Not pagehide: by then the document's binding calls no longer reach Playwright.
-  addEventListener('beforeunload', () => { try { flush(); } catch (e) {} }, { capture: true });
+  addEventListener('beforeunload', () => {
+    try { window.__synthmonVital(...flush()); } catch (e) {}
+  }, { capture: true });
 })();
 """
 
-# Two frames first (at most 200 ms): an interaction's Event Timing entry exists only
-# once the frame after it was presented.
+# After an interaction, two frames first (at most 200 ms): its Event Timing entry
+# exists only once the frame after it was presented.
 _FLUSH_JS = """async () => {
   const f = window[Symbol.for('synthmon.vitals.flush')];
   if (!f) return null;
-  await Promise.race([
-    new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r)))),
-    new Promise((r) => setTimeout(r, 200)),
-  ]);
+  if (f.interacted()) {
+    await Promise.race([
+      new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r)))),
+      new Promise((r) => setTimeout(r, 200)),
+    ]);
+  }
   return f();
 }"""
 
@@ -125,7 +132,6 @@ def page_script() -> str:
 class _Document:
     url: str
     started: float  # navigation start on the run's clock
-    first_seen: float
     values: dict[str, float] = field(default_factory=dict)
 
 
@@ -142,8 +148,14 @@ class VitalsRecorder:
         await context.expose_binding(BINDING, self._on_vital)
         await context.add_init_script(script=page_script())
 
-    def _on_vital(self, source: Any, origin: Any, url: Any, name: Any, value: Any) -> None:
-        self.record(origin, url, name, value)
+    def _on_vital(self, source: Any, origin: Any, url: Any, values: Any) -> None:
+        self.record_all(origin, url, values)
+
+    def record_all(self, origin: Any, url: Any, values: Any) -> None:
+        """A document's values as its script hands them over: {metric: value}."""
+        if isinstance(values, dict):
+            for name, value in values.items():
+                self.record(origin, url, name, value)
 
     def record(self, origin: Any, url: Any, name: Any, value: Any) -> None:
         """One value from the page. The page is not trusted: anything malformed is
@@ -160,7 +172,7 @@ class VitalsRecorder:
             now = self._clock()
             # timeOrigin is wall-clock milliseconds: moved onto the run's clock.
             started = now - (self._wall() - origin / 1000.0)
-            doc = self._documents[origin] = _Document(_safe_url(url), started, now)
+            doc = self._documents[origin] = _Document(_safe_url(url), started)
         doc.values[name] = value / 1000.0 if name in _MILLISECONDS else float(value)
 
     async def collect(
@@ -169,23 +181,19 @@ class VitalsRecorder:
         run: RunRecord,
         thresholds: Mapping[str, float],
         *,
-        flush: bool = True,
+        wait: float = FLUSH_TIMEOUT,
     ) -> tuple[PageVitals, ...]:
-        """Final values of the current document (with `flush`: the library reports as
-        on page hide), then every document's values attributed to its step, with the
-        thresholds' breaches. Bounded in time; a hung or closed page keeps what it
-        reported."""
+        """The current document's final values (the library reports as on page hide),
+        then every document's values attributed to its step, with the thresholds'
+        breaches. Bounded by `wait`: a hung or closed page loses only its own values."""
         final = None
-        if flush:
-            try:
-                async with asyncio.timeout(FLUSH_TIMEOUT):
-                    final = await page.evaluate(_FLUSH_JS)
-            except (PlaywrightError, TimeoutError) as exc:
-                log.debug("web_vitals_flush_failed", error=(str(exc) or type(exc).__name__))
-        if isinstance(final, list) and len(final) == 3 and isinstance(final[2], dict):
-            origin, url, values = final
-            for name, value in values.items():
-                self.record(origin, url, name, value)
+        try:
+            async with asyncio.timeout(wait):
+                final = await page.evaluate(_FLUSH_JS)
+        except (PlaywrightError, TimeoutError) as exc:
+            log.debug("web_vitals_flush_failed", error=(str(exc) or type(exc).__name__))
+        if isinstance(final, list) and len(final) == 3:
+            self.record_all(*final)
         return self.pages(run, thresholds)
 
     def pages(self, run: RunRecord, thresholds: Mapping[str, float]) -> tuple[PageVitals, ...]:
@@ -193,7 +201,9 @@ class VitalsRecorder:
         for _, doc in sorted(self._documents.items()):
             if not doc.values:
                 continue
-            step = run.step_at(doc.started) or run.step_at(doc.first_seen) or NO_STEP
+            # The page's timeOrigin and our wall clock may disagree by a few ms: a
+            # navigation a step starts at once must not fall just before it.
+            step = run.step_at(doc.started) or run.step_at(doc.started + CLOCK_SLACK) or NO_STEP
             values = tuple((m, round(doc.values[m], 6)) for m in METRICS if m in doc.values)
             breaches = tuple(
                 (m, limit)
