@@ -16,7 +16,9 @@ import pytest
 
 from synthmon import Context, journey
 from synthmon.config.vitals import GOOD, POOR
+from synthmon.journeys.context import RunRecord
 from synthmon.model import PageVitals, RunRequest, Status
+from synthmon.runners.browser.vitals import MAX_DOCUMENTS, VitalsRecorder
 from synthmon_demo import RunningShop
 from synthmon_demo.vitals import HERO_DELAY, SLOW_CLICK_MS
 from tests.alerting.conftest import Receiver, receiver
@@ -294,6 +296,31 @@ class TestSwitchedOff:
         assert result.web_vitals == ()
         assert "synthmon_browser_web_vital{" not in text
         assert sample(text, "synthmon_journey_degraded", journey="offer", target="demo") == 0
+
+
+class TestRecorder:
+    def test_what_a_page_forges_is_dropped(self) -> None:
+        """The page can call the binding itself: unknown metrics, negative or
+        non-finite values, non-http documents, calls of another shape and documents
+        beyond the cap are dropped; query strings and credentials never leave."""
+        clock = iter(range(1000)).__next__
+        recorder = VitalsRecorder(clock=lambda: float(clock()), wall=lambda: 0.0)
+        page = "https://user:pw@shop.example/p?token=secret#x"
+        recorder._on_vital(None, 1.0, page, {"LCP": 1200, "EVIL": 1, "CLS": -1, "FCP": "x"})
+        recorder._on_vital(None, 2.0, page, {"TTFB": float("nan"), "INP": float("inf")})
+        recorder._on_vital(None, 3.0, "about:blank", {"LCP": 100})
+        recorder._on_vital(None, 4.0, page)  # another shape
+        for n in range(100):
+            recorder.record_all(10.0 + n, page, {"requests": 1})
+        run = RunRecord(classify=lambda e: (Status.ERROR, None), describe=lambda e: ("", ""))
+        pages = recorder.pages(run, {"LCP": 1.0})
+        assert len(pages) == MAX_DOCUMENTS
+        assert pages[0] == PageVitals(
+            step="(none)",
+            url="https://shop.example/p",
+            values=(("LCP", 1.2),),
+            breaches=(("LCP", 1.0),),
+        )
 
 
 BAD_THRESHOLDS = """

@@ -148,8 +148,10 @@ class VitalsRecorder:
         await context.expose_binding(BINDING, self._on_vital)
         await context.add_init_script(script=page_script())
 
-    def _on_vital(self, source: Any, origin: Any, url: Any, values: Any) -> None:
-        self.record_all(origin, url, values)
+    def _on_vital(self, source: Any, *args: Any) -> None:
+        # Any page script can call the binding: a call of another shape is dropped.
+        if len(args) == 3:
+            self.record_all(*args)
 
     def record_all(self, origin: Any, url: Any, values: Any) -> None:
         """A document's values as its script hands them over: {metric: value}."""
