@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, each printing its side-by-side ratios.
 
 Usage: python bench/run.py [--quick] [NAME ...]
-(names: http, dispatch, browser, detection, compare, soak, history, tls, status_page)
+(names: http, dispatch, browser, detection, compare, soak, history, tls, status_page,
+vitals)
 Figures and the commands that produced them are recorded in docs/benchmarks.md.
 """
 
@@ -28,6 +29,7 @@ BENCHES = {
     "soak": "soak",  # issue 11: a 2-minute soak with faults (`make soak` for the long one)
     "history": "history_bench",  # issue 12: history on vs off, API on a million runs
     "status_page": "status_page_bench",  # issue 13: / and a journey page, 500 journeys, 1M runs
+    "vitals": "vitals_bench",  # issue 15: a browser run with Web Vitals on vs off
     "tls": "tls_bench",  # issue 15: certificate capture per run, parse per change
 }
 

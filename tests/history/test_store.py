@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from synthmon.model import RunResult, Status
+from synthmon.model import PageVitals, RunResult, Status
 from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
 from synthmon.sinks.history.schema import MIGRATIONS, SchemaTooNew, migrate
 from synthmon.sinks.history.store import RunQuery, SqliteHistory
@@ -21,16 +22,43 @@ class TestMigrations:
     def test_older_file_is_upgraded(self, tmp_path: Path) -> None:
         """A file at an older version gets the missing steps, its data kept."""
         db = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
-        assert migrate(db, MIGRATIONS) == 1
+        assert migrate(db, MIGRATIONS) == len(MIGRATIONS)
         db.execute(
             "INSERT INTO slots (journey, target, slot_at, last_slot_at, count, span, "
             "outcome, recorded_at) VALUES ('j', 't', 1, 1, 1, 0, 'passed', 1)"
         )
         later = [*MIGRATIONS, "ALTER TABLE runs ADD COLUMN note TEXT"]
-        assert migrate(db, later) == 2
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert migrate(db, later) == len(later)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(later)
         assert db.execute("SELECT count(*) FROM slots").fetchone()[0] == 1
         db.execute("SELECT note FROM runs").fetchall()
+
+    def test_version_1_file_gains_web_vitals_and_keeps_its_runs(self, tmp_path: Path) -> None:
+        """A history written before Web Vitals (version 1) is upgraded in place: its
+        runs read back with no vitals, new runs store theirs."""
+        path = tmp_path / "h.sqlite3"
+        db = sqlite3.connect(path, isolation_level=None)
+        migrate(db, MIGRATIONS[:1])
+        db.execute(
+            "INSERT INTO runs (run_id, journey, target, started_at, duration, status, "
+            "attempt, retried, counted, steps, artifacts) "
+            "VALUES ('old', 'j', 't', 1, 0.1, 'success', 1, 0, 1, '[]', '[]')"
+        )
+        db.close()
+        store = SqliteHistory(path)
+        page = PageVitals("home", "http://shop/", (("LCP", 3.0), ("CLS", 0.0)), (("LCP", 2.5),))
+        store.write([dataclasses.replace(_run(2, 2.0), web_vitals=(page,))], [], [])
+        old, new = store.run("old"), store.run(f"{2:032x}")
+        store.close()
+        assert old is not None and old["web_vitals"] == []
+        assert new is not None and new["web_vitals"] == [
+            {
+                "step": "home",
+                "url": "http://shop/",
+                "values": {"LCP": 3.0, "CLS": 0.0},
+                "over_threshold": {"LCP": 2.5},
+            }
+        ]
 
     def test_newer_file_is_refused(self, tmp_path: Path) -> None:
         """A file from a newer synthmon is refused, not guessed at (nor moved aside)."""

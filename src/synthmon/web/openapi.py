@@ -97,6 +97,7 @@ def spec() -> J:
             "counted",
             "steps",
             "artifacts",
+            "web_vitals",
         ],
         {
             "id": {**INT, "description": "row id: newer runs have larger ids"},
@@ -119,6 +120,29 @@ def spec() -> J:
             "steps": {"type": "array", "items": _ref("Step")},
             "artifacts": {"type": "array", "items": STR},
             "artifact_links": {"type": "array", "items": STR},
+            "web_vitals": {
+                "type": "array",
+                "items": _ref("PageVitals"),
+                "description": "browser runs: Web Vitals per document loaded (docs/browser.md)",
+            },
+        },
+    )
+    PAGE_VITALS = _obj(
+        ["step", "url", "values", "over_threshold"],
+        {
+            "step": {**STR, "description": "the step in flight when the navigation started"},
+            "url": {**STR, "description": "scheme, host and path (no query string)"},
+            "values": {
+                "type": "object",
+                "additionalProperties": NUM,
+                "description": "TTFB, FCP, LCP, INP (seconds), CLS (score), "
+                "transfer_bytes, requests; INP only after an interaction",
+            },
+            "over_threshold": {
+                "type": "object",
+                "additionalProperties": NUM,
+                "description": "metric -> the journey's threshold it exceeded: the run is degraded",
+            },
         },
     )
     STATS = _obj(
@@ -418,6 +442,7 @@ def spec() -> J:
             "schemas": {
                 "Error": ERROR,
                 "Step": STEP,
+                "PageVitals": PAGE_VITALS,
                 "Run": RUN,
                 "Stats": STATS,
                 "Tls": TLS,

@@ -81,6 +81,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (journey, target, hour)
     ) WITHOUT ROWID;
     """,
+    # 2: Web Vitals per document of browser runs (JSON list; NULL: none measured).
+    """
+    ALTER TABLE runs ADD COLUMN web_vitals TEXT;
+    """,
 ]
 
 

@@ -21,11 +21,13 @@ from synthmon.model import RunResult, Status
 from synthmon.sinks.history.overview import OverviewQueries
 from synthmon.sinks.history.records import IncidentRecord, SlotRecord, is_counted
 from synthmon.sinks.history.schema import migrate
+from synthmon.sinks.latest import page_vitals_json
 
 DB_NAME = "history.sqlite3"
 RUN_COLUMNS = (
     "id, run_id, journey, target, location, trace_id, slot_at, started_at, duration, status, "
-    "reason, failed_step, error_type, error, attempt, retried, counted, steps, artifacts"
+    "reason, failed_step, error_type, error, attempt, retried, counted, steps, artifacts, "
+    "web_vitals"
 )
 
 
@@ -131,6 +133,9 @@ def run_row(r: RunResult) -> tuple[Any, ...]:
         int(is_counted(r)),
         json.dumps(steps, separators=(",", ":")),
         json.dumps(list(r.artifacts)),
+        json.dumps([page_vitals_json(p) for p in r.web_vitals], separators=(",", ":"))
+        if r.web_vitals
+        else None,
     )
 
 
@@ -155,6 +160,7 @@ def _run_json(row: Sequence[Any]) -> dict[str, Any]:
         "counted": bool(row[16]),
         "steps": json.loads(row[17]),
         "artifacts": json.loads(row[18]),
+        "web_vitals": json.loads(row[19]) if row[19] else [],
     }
 
 
@@ -212,7 +218,7 @@ class SqliteHistory:
         try:
             db.executemany(
                 f"INSERT OR IGNORE INTO runs ({RUN_COLUMNS.removeprefix('id, ')}) "  # noqa: S608 - constant column list
-                "VALUES (" + ", ".join("?" * 18) + ")",
+                "VALUES (" + ", ".join("?" * 19) + ")",
                 [run_row(r) for r in runs],
             )
             hours: dict[tuple[str, str, int], list[int]] = {}
