@@ -9,6 +9,7 @@ second connection.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import math
@@ -173,6 +174,29 @@ def _run_json(row: Sequence[Any]) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _values(width: int, rows: int) -> str:
+    return ", ".join(["(" + ", ".join("?" * width) + ")"] * rows)
+
+
+def _insert(
+    db: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
+) -> None:
+    """`rows` in a few multi-row statements (64, 32, ... rows: few cached statement
+    texts). One sqlite3 step per statement instead of one per row: the writer thread
+    lets go of and takes back the GIL a few times per commit, not twice per row, so
+    the event loop is interrupted less (docs/benchmarks.md, "History")."""
+    i = 0
+    while i < len(rows):
+        n = 1 << min(len(rows) - i, 64).bit_length() - 1
+        chunk = rows[i : i + n]
+        db.execute(
+            f"{head} VALUES {_values(len(chunk[0]), n)}{tail}",
+            [v for row in chunk for v in row],
+        )
+        i += n
+
+
 def _newest(row: Sequence[Any]) -> tuple[float, int]:
     return row[7], row[0]  # started_at, id
 
@@ -273,32 +297,30 @@ class SqliteHistory:
         db = self._w
         db.execute("BEGIN IMMEDIATE")
         try:
-            if run_rows:
-                db.executemany(
-                    f"INSERT OR IGNORE INTO runs ({RUN_COLUMNS.removeprefix('id, ')}) "  # noqa: S608 - constant column list
-                    "VALUES (" + ", ".join("?" * 18) + ")",
-                    run_rows,
-                )
-            if hours:
-                db.executemany(
-                    "INSERT INTO run_hours (journey, target, hour, counted, passed) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (journey, target, hour) DO UPDATE SET "
-                    "counted = counted + excluded.counted, passed = passed + excluded.passed",
-                    [(*k, v[0], v[1]) for k, v in hours.items()],
-                )
-            if slot_rows:
-                db.executemany(
-                    "INSERT INTO slots (journey, target, slot_at, last_slot_at, count, span, "
-                    "outcome, reason, run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    slot_rows,
-                )
-                db.executemany(
-                    "INSERT INTO pair_slots (journey, target, first_slot_at, last_slot_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT (journey, target) DO UPDATE SET "
-                    "first_slot_at = min(first_slot_at, excluded.first_slot_at), "
-                    "last_slot_at = max(last_slot_at, excluded.last_slot_at)",
-                    [(*k, v[0], v[1]) for k, v in pairs.items()],
-                )
+            _insert(
+                db, f"INSERT OR IGNORE INTO runs ({RUN_COLUMNS.removeprefix('id, ')})", run_rows
+            )
+            _insert(
+                db,
+                "INSERT INTO run_hours (journey, target, hour, counted, passed)",
+                [(*k, v[0], v[1]) for k, v in hours.items()],
+                " ON CONFLICT (journey, target, hour) DO UPDATE SET "
+                "counted = counted + excluded.counted, passed = passed + excluded.passed",
+            )
+            _insert(
+                db,
+                "INSERT INTO slots (journey, target, slot_at, last_slot_at, count, span, "
+                "outcome, reason, run_id, recorded_at)",
+                slot_rows,
+            )
+            _insert(
+                db,
+                "INSERT INTO pair_slots (journey, target, first_slot_at, last_slot_at)",
+                [(*k, v[0], v[1]) for k, v in pairs.items()],
+                " ON CONFLICT (journey, target) DO UPDATE SET "
+                "first_slot_at = min(first_slot_at, excluded.first_slot_at), "
+                "last_slot_at = max(last_slot_at, excluded.last_slot_at)",
+            )
             for i in incidents:
                 if i.ended_at is None:
                     db.execute(
