@@ -76,7 +76,10 @@ class HistorySink:
         self._stats: dict[tuple[str, str], dict[str, WindowStats]] = {}
         self._stats_json: dict[tuple[str, str], dict[str, dict[str, object]]] = {}
         self._pairs: frozenset[tuple[str, str]] = frozenset()
-        self._dirty = threading.Event()
+        # Pairs whose figures must be recomputed before the next periodic refresh (an
+        # incident opened or closed, a pair added): only those, not every pair.
+        self._dirty: set[tuple[str, str]] = set()
+        self._dirty_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -181,7 +184,8 @@ class HistorySink:
             self._stats = {k: v for k, v in self._stats.items() if k in new}
             self._stats_json = {k: v for k, v in self._stats_json.items() if k in new}
             self.metrics.publish(self._stats)
-        self._dirty.set()
+            added = new - self._stats.keys()
+        self._mark_dirty(added)
 
     def _put(self, item: Item) -> None:
         if len(self._q) >= self.config.max_queue:
@@ -291,10 +295,12 @@ class HistorySink:
             if batch:
                 self._write(batch)
             now = time.monotonic()
-            if self._store is not None and (now >= next_stats or self._dirty.is_set()):
-                self._dirty.clear()
-                self._refresh_stats()
+            if self._store is not None and now >= next_stats:
+                self._take_dirty()
+                self._refresh_stats(None)
                 next_stats = now + self.config.stats_interval
+            elif self._store is not None and self._dirty:
+                self._refresh_stats(self._take_dirty())
             if self._store is not None and now >= next_maintenance:
                 self._maintain()
                 next_maintenance = now + self.config.maintenance_interval
@@ -331,7 +337,7 @@ class HistorySink:
             log.info("history_available", path=str(self.path))
             self._error = None
         if incidents:
-            self._dirty.set()
+            self._mark_dirty((i.journey, i.target) for i in incidents)
 
     def _close_store(self) -> None:
         if self._store is not None:
@@ -340,12 +346,23 @@ class HistorySink:
             self._store = None
             self._opened_at = -REOPEN_AFTER if self._corrupt else time.monotonic()
 
-    def _refresh_stats(self) -> None:
+    def _mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
+        with self._dirty_lock:
+            self._dirty.update(pairs)
+
+    def _take_dirty(self) -> set[tuple[str, str]]:
+        with self._dirty_lock:
+            taken, self._dirty = self._dirty, set()
+        return taken
+
+    def _refresh_stats(self, only: set[tuple[str, str]] | None) -> None:
+        """Recompute the figures of every pair, or of the pairs in `only` (the others
+        keep theirs: an incident changes its own pair's figures only)."""
         assert self._store is not None
         now = self._clock()
         out: dict[tuple[str, str], dict[str, WindowStats]] = {}
         try:
-            for journey, target in sorted(self._pairs):
+            for journey, target in sorted(self._pairs if only is None else self._pairs & only):
                 inputs = self._store.pair_inputs(journey, target, now, WINDOWS)
                 out[(journey, target)] = {
                     name: window_stats(
@@ -367,11 +384,14 @@ class HistorySink:
                 self._corrupt = True
                 self._close_store()
             return
+        fresh = {k: {w: s.to_json() for w, s in v.items()} for k, v in out.items()}
         with self._publish_lock:
-            out = {k: v for k, v in out.items() if k in self._pairs}
-            self._stats_json = {k: {w: s.to_json() for w, s in v.items()} for k, v in out.items()}
-            self._stats = out
-            self.metrics.publish(out)
+            if only is not None:
+                out = {**self._stats, **out}
+                fresh = {**self._stats_json, **fresh}
+            self._stats = {k: v for k, v in out.items() if k in self._pairs}
+            self._stats_json = {k: v for k, v in fresh.items() if k in self._pairs}
+            self.metrics.publish(self._stats)
 
     def _maintain(self) -> None:
         assert self._store is not None
