@@ -81,6 +81,7 @@ class HistorySink:
         self._dirty: set[tuple[str, str]] = set()
         self._dirty_lock = threading.Lock()
         self._stop = threading.Event()
+        self._opening = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -96,6 +97,15 @@ class HistorySink:
             return {}
 
     def _open_and_last_slots(self) -> dict[tuple[str, str], float]:
+        # An open that outlives `wait` (a slow disk, a schema upgrade of a large file)
+        # goes on in this thread; records wait in the queue meanwhile, not dropped.
+        self._opening.set()
+        try:
+            return self._open_and_read_last_slots()
+        finally:
+            self._opening.clear()
+
+    def _open_and_read_last_slots(self) -> dict[tuple[str, str], float]:
         for _ in range(2):
             if not self._try_open():
                 return {}
@@ -311,6 +321,8 @@ class HistorySink:
         # Sleep, then take everything: one wake-up per flush_interval, not one per
         # record (each would take the GIL from the event loop).
         self._stop.wait(self.config.flush_interval)
+        if self._opening.is_set() and not self._stop.is_set():
+            return []
         pop = self._q.popleft
         return [pop() for _ in range(min(len(self._q), 20_000))]
 

@@ -9,27 +9,27 @@ second connection.
 
 from __future__ import annotations
 
-import functools
 import heapq
-import json
-import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii as _quote  # what json.dumps uses
 from pathlib import Path
 from typing import Any, Protocol
 
-from synthmon.model import RunResult, Status, StepResult
+from synthmon.model import RunResult, Status
 from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord, is_counted
+from synthmon.sinks.history.rows import (
+    RUN_COLUMNS,
+    TARGETS_OF_JOURNEY,
+    insert,
+    newest,
+    run_json,
+    run_row,
+)
 from synthmon.sinks.history.schema import migrate
 
 DB_NAME = "history.sqlite3"
-RUN_COLUMNS = (
-    "id, run_id, journey, target, location, trace_id, slot_at, started_at, duration, status, "
-    "reason, failed_step, error_type, error, attempt, retried, counted, steps, artifacts"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,116 +101,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA busy_timeout=2000")
     return db
-
-
-def _step_json(s: StepResult) -> str:
-    """One step as the JSON object `steps` stores; built as text for the common step
-    (no timings, a finite duration): 3x cheaper than json.dumps of a dict, same bytes."""
-    duration = round(s.duration, 6)
-    if s.timings or not math.isfinite(duration):
-        return json.dumps(
-            {
-                "name": s.name,
-                "status": s.status.value,
-                "duration_seconds": duration,
-                "soft": s.soft,
-                "error": s.error_message,
-                **({"timings": dict(s.timings)} if s.timings else {}),
-            },
-            separators=(",", ":"),
-        )
-    error = "null" if s.error_message is None else _quote(s.error_message)
-    return (
-        f'{{"name":{_quote(s.name)},"status":"{s.status.value}",'
-        f'"duration_seconds":{duration!r},"soft":{"true" if s.soft else "false"},'
-        f'"error":{error}}}'
-    )
-
-
-def run_row(r: RunResult) -> tuple[Any, ...]:
-    return (
-        r.run_id,
-        r.journey,
-        r.target,
-        r.location,
-        r.trace_id,
-        r.scheduled_at,
-        r.started_at,
-        r.duration,
-        r.status.value,
-        r.reason,
-        r.failed_step,
-        r.error_type,
-        r.error_message,
-        r.attempt,
-        int(r.retried),
-        int(is_counted(r)),
-        "[" + ",".join(_step_json(s) for s in r.steps) + "]",
-        json.dumps(list(r.artifacts)) if r.artifacts else "[]",
-    )
-
-
-def _run_json(row: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "id": row[0],
-        "run_id": row[1],
-        "journey": row[2],
-        "target": row[3],
-        "location": row[4],
-        "trace_id": row[5],
-        "scheduled_at": row[6],
-        "started_at": row[7],
-        "duration_seconds": row[8],
-        "status": row[9],
-        "reason": row[10],
-        "failed_step": row[11],
-        "error_type": row[12],
-        "error": row[13],
-        "attempt": row[14],
-        "retried": bool(row[15]),
-        "counted": bool(row[16]),
-        "steps": json.loads(row[17]),
-        "artifacts": json.loads(row[18]),
-    }
-
-
-@functools.cache
-def _values(width: int, rows: int) -> str:
-    return ", ".join(["(" + ", ".join("?" * width) + ")"] * rows)
-
-
-def _insert(
-    db: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = ""
-) -> None:
-    """`rows` in a few multi-row statements (64, 32, ... rows: few cached statement
-    texts). One sqlite3 step per statement instead of one per row: the writer thread
-    lets go of and takes back the GIL a few times per commit, not twice per row, so
-    the event loop is interrupted less (docs/benchmarks.md, "History")."""
-    i = 0
-    while i < len(rows):
-        n = 1 << min(len(rows) - i, 64).bit_length() - 1
-        chunk = rows[i : i + n]
-        db.execute(
-            f"{head} VALUES {_values(len(chunk[0]), n)}{tail}",
-            [v for row in chunk for v in row],
-        )
-        i += n
-
-
-def _newest(row: Sequence[Any]) -> tuple[float, int]:
-    return row[7], row[0]  # started_at, id
-
-
-# A journey's targets, one index probe each (a loose index scan of runs_counted).
-_TARGETS_OF_JOURNEY = """
-WITH RECURSIVE t(target) AS (
-    SELECT (SELECT min(target) FROM runs WHERE journey = ?1)
-    UNION ALL
-    SELECT (SELECT min(target) FROM runs WHERE journey = ?2 AND target > t.target)
-    FROM t WHERE t.target IS NOT NULL
-)
-SELECT target FROM t WHERE target IS NOT NULL
-"""
 
 
 def _incident(row: Sequence[Any]) -> IncidentRecord:
@@ -297,23 +187,21 @@ class SqliteHistory:
         db = self._w
         db.execute("BEGIN IMMEDIATE")
         try:
-            _insert(
-                db, f"INSERT OR IGNORE INTO runs ({RUN_COLUMNS.removeprefix('id, ')})", run_rows
-            )
-            _insert(
+            insert(db, f"INSERT OR IGNORE INTO runs ({RUN_COLUMNS.removeprefix('id, ')})", run_rows)
+            insert(
                 db,
                 "INSERT INTO run_hours (journey, target, hour, counted, passed)",
                 [(*k, v[0], v[1]) for k, v in hours.items()],
                 " ON CONFLICT (journey, target, hour) DO UPDATE SET "
                 "counted = counted + excluded.counted, passed = passed + excluded.passed",
             )
-            _insert(
+            insert(
                 db,
                 "INSERT INTO slots (journey, target, slot_at, last_slot_at, count, span, "
                 "outcome, reason, run_id, recorded_at)",
                 slot_rows,
             )
-            _insert(
+            insert(
                 db,
                 "INSERT INTO pair_slots (journey, target, first_slot_at, last_slot_at)",
                 [(*k, v[0], v[1]) for k, v in pairs.items()],
@@ -443,7 +331,7 @@ class SqliteHistory:
         elif q.target is not None:
             targets = [q.target]
         else:
-            targets = [r[0] for r in self._read(_TARGETS_OF_JOURNEY, (q.journey, q.journey))]
+            targets = [r[0] for r in self._read(TARGETS_OF_JOURNEY, (q.journey, q.journey))]
         pages = []
         for target in targets:
             clauses, values = list(where), list(args)
@@ -455,13 +343,13 @@ class SqliteHistory:
             if clauses:
                 sql += " WHERE " + " AND ".join(clauses)
             pages.append(self._read(sql + order, [*values, q.limit]))
-        rows = pages[0] if len(pages) == 1 else heapq.merge(*pages, key=_newest, reverse=True)
-        return [_run_json(r) for r, _ in zip(rows, range(q.limit), strict=False)]
+        rows = pages[0] if len(pages) == 1 else heapq.merge(*pages, key=newest, reverse=True)
+        return [run_json(r) for r, _ in zip(rows, range(q.limit), strict=False)]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"  # noqa: S608 - constants
         rows = self._read(sql, (run_id,))
-        return _run_json(rows[0]) if rows else None
+        return run_json(rows[0]) if rows else None
 
     def slots(
         self,
