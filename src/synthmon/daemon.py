@@ -146,6 +146,7 @@ class Daemon:
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
         )
+        self.metrics.watch_sink_queues(self.fanout.depth)
         # Before the executor: it asks the watchdog who blocked the loop.
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
