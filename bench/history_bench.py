@@ -339,7 +339,8 @@ async def main(
     quick: bool, rounds: int | None = None, seconds: float | None = None
 ) -> dict[str, Any]:
     rounds = rounds or (1 if quick else 5)
-    seconds = seconds or (8 if quick else 30)
+    # 60 s: each window holds one statistics refresh (stats_interval), as production does.
+    seconds = seconds or (8 if quick else 60)
     proc, url = start_target()
     results: list[dict[str, dict[str, Any]]] = []
     print(
