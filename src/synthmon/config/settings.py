@@ -267,6 +267,34 @@ class HistoryConfig(_Section):
     maintenance_interval: Duration = 3600.0
 
 
+class StatusPageConfig(_Section):
+    """The HTML status pages `/` and `/journeys/NAME` (docs/status-page.md)."""
+
+    # A page for customers: only journeys tagged `public_tag`, without errors,
+    # artifacts, trace links or target URLs, and readable without read_auth.
+    public: bool = False
+    public_tag: str = Field(default="public", min_length=1)
+    # How often the open page refreshes itself in place (0: never).
+    refresh: Duration = 30.0
+    title: str = "synthmon"
+
+
+class TracingSettings(_Section):
+    """Links from runs to their traces (the run's trace id is its W3C trace id)."""
+
+    # A trace UI's URL with `{trace_id}`, e.g. "https://tempo.example/trace/{trace_id}".
+    ui_url: str | None = None
+
+    @field_validator("ui_url")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None and "{trace_id}" not in v:
+            raise ValueError(
+                "must contain {trace_id}, e.g. 'https://tempo.example/trace/{trace_id}'"
+            )
+        return v
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # auto: readable on a terminal, JSON lines otherwise.
@@ -297,6 +325,8 @@ class Settings(BaseSettings):
     alerting: AlertingConfig = AlertingConfig()
     history: HistoryConfig = HistoryConfig()
     compare: CompareConfig = CompareConfig()
+    status_page: StatusPageConfig = StatusPageConfig()
+    tracing: TracingSettings = TracingSettings()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     accounts: list[AccountConfig] = Field(default_factory=list)
 
