@@ -144,3 +144,41 @@ class TestCounts:
             ]
             passed = sum(1 for r in inside if r.status is Status.SUCCESS)
             assert got[name] == (len(inside), passed), name
+
+
+class TestListing:
+    def test_journey_pages_merge_targets_without_overlap(self, tmp_path: Path) -> None:
+        """A journey's runs on two targets come newest first, page after page by cursor,
+        each run exactly once."""
+        store = SqliteHistory(tmp_path / "h.sqlite3")
+        runs = [
+            RunResult("j", target, f"{i:032x}", f"{i:032x}", Status.SUCCESS, 1000.0 + i, 0.1)
+            for i, target in enumerate(["a", "b", "b", "a", "b"] * 7)
+        ]
+        store.write(runs[::-1], [], [])  # inserted out of order: ids do not decide
+        seen: list[dict[str, object]] = []
+        cursor = None
+        while True:
+            page = store.runs(RunQuery(journey="j", limit=4, before_id=cursor))
+            seen += page
+            if len(page) < 4:
+                break
+            cursor = int(page[-1]["id"])  # type: ignore[call-overload]
+        assert [r["started_at"] for r in seen] == [1000.0 + i for i in range(34, -1, -1)]
+        only_a = store.runs(RunQuery(journey="j", target="a", limit=100))
+        assert {r["target"] for r in only_a} == {"a"} and len(only_a) == 14
+
+
+class TestPairSlots:
+    def test_first_and_last_slot_follow_writes_and_retention(self, tmp_path: Path) -> None:
+        """A pair's first and last slot (restart gaps, observed time) follow what is
+        written, and retention moves the first slot up to the oldest slot left."""
+        store = SqliteHistory(tmp_path / "h.sqlite3")
+        store.write([], [SlotRecord("j", "t", 100.0 + k, SlotOutcome.PASSED) for k in range(5)], [])
+        store.write([], [SlotRecord("j", "t", 200.0, SlotOutcome.PASSED)], [])
+        assert store.last_slots() == {("j", "t"): 200.0}
+        assert store.pair_inputs("j", "t", 300.0, {"w": 1000.0}).first_slot_at == 100.0
+        store.maintain(now=302.0, max_age=200.0, max_bytes=1 << 30)  # cutoff 102
+        assert store.pair_inputs("j", "t", 302.0, {"w": 1000.0}).first_slot_at == 102.0
+        store.maintain(now=500.0, max_age=200.0, max_bytes=1 << 30)  # cutoff 300
+        assert store.last_slots() == {}
