@@ -164,6 +164,7 @@ class TestWebVitalsThroughTheDaemon:
         assert "(needs improvement) over 2.5s" in error or "(poor) over 2.5s" in error
         assert error.endswith(f"over 2.5s at step 'hero' ({shop.url}/vitals/slow-hero)")
         assert "[warning]" in slack["text"] and "LCP" in slack["text"]
+        assert "*Degraded runs:*" in slack["text"] and "Failed runs" not in slack["text"]
         labels = {"journey": "offer", "target": "demo"}
         assert sample(text, "synthmon_journey_success", **labels) == 1
         assert sample(text, "synthmon_journey_runs_total", result="success", **labels) == 2

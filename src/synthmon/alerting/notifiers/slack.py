@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from synthmon.alerting.alert import Alert, Event
+from synthmon.alerting.alert import Alert, AlertName, Event
 from synthmon.alerting.notifiers._http import post_json
 
 ICON = {
@@ -35,8 +35,10 @@ def slack_text(alert: Alert) -> str:
             lines.append(f"*Failing step:* {alert.failing_step}")
         if alert.error_message:
             lines.append(f"*Error:* {alert.error_message}")
+        # A degraded alert counts runs that passed too slowly, not failures.
+        runs = "Degraded runs" if alert.alertname is AlertName.DEGRADED else "Failed runs"
         lines.append(
-            f"*Failed runs:* {alert.failed_runs} since {_when(alert.first_failure_at)}; "
+            f"*{runs}:* {alert.failed_runs} since {_when(alert.first_failure_at)}; "
             f"last success {_when(alert.last_success_at)}"
         )
         if alert.run_id:
