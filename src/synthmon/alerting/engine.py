@@ -95,8 +95,11 @@ class AlertEngine:
         notifiers: Mapping[str, Notifier] | None = None,
         pair_metrics: PairStore | None = None,
         incidents: IncidentListener | None = None,
+        trace_url: Callable[[str | None], str | None] = lambda trace_id: None,
     ) -> None:
         self.config = config
+        # A run's trace in the tracing UI ([tracing] ui_url), linked from its alert.
+        self._trace_url = trace_url
         self._incidents: IncidentListener = incidents or _NoIncidents()
         self.metrics = AlertMetrics(registry, location=location, pairs=pair_metrics)
         # Whether the database takes writes; delivery never waits on it (persist.py).
@@ -539,6 +542,7 @@ class AlertEngine:
             description=j.description,
             runbook_url=j.runbook_url,
             status_url=self._status_url(j.name, r.target),
+            trace_url=self._trace_url(r.trace_id),
             tags=j.tags,
             interval=j.interval or 60.0,
         )
