@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
-from opentelemetry.context import Context as OtelContext
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry, Counter
+from typing_extensions import override  # typing.override from Python 3.12
 
 from synthmon.config.settings import TracingSettings
 
@@ -99,9 +99,7 @@ class BoundedProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._on_drop = on_drop
 
-    def on_start(self, span: Span, parent_context: OtelContext | None = None) -> None:
-        pass
-
+    @override  # the SDK calls it as each span ends
     def on_end(self, span: ReadableSpan) -> None:
         with self._lock:
             full = self._pending >= self._max
@@ -117,9 +115,11 @@ class BoundedProcessor(SpanProcessor):
         with self._lock:
             self._pending = max(0, self._pending - n)
 
+    @override
     def shutdown(self) -> None:
         self._inner.shutdown()
 
+    @override
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)
 
@@ -147,6 +147,7 @@ class GuardedExporter(SpanExporter):
         self._failing = False
         self.on_done: Callable[[int], None] = lambda n: None
 
+    @override  # the batch processor's worker thread calls it
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         n = len(spans)
         error = None
@@ -178,9 +179,11 @@ class GuardedExporter(SpanExporter):
             self._last_log, self._lost = now, 0
         return result
 
+    @override
     def shutdown(self) -> None:
         self._inner.shutdown()
 
+    @override
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)
 

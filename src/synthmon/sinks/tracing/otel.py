@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry
+from typing_extensions import override  # typing.override from Python 3.12
 
 from synthmon._version import __version__
 from synthmon.config.settings import TracingSettings
@@ -58,6 +59,7 @@ class _RunIds(RandomIdGenerator):
     def __init__(self) -> None:
         self.next_trace_id: int | None = None
 
+    @override  # the SDK calls it for a span without a parent
     def generate_trace_id(self) -> int:
         if self.next_trace_id is not None:
             trace_id, self.next_trace_id = self.next_trace_id, None
