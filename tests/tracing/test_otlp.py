@@ -258,3 +258,60 @@ class TestExportNeverHoldsUpRuns:
         dropped = sample(text, "synthmon_trace_spans_dropped_total", reason="queue_full")
         # 55 spans made, at most 16 waiting or in flight at once.
         assert dropped is not None and dropped >= 55 - 16
+
+
+LEAKY_JOURNEY = """
+import os
+from synthmon import journey
+
+@journey(interval="1h", timeout="10s")
+async def leaky(ctx):
+    async with ctx.step("search"):
+        secret = os.environ["OTLP_TOKEN"]
+        r = await ctx.http.get("/no-such-page", params={"token": secret})
+        assert r.status_code == 200, f"token {secret} refused"
+"""
+
+
+class TestSecretsStayHome:
+    async def test_spans_are_scrubbed_like_every_other_sink(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A configured secret in a request URL or an error message reaches the
+        collector masked, as it reaches logs and alerts."""
+        monkeypatch.setenv("OTLP_TOKEN", "tok-9f8e7d6c5b4a")
+        async with otlp_http() as (url, received):
+            settings = make_settings(
+                tmp_path,
+                targets={"shop": shop.url},
+                journeys={"j.py": LEAKY_JOURNEY},
+                extra_toml=tracing_toml(url)
+                + 'headers = { authorization = { env = "OTLP_TOKEN" } }\n',
+            )
+            async with run_daemon(settings) as (daemon, _):
+                result = await daemon.run_pair(daemon.journeys["leaky"], daemon.targets["shop"])
+                await received.wait_for(_complete(result.run_id, 3))
+        spans = received.of(result.run_id)
+        assert result.status.value == "failure"
+        text = repr([(s.attributes, s.status_message) for s in spans])
+        assert "tok-9f8e7d6c5b4a" not in text
+        assert "token=" in by_name(spans, "GET").attributes["url.full"]
+
+
+class TestConfig:
+    def test_bad_tracing_settings_name_the_field(self, tmp_path: Path) -> None:
+        """A ui_url without {trace_id}, or an endpoint that is no URL, is refused at
+        load naming the file and the field."""
+        from synthmon.config.settings import load_settings
+        from synthmon.errors import ConfigError
+
+        for body, field, hint in (
+            ('ui_url = "https://tempo.example/trace/"', "tracing.ui_url", "{trace_id}"),
+            ('endpoint = "collector:4318"', "tracing.endpoint", "http(s) URL"),
+        ):
+            config = tmp_path / "s.toml"
+            config.write_text(f"[tracing]\nenabled = true\n{body}\n")
+            with pytest.raises(ConfigError) as caught:
+                load_settings(config)
+            message = str(caught.value)
+            assert str(config) in message and field in message and hint in message
