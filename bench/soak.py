@@ -23,16 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,9 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.loopback import WebhookReceiver, free_port  # noqa: E402
+
 HTTP_INTERVAL = 5.0
 BROWSER_INTERVAL = 20.0
 
@@ -77,35 +77,6 @@ async def reset_row(ctx: Context) -> None:
         await ctx.http.get("{faults}/reset")
 
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
-        alerts = self.alerts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                alerts.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -167,7 +138,7 @@ def soak(minutes: float, n_http: int, n_browser: int, period: float | None) -> i
     shop_port, port = free_port(), free_port()
     shop = f"http://127.0.0.1:{shop_port}"
     procs: list[subprocess.Popen[str]] = []
-    rec = Receiver()
+    rec = WebhookReceiver()
     try:
         procs.append(
             start(
@@ -249,7 +220,7 @@ def soak(minutes: float, n_http: int, n_browser: int, period: float | None) -> i
         log.close()
         return report(m0, m1, elapsed, samples, rec.alerts, episodes, n_victims, daemon.returncode)
     finally:
-        rec.server.shutdown()
+        rec.close()
         for p in procs:
             if p.poll() is None:
                 p.kill()

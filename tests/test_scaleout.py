@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ import pytest
 from synthmon.daemon import Daemon
 from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon
+from tests.loopback import free_port
 from tests.test_sharding import moved_fraction
 
 N_JOURNEYS = 60
@@ -44,13 +44,6 @@ def journey_files(n: int) -> dict[str, str]:
         """
         for i in range(n)
     }
-
-
-def free_port() -> int:
-    # Prometheus cannot report the port it bound, so take one the kernel just freed.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import textwrap
 from collections.abc import AsyncIterator
@@ -19,6 +18,8 @@ import httpx
 import pytest
 from aiohttp import web
 
+from tests.loopback import free_port
+
 
 def never_paused(journey: Any, target: str) -> bool:
     """`AlertEngine(is_paused=...)` for tests without a kill switch."""
@@ -26,12 +27,6 @@ def never_paused(journey: Any, target: str) -> bool:
 
 
 AM_BINARY = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from synthmon_demo import RunningShop
 from tests.harness import write_config, write_journeys
+from tests.loopback import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,12 +31,6 @@ def synthmon(
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TestCheck:
@@ -282,6 +276,9 @@ class TestRun:
         out, _ = proc.communicate(timeout=15)
         warnings = [e for e in _events(out) if e["event"] == "event_loop_blocked"]
         assert warnings, out
-        assert warnings[0]["journey"] == "sleepy@demo"
-        assert warnings[0]["at"] == "b.py:6"
+        # On a loaded machine the loop may also stall at start-up, before any journey
+        # runs; those warnings name no journey. The journey's own stalls must name it.
+        named = [(w.get("journey"), w.get("at")) for w in warnings if w.get("journey")]
+        assert named, warnings
+        assert set(named) == {("sleepy@demo", "b.py:6")}, warnings
         assert lag >= 0.3

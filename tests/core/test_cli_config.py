@@ -7,8 +7,9 @@ import sqlite3
 from pathlib import Path
 
 from synthmon.alerting.store import MIGRATIONS
-from tests.core.test_cli import free_port, synthmon
+from tests.core.test_cli import synthmon
 from tests.harness import write_config, write_journeys
+from tests.loopback import free_port
 
 HOME = """
     from synthmon import Context, journey

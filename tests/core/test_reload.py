@@ -21,8 +21,9 @@ import structlog
 from synthmon.config.settings import load_settings
 from synthmon.daemon import Daemon
 from synthmon_demo import RunningShop
-from tests.core.test_cli import _events, free_port
+from tests.core.test_cli import _events
 from tests.harness import make_settings, run_daemon, sample, scrape, write_config
+from tests.loopback import free_port
 
 FAST = """
     from synthmon import Context, journey

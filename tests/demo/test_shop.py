@@ -26,6 +26,7 @@ from synthmon_demo import (
     create_app,
     serve,
 )
+from tests.loopback import free_port
 
 SHOPPER = "synthetic+shopper1@shop.example"
 SHOPPER_PASSWORD = "shopper1-pass"
@@ -462,13 +463,6 @@ class TestServe:
             socket.create_connection(("127.0.0.1", port), timeout=1),
         ):
             pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TestMain:

@@ -25,6 +25,7 @@ from synthmon.cli import main as cli_main
 from synthmon.cli.healthcheck import healthz_url
 from synthmon.config.settings import ServerConfig
 from synthmon_demo import DEMO_TOTP_SECRET, RunningShop
+from tests.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = Path(synthmon.__file__).resolve().parents[1]
@@ -173,12 +174,6 @@ class TestHealthcheck:
         monkeypatch.setenv("SYNTHMON_SERVER__LISTEN", f"127.0.0.1:{port}")
         assert cli_main(["healthcheck", "--timeout", "1"]) == 1
         assert f"127.0.0.1:{port}/healthz" in capsys.readouterr().err
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def image_env(port: int, tmp_path: Path, shop: RunningShop) -> dict[str, str]:

@@ -18,11 +18,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,44 +29,13 @@ import psutil
 import pytest
 
 from tests.harness import sample, write_journeys
+from tests.loopback import WebhookReceiver, free_port
 
 HERE = Path(__file__).resolve().parent
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Receiver:
-    """A webhook receiver on loopback (a thread), keeping every alert it is sent."""
-
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, Any]] = []
-        received = self.alerts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                received.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhook"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+class Receiver(WebhookReceiver):
+    """The webhook receiver, with the alerts it was sent picked by journey."""
 
     def triggers(self, journey: str) -> list[dict[str, Any]]:
         return [a for a in self.alerts if a["journey"] == journey and a["event"] == "trigger"]

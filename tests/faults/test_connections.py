@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from synthmon_demo import RunningShop
-from tests.alerting.conftest import free_port
 from tests.faults._common import HEALTHY, receiver
 from tests.harness import write_config, write_journeys
+from tests.loopback import free_port
 
 FD_LIMIT = 256  # the daemon's RLIMIT_NOFILE: a few hundred connections exhaust it
 FLOOD = 600

@@ -24,6 +24,7 @@ from synthmon.safety.scrub import base64_cores
 from synthmon_demo import DemoUser, RunningShop, serve
 from tests.browser.conftest import NO_SANDBOX
 from tests.harness import write_config, write_journeys
+from tests.loopback import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -130,14 +131,6 @@ def credential_header_values(trace_zip: bytes) -> dict[str, set[str]]:
                 if name in ("authorization", "proxy-authorization", "cookie", "set-cookie"):
                     out.setdefault(name, set()).add(header["value"])
     return out
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def served(base: str) -> dict[str, bytes]:

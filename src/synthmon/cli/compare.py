@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from synthmon.config.compare import CompareConfig, parse_compare
 from synthmon.config.settings import Settings
-from synthmon.errors import ConfigError
 
 if TYPE_CHECKING:
     from synthmon.cli.verdict import Finding, Thresholds, Verdict
@@ -171,12 +170,9 @@ def markdown(verdict: Verdict, baseline: str, candidate: str, runs: int) -> str:
 
 
 def compare_command(args: Any, settings: Settings, *, out: TextIO, err: TextIO) -> int:
-    from synthmon.runtime.logs import configure_logging
-    from synthmon.safety.facade import scrubber_for
+    from synthmon.cli.once import load_selection, quiet_logging
 
-    configure_logging(
-        level="warning", stream=err, extra_processors=[scrubber_for(settings).processor]
-    )
+    quiet_logging(settings, err)
     cfg = settings.compare
     runs = args.runs if args.runs is not None else cfg.runs
     alpha = args.alpha if args.alpha is not None else cfg.alpha
@@ -186,26 +182,16 @@ def compare_command(args: Any, settings: Settings, *, out: TextIO, err: TextIO) 
     if args.baseline == args.candidate:
         print("synthmon compare: baseline and candidate are the same target", file=err)
         return EXIT_USAGE
-    from synthmon.cli.once import select
     from synthmon.cli.reports import write_bytes
     from synthmon.cli.verdict import compare
-    from synthmon.journeys.loader import load_journeys
 
-    report = load_journeys(settings.journeys_dir, known_targets=settings.targets)
-    for problem in report.problems:
-        print(f"synthmon compare: {problem}", file=err)
-    try:
-        chosen = select(
-            settings,
-            report.journeys,
-            names=args.journey,
-            tags=args.tag,
-            targets=[args.baseline, args.candidate],
-            base_url=None,
-        )
-    except ConfigError as exc:
-        print(f"synthmon compare: {exc}", file=err)
+    targets = [args.baseline, args.candidate]
+    loaded = load_selection(
+        settings, "compare", args.journey, args.tag, targets, base_url=None, err=err
+    )
+    if loaded is None:
         return EXIT_USAGE
+    chosen, _ = loaded
     journeys = list({j.name: j for j, _ in chosen.pairs}.values())
     if not journeys:
         print("synthmon compare: no selected journey runs against both targets", file=err)

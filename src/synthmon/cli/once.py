@@ -320,39 +320,61 @@ async def run_once(
                 await close()
 
 
+def quiet_logging(settings: Settings, err: TextIO) -> None:
+    """The terminal shows steps and results; logs only say what went wrong, on stderr,
+    scrubbed like the daemon's."""
+    from synthmon.runtime.logs import configure_logging
+    from synthmon.safety.facade import scrubber_for
+
+    configure_logging(
+        level="warning", stream=err, extra_processors=[scrubber_for(settings).processor]
+    )
+
+
+def load_selection(
+    settings: Settings,
+    command: str,
+    names: Sequence[str],
+    tags: Sequence[str],
+    targets: Sequence[str],
+    *,
+    base_url: str | None,
+    err: TextIO,
+) -> tuple[Selection, list[str]] | None:
+    """Load the journeys and pick the (journey, target) pairs of a one-shot command.
+    Each broken journey file is printed (and returned); None on a selection error."""
+    from synthmon.journeys.loader import load_journeys
+
+    report = load_journeys(settings.journeys_dir, known_targets=settings.targets)
+    for problem in report.problems:
+        print(f"synthmon {command}: {problem}", file=err)
+    try:
+        chosen = select(
+            settings, report.journeys, names=names, tags=tags, targets=targets, base_url=base_url
+        )
+    except ConfigError as exc:
+        print(f"synthmon {command}: {exc}", file=err)
+        return None
+    return chosen, [str(p) for p in report.problems]
+
+
 def once(args: Any, settings: Settings, *, out: TextIO, err: TextIO) -> int:
     if args.parallel < 1 or args.retries < 0:
         print("synthmon once: --parallel must be >= 1 and --retries >= 0", file=err)
         return EXIT_USAGE
-    from synthmon.runtime.logs import configure_logging
-    from synthmon.safety.facade import scrubber_for
-
-    # The terminal shows steps and results; logs only say what went wrong, on stderr.
-    configure_logging(
-        level="warning", stream=err, extra_processors=[scrubber_for(settings).processor]
-    )
+    quiet_logging(settings, err)
     if args.artifacts is not None:
         settings = settings.model_copy(
             update={"artifacts": settings.artifacts.model_copy(update={"on": args.artifacts})}
         )
     from synthmon.cli.reports import write_json, write_junit
-    from synthmon.journeys.loader import load_journeys
 
-    report = load_journeys(settings.journeys_dir, known_targets=settings.targets)
-    for problem in report.problems:
-        print(f"synthmon once: {problem}", file=err)
-    try:
-        chosen = select(
-            settings,
-            report.journeys,
-            names=args.journey,
-            tags=args.tag,
-            targets=args.target,
-            base_url=args.base_url,
-        )
-    except ConfigError as exc:
-        print(f"synthmon once: {exc}", file=err)
+    loaded = load_selection(
+        settings, "once", args.journey, args.tag, args.target, base_url=args.base_url, err=err
+    )
+    if loaded is None:
         return EXIT_USAGE
+    chosen, problems = loaded
     if not chosen.pairs:
         print("synthmon once: nothing selected to run (check --journey/--tag/--target)", file=err)
         return EXIT_USAGE
@@ -377,7 +399,7 @@ def once(args: Any, settings: Settings, *, out: TextIO, err: TextIO) -> int:
         write_junit(args.junit, results, journeys)
     if args.json is not None:
         write_json(args.json, results)
-    if report.problems:
+    if problems:
         # A broken journey file is a failed smoke test, not a silent skip.
         return EXIT_FAILED
     return EXIT_FAILED if failed else EXIT_OK
