@@ -299,6 +299,28 @@ class TestSecretsStayHome:
 
 
 class TestConfig:
+    async def test_standard_otel_variables_configure_the_exporter(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With no endpoint in [tracing], OTEL_EXPORTER_OTLP_ENDPOINT, _HEADERS and
+        OTEL_SERVICE_NAME decide where spans go, with what, and under which name."""
+        async with otlp_http() as (url, received):
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=team-a")
+            monkeypatch.setenv("OTEL_SERVICE_NAME", "synthetic-eu")
+            settings = make_settings(
+                tmp_path,
+                targets={"shop": shop.url},
+                journeys={"j.py": SHOP_JOURNEY},
+                extra_toml='[tracing]\nenabled = true\nflush_interval = "0.1s"\n',
+            )
+            async with run_daemon(settings) as (daemon, _):
+                result = await daemon.run_pair(daemon.journeys["browse"], daemon.targets["shop"])
+                await received.wait_for(_complete(result.run_id, 5))
+        root = by_name(received.of(result.run_id), "journey browse")
+        assert root.resource["service.name"] == "synthetic-eu"
+        assert all(h.get("x-tenant") == "team-a" for h in received.headers)
+
     def test_bad_tracing_settings_name_the_field(self, tmp_path: Path) -> None:
         """A ui_url without {trace_id}, or an endpoint that is no URL, is refused at
         load naming the file and the field."""
