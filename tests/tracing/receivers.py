@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import gzip
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -93,8 +96,9 @@ class Received:
 
 
 @asynccontextmanager
-async def otlp_http() -> AsyncIterator[tuple[str, Received]]:
-    """(base URL, what arrived) of an OTLP/HTTP receiver on a free loopback port."""
+async def otlp_http(tls: ssl.SSLContext | None = None) -> AsyncIterator[tuple[str, Received]]:
+    """(base URL, what arrived) of an OTLP/HTTP receiver on a free loopback port
+    (HTTPS with `tls`)."""
     received = Received()
 
     async def traces(request: web.Request) -> web.Response:
@@ -111,11 +115,11 @@ async def otlp_http() -> AsyncIterator[tuple[str, Received]]:
     app.router.add_post("/v1/traces", traces)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        yield f"http://127.0.0.1:{port}", received
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", received
     finally:
         await runner.cleanup()
 
@@ -196,3 +200,52 @@ async def webhook() -> AsyncIterator[tuple[str, list[Any]]]:
         yield f"http://127.0.0.1:{port}/webhook", bodies
     finally:
         await runner.cleanup()
+
+
+def make_pki(directory: Path) -> dict[str, Path]:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate,
+    made with the openssl CLI (PEM files in `directory`)."""
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run(
+        "req",
+        "-x509",
+        *ec,
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=synthmon test CA",
+    )
+    for name, ext in (
+        ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
+        (directory / f"{name}.ext").write_text(ext + "\n")
+        run("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "1",
+            "-extfile",
+            f"{name}.ext",
+        )
+    return {
+        n: directory / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.tracing.receivers import (
     SeenSpan,
     black_hole,
     closed_port,
+    make_pki,
     otlp_http,
     webhook,
 )
@@ -320,6 +322,29 @@ class TestConfig:
         root = by_name(received.of(result.run_id), "journey browse")
         assert root.resource["service.name"] == "synthetic-eu"
         assert all(h.get("x-tenant") == "team-a" for h in received.headers)
+
+    async def test_mutual_tls_to_the_collector(self, tmp_path: Path, shop: RunningShop) -> None:
+        """certificate (the collector's CA) and client_certificate/client_key (mTLS)
+        take spans to an HTTPS collector that requires a client certificate."""
+        pki = make_pki(tmp_path)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki["ca.pem"]))
+        tls.load_cert_chain(pki["server.pem"], pki["server.key"])
+        tls.verify_mode = ssl.CERT_REQUIRED
+        async with otlp_http(tls) as (url, received):
+            settings = make_settings(
+                tmp_path,
+                targets={"shop": shop.url},
+                journeys={"j.py": SHOP_JOURNEY},
+                extra_toml=tracing_toml(url)
+                + f'certificate = "{pki["ca.pem"]}"\n'
+                + f'client_certificate = "{pki["client.pem"]}"\n'
+                + f'client_key = "{pki["client.key"]}"\n',
+            )
+            async with run_daemon(settings) as (daemon, _):
+                result = await daemon.run_pair(daemon.journeys["browse"], daemon.targets["shop"])
+                await received.wait_for(_complete(result.run_id, 5))
+        assert url.startswith("https://")
+        assert by_name(received.of(result.run_id), "journey browse").parent_id == ""
 
     def test_bad_tracing_settings_name_the_field(self, tmp_path: Path) -> None:
         """A ui_url without {trace_id}, or an endpoint that is no URL, is refused at

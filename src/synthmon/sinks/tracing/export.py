@@ -15,7 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import requests
 import structlog
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -188,6 +190,16 @@ class GuardedExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
+class PinnedCaSession(requests.Session):
+    """A session whose `verify` the environment's CA bundle variables cannot replace."""
+
+    @override
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        merged["verify"] = self.verify
+        return merged
+
+
 def protocol_of(settings: TracingSettings) -> str:
     """http or grpc: the setting, else OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL."""
     if settings.protocol is not None:
@@ -242,6 +254,9 @@ def build_exporter(settings: TracingSettings) -> tuple[SpanExporter, str, str]:
         OTLPSpanExporter as HttpExporter,
     )
 
+    # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (set in many images) override a
+    # session's own CA bundle (psf/requests#3829): the configured certificate must win.
+    session = PinnedCaSession() if settings.certificate is not None else None
     url = None
     if settings.endpoint is not None:
         url = settings.endpoint.rstrip("/")
@@ -258,6 +273,7 @@ def build_exporter(settings: TracingSettings) -> tuple[SpanExporter, str, str]:
         headers=headers,
         timeout=settings.timeout,
         compression=http_compression.get(settings.compression or ""),
+        session=session,
     )
     where = url or (
         os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
