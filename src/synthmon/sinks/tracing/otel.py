@@ -17,8 +17,10 @@ import asyncio
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 
+import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
@@ -31,16 +33,20 @@ from typing_extensions import override  # typing.override from Python 3.12
 
 from synthmon._version import __version__
 from synthmon.config.settings import TracingSettings
+from synthmon.journeys.context import NoTrace
 from synthmon.journeys.dsl import Journey
-from synthmon.model import Attr, RunResult, Target
+from synthmon.model import Attr, RunResult, SpanHandle, Target
 from synthmon.model import Status as RunStatus
 from synthmon.sinks.tracing.export import (
+    LOG_EVERY,
     BoundedProcessor,
     GuardedExporter,
     TraceMetrics,
     build_exporter,
     capture_sdk_logs,
 )
+
+log = structlog.get_logger("synthmon.tracing")
 
 # test.suite.run.status (OpenTelemetry semantic conventions, test attributes).
 SUITE_STATUS = {
@@ -51,6 +57,17 @@ SUITE_STATUS = {
 }
 # Export gets this long at shutdown; what is still queued then is lost.
 SHUTDOWN_SECONDS = 5.0
+
+
+_faults: dict[str, float] = {}
+
+
+def _fault(where: str) -> None:
+    """A bug in tracing: logged (at most once a minute per place), the run goes on."""
+    now = time.monotonic()
+    if now - _faults.get(where, -LOG_EVERY) >= LOG_EVERY:
+        _faults[where] = now
+        log.exception("tracing_failed", where=where, hint="the run goes on without this span")
 
 
 class _RunIds(RandomIdGenerator):
@@ -113,6 +130,15 @@ class OtelRunTrace:
         *,
         client: bool = False,
         current: bool = False,
+    ) -> SpanHandle:
+        try:
+            return self._span(name, attributes, client=client, current=current)
+        except Exception:  # noqa: BLE001 - a tracing fault never fails a run
+            _fault("span")
+            return NoTrace(f"{self._trace_id:032x}").span(name, attributes)
+
+    def _span(
+        self, name: str, attributes: Mapping[str, Attr], *, client: bool, current: bool
     ) -> _Span:
         parent = otel_trace.get_current_span()
         if parent.get_span_context().trace_id != self._trace_id or not parent.is_recording():
@@ -138,6 +164,19 @@ class OtelRunTrace:
         error: str | None,
         end_time: float | None,
     ) -> None:
+        try:
+            self._end_span(span, token, attributes, error, end_time)
+        except Exception:  # noqa: BLE001 - a tracing fault never fails a run
+            _fault("end_span")
+
+    def _end_span(
+        self,
+        span: Span,
+        token: object | None,
+        attributes: Mapping[str, Attr] | None,
+        error: str | None,
+        end_time: float | None,
+    ) -> None:
         if attributes:
             span.set_attributes(self._clean(attributes))
         if error is not None:
@@ -151,6 +190,12 @@ class OtelRunTrace:
 
     def finish(self, result: RunResult) -> None:
         """End the root span with the run's outcome (and any span left open)."""
+        try:
+            self._finish(result)
+        except Exception:  # noqa: BLE001 - a tracing fault never fails a run
+            _fault("finish")
+
+    def _finish(self, result: RunResult) -> None:
         for span in reversed(self._open[1:]):
             span.end()
         self._open[1:] = []
@@ -217,6 +262,15 @@ class OtelTracing:
         self._scrub = scrub
 
     def start_run(
+        self, journey: Journey, target: Target, run_id: str, attempt: int
+    ) -> OtelRunTrace | NoTrace:
+        try:
+            return self._start_run(journey, target, run_id, attempt)
+        except Exception:  # noqa: BLE001 - a tracing fault never fails a run
+            _fault("start_run")
+            return NoTrace(run_id)
+
+    def _start_run(
         self, journey: Journey, target: Target, run_id: str, attempt: int
     ) -> OtelRunTrace:
         attributes: dict[str, Attr] = {
