@@ -41,3 +41,6 @@ _.in_memory
 
 # The async context manager protocol's fixed signature (runners/leftovers.py RunScope.__aexit__).
 _.exc_info
+# runners/tls.py ChainCache.parses: how often a chain was parsed, read by tests/tls and
+# bench/tls_bench.py to hold the "parsed once per certificate change" promise.
+_.parses

@@ -47,6 +47,7 @@ from synthmon.sinks.logs import LogSink
 from synthmon.sinks.metrics import Metrics, MetricsSink
 from synthmon.sinks.safety_metrics import SafetyMetrics
 from synthmon.sinks.shadow_metrics import ShadowMetrics
+from synthmon.sinks.tls_metrics import TlsMetrics
 from synthmon.web import api, auth, control, silences_api
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
@@ -148,6 +149,8 @@ class Daemon:
         )
         self.browser_metrics = BrowserMetrics(self.registry, location=settings.location)
         self.shadow_metrics = ShadowMetrics(self.registry, location=settings.location)
+        # Certificates the HTTP runs' connections presented (docs/metrics.md, TLS).
+        self.tls = TlsMetrics(self.registry, location=settings.location)
         # The browser runner is built when the first browser journey is loaded
         # (`reload`): HTTP-only deployments never load Playwright.
         self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
@@ -157,6 +160,7 @@ class Daemon:
                 ("latest", self.latest),
                 ("logs", LogSink()),
                 ("shadow_metrics", self.shadow_metrics),
+                ("tls_metrics", self.tls),
                 ("alerting", self.alerting),
                 *([("history", self.history)] if self.history is not None else []),
                 *(extra_sinks or []),
@@ -164,6 +168,7 @@ class Daemon:
             timeout=settings.scheduler.sink_timeout,
             on_problem=self.metrics.sink_problem,
         )
+        self.metrics.watch_sink_queues(self.fanout.depth)
         # Before the executor: it asks the watchdog who blocked the loop.
         self.watchdog = LoopWatchdog(
             threshold=settings.scheduler.loop_lag_warning,
@@ -423,6 +428,7 @@ class Daemon:
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
         self.shadow_metrics.set_catalog((j.name, t.name) for j, t in pairs.values())
+        self.tls.set_catalog((j.name, t.name) for j, t in pairs.values())
         self.alerting.set_catalog(
             [(j, t.name) for j, t in pairs.values()], complete=not report.problems
         )

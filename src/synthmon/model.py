@@ -86,6 +86,26 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsChain:
+    """The certificate chain one HTTPS server presented for `host` (`host:port` when
+    the port is not 443): the leaf's details and the earliest expiry of the chain as
+    presented (the trust store's root is not part of it). Times are epoch seconds."""
+
+    host: str
+    leaf_not_after: float
+    subject: str  # RFC 4514, "CN=shop.example"
+    issuer: str
+    serial: str  # hex, as `openssl x509 -serial` prints it
+    sans: tuple[str, ...]
+    earliest_not_after: float
+    earliest_subject: str  # the certificate of the chain that expires first
+    earliest_issuer: str
+    chain_length: int
+    # False when only the leaf could be read (no chain API on this Python/TLS stack).
+    chain_complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """Everything one run of one (journey, target) pair produced."""
 
@@ -120,6 +140,9 @@ class RunResult:
     # The scheduled slot (epoch seconds) this run serves; None for runs nobody
     # scheduled (`synthmon once`). Retries and re-checks serve their slot too.
     scheduled_at: float | None = None
+    # Certificate chains the run's HTTPS connections presented, one per host
+    # (HTTP journeys; read off connections the run made anyway: runners/tls.py).
+    tls: tuple[TlsChain, ...] = ()
 
     @property
     def ok(self) -> bool:

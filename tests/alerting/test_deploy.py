@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from synthmon.alerting.metrics import AlertMetrics
 from synthmon.sinks.metrics import Metrics
+from synthmon.sinks.tls_metrics import TlsMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RULES = DEPLOY / "prometheus" / "rules.yml"
@@ -45,6 +46,7 @@ class TestPrometheusRules:
         registry = CollectorRegistry()
         Metrics(registry, location="eu")
         AlertMetrics(registry, location="eu")
+        TlsMetrics(registry, location="eu")
         exported = set()
         for family in registry.collect():
             exported |= {family.name, *(s.name for s in family.samples)}

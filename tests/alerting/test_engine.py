@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from synthmon import Context, journey
 from synthmon.alerting.engine import AlertEngine
+from synthmon.alerting.render import AlertRenderer
 from synthmon.config.alerting import AlertingConfig
 from synthmon.model import RunResult, Status
 from tests.alerting.conftest import Receiver, never_paused
@@ -168,21 +169,16 @@ class TestPersistence:
 
 
 class TestLinks:
-    def test_artifact_and_status_links_match_the_status_server(self, tmp_path: Path) -> None:
+    def test_artifact_and_status_links_match_the_status_server(self) -> None:
         """Artifact paths on disk become /artifacts/<journey>/<run_id>/<file> links and
         the status link names the journey, as the status server serves them."""
-        eng = AlertEngine(
-            AlertingConfig(),
-            data_dir=tmp_path,
-            registry=CollectorRegistry(),
-            journeys={"shop": shop}.get,
-            is_paused=never_paused,
-            external_url="https://synthmon.example",
-        )
+        # The engine's links come from its AlertRenderer (alerting/render.py).
+        render = AlertRenderer(location=None, external_url="https://synthmon.example/")
         disk = "/var/lib/synthmon/artifacts/shop/01abc/screenshot.png"
-        assert eng._artifact_url(disk) == (
+        assert render._artifact_url(disk) == (
             "https://synthmon.example/artifacts/shop/01abc/screenshot.png"
         )
         assert (
-            eng._status_url("shop", "prod") == "https://synthmon.example/journeys/shop?target=prod"
+            render._status_url("shop", "prod")
+            == "https://synthmon.example/journeys/shop?target=prod"
         )

@@ -75,6 +75,25 @@ class TestFanout:
         runs = sample(text, "synthmon_journey_runs_total", journey="tick", result="success")
         assert runs is not None and runs >= 4
 
+    async def test_backlog_of_a_hanging_sink_shows_in_its_queue_depth(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """synthmon_sink_queue_depth{sink} shows the results a hanging sink has not taken
+        (the dashboard's "Sink queue depth"), and falls back to 0 once it catches up."""
+        hanging = HangingSink()
+        settings = _settings(tmp_path, shop, "60s")
+        async with run_daemon(settings, extra_sinks=[("hanging", hanging)]) as (daemon, got):
+            await got.wait_for(lambda rs: len(rs) >= 4, timeout=15)
+            await daemon.fanout.flush("collector")
+            backed_up = await scrape(daemon)
+            hanging.release.set()
+            await daemon.fanout.flush("hanging")
+            drained = await scrape(daemon)
+        queued = sample(backed_up, "synthmon_sink_queue_depth", sink="hanging")
+        assert queued is not None and queued >= 3  # one is in its hands, the rest wait
+        assert sample(backed_up, "synthmon_sink_queue_depth", sink="collector") == 0
+        assert sample(drained, "synthmon_sink_queue_depth", sink="hanging") == 0
+
     async def test_slow_sink_times_out_counts_and_moves_on(
         self, tmp_path: Path, shop: RunningShop
     ) -> None:

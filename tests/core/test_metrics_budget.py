@@ -11,9 +11,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from synthmon.config.settings import load_settings
 from synthmon_demo import RunningShop
 from tests.conftest import set_chaos
-from tests.harness import make_settings, run_daemon, sample, scrape
+from tests.harness import make_settings, run_daemon, sample, scrape, write_config, write_journeys
+from tests.tls.pki import Pki, tls_server
 
 # The budget docs/metrics.md states for a one-step HTTP journey on one target: the run
 # metrics, and what the history adds (slots by outcome, availability per window,
@@ -21,6 +23,9 @@ from tests.harness import make_settings, run_daemon, sample, scrape
 SERIES_PER_PAIR = 26
 HISTORY_SERIES = {"synthmon_slots_total": 6, "synthmon_journey_availability_ratio": 3}
 HISTORY_SERIES["synthmon_journey_incidents_total"] = 1
+# Per HTTPS host a target's journeys reach (docs/metrics.md, "TLS certificates"):
+# not_after for leaf and earliest, info for each. No journey label: per (target, host).
+TLS_SERIES_PER_HOST = 4
 HISTORY_PREFIXES = (
     "synthmon_slots_",
     "synthmon_journey_availability_",
@@ -84,6 +89,34 @@ class TestSeriesBudget:
         labels = {"journey": "home", "target": "demo", "step": "home"}
         assert (sample(text, "synthmon_journey_step_duration_seconds_count", **labels) or 0) >= 1
         assert len(series_of(text, "home")) == SERIES_PER_PAIR + 11
+
+    async def test_an_https_host_adds_the_tls_series_and_nothing_per_journey(
+        self, tmp_path: Path
+    ) -> None:
+        """A journey against an https:// target keeps its 26 series and adds the TLS
+        series of its host (4, labelled target and host, not journey)."""
+        pki = Pki.make(tmp_path / "pki", leaf_days=60)
+        async with tls_server(pki) as server:
+            jdir = write_journeys(tmp_path / "journeys", {"h.py": ONE_STEP})
+            body = (
+                f'journeys_dir = "{jdir}"\ndata_dir = "{tmp_path / "data"}"\n'
+                f'[server]\nlisten = "127.0.0.1:0"\n'
+                f'[targets.tls]\nbase_url = "{server.url}"\nverify_tls = false\n'
+            )
+            settings = load_settings(write_config(tmp_path / "synthmon.toml", body))
+            async with run_daemon(settings) as (daemon, results):
+                await results.wait_for(lambda rs: len(rs) >= 2, timeout=10)
+                await daemon.fanout.flush()
+                text = await scrape(daemon)
+        assert len(series_of(text, "home")) == SERIES_PER_PAIR, series_of(text, "home")
+        tls = [
+            s.labels
+            for family in text_string_to_metric_families(text)
+            if family.name.startswith("synthmon_tls_")
+            for s in family.samples
+        ]
+        assert len(tls) == TLS_SERIES_PER_HOST, tls
+        assert all(labels["target"] == "tls" and "journey" not in labels for labels in tls)
 
 
 class TestPairCollector:

@@ -15,12 +15,10 @@ from typing import Any
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
-from prometheus_client import CollectorRegistry
 
 from synthmon.config.secrets import unresolved_secrets_allowed
 from synthmon.config.settings import Settings, load_settings
 from synthmon.scheduling.sharding import parse_shard
-from synthmon.sinks.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -182,74 +180,7 @@ class TestCompose:
         assert out.returncode == 0, out.stdout + out.stderr
 
 
-# -- grafana -------------------------------------------------------------------------
-
-
-def dashboard_exprs() -> list[str]:
-    dash = json.loads((DEPLOY / "grafana" / "dashboards" / "synthmon.json").read_text())
-    return [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
-
-
-class TestGrafana:
-    def test_dashboard_uses_the_provisioned_datasource(self) -> None:
-        """Every panel and variable queries the datasource uid that provisioning creates."""
-        ds = yaml.safe_load(
-            (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yaml").read_text()
-        )
-        uids = {d["uid"] for d in ds["datasources"]}
-        dash = json.loads((DEPLOY / "grafana" / "dashboards" / "synthmon.json").read_text())
-        used = {p["datasource"]["uid"] for p in dash["panels"] if "datasource" in p}
-        used |= {v["datasource"]["uid"] for v in dash["templating"]["list"]}
-        assert used <= uids
-
-    def test_dashboard_path_matches_provisioning_and_compose(self) -> None:
-        """Grafana's dashboard provider reads the folder compose mounts the JSON into."""
-        prov = yaml.safe_load(
-            (DEPLOY / "grafana" / "provisioning" / "dashboards" / "synthmon.yaml").read_text()
-        )
-        [compose] = load_yaml_docs(COMPOSE / "compose.yaml")
-        mounts = dict(
-            mounted_host_path(s, COMPOSE) for s in compose["services"]["grafana"]["volumes"]
-        )
-        folder = prov["providers"][0]["options"]["path"]
-        assert mounts[DEPLOY / "grafana" / "dashboards"] == folder
-
-    def test_dashboard_queries_only_metrics_synthmon_exports(self) -> None:
-        """A renamed metric breaks this test, not the dashboard in production."""
-        registry = CollectorRegistry()
-        Metrics(registry, location="x")
-        families = {m.name for m in registry.collect()}
-        for expr in dashboard_exprs():
-            for name in re.findall(r"\bsynthmon_[a-z_]+", expr):
-                base = re.sub(r"_(bucket|sum|count|total|created)$", "", name)
-                assert base in families, f"{name} in {expr!r}"
-
-    @pytest.mark.skipif(shutil.which("promtool") is None, reason="needs promtool")
-    def test_dashboard_promql_parses(self, tmp_path: Path) -> None:
-        """Every panel query is valid PromQL (checked by promtool as recording rules)."""
-        rules = {
-            "groups": [
-                {
-                    "name": "dashboard",
-                    "rules": [
-                        {
-                            "record": f"dashboard:query{i}",
-                            "expr": e.replace("$__rate_interval", "1m")
-                            .replace('"$location"', '".*"')
-                            .replace('"$journey"', '".*"')
-                            .replace('"$target"', '".*"'),
-                        }
-                        for i, e in enumerate(dashboard_exprs())
-                    ],
-                }
-            ]
-        }
-        path = tmp_path / "dashboard_rules.yml"
-        path.write_text(yaml.safe_dump(rules))
-        out = subprocess.run(
-            ["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False
-        )
-        assert out.returncode == 0, out.stdout + out.stderr
+# -- grafana: tests/deploy/test_grafana_dashboard.py ----------------------------------
 
 
 # -- kubernetes ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ never lost.
     outbox.py     background delivery with backoff and jitter
     silences.py   maintenance windows and runtime silences
     engine.py     the sink that ties them together
+    render.py     what an alert says: summary, links to the journey page and artifacts
     settings.py   the [alerting] config section
 
 Decisions are written down in docs/alerting.md.

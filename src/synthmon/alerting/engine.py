@@ -22,9 +22,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import PurePath
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import httpx
 import structlog
@@ -49,14 +47,13 @@ from synthmon.alerting.policy import (
     advance,
 )
 from synthmon.alerting.policybook import PolicyBook
-from synthmon.alerting.scrub import scrub
+from synthmon.alerting.render import AlertRenderer
 from synthmon.alerting.silences import Silences
 from synthmon.alerting.store import AlertStore
 from synthmon.alerting.tracked import Tracked
 from synthmon.config.alerting import AlertingConfig
-from synthmon.config.durations import format_duration
 from synthmon.journeys.dsl import Journey
-from synthmon.model import RunResult, Severity, Verdict
+from synthmon.model import RunResult, Verdict
 from synthmon.sinks.pairstate import PairStore
 
 log = structlog.get_logger("synthmon.alerting")
@@ -98,8 +95,6 @@ class AlertEngine:
         trace_url: Callable[[str | None], str | None] = lambda trace_id: None,
     ) -> None:
         self.config = config
-        # A run's trace in the tracing UI ([tracing] ui_url), linked from its alert.
-        self._trace_url = trace_url
         self._incidents: IncidentListener = incidents or _NoIncidents()
         self.metrics = AlertMetrics(registry, location=location, pairs=pair_metrics)
         # Whether the database takes writes; delivery never waits on it (persist.py).
@@ -112,8 +107,10 @@ class AlertEngine:
         # key -> when the first failed attempt of a not-yet-counted failure ended:
         # retried attempts are not counted, but the incident starts there.
         self._first_attempt: dict[str, float] = {}
-        self._location = location
-        self._external_url = external_url.rstrip("/") if external_url else None
+        # What an alert says: summary, status page and artifact links (render.py).
+        self._render = AlertRenderer(
+            location=location, external_url=external_url, trace_url=trace_url
+        )
         self._clock = clock
         self._extra_notifiers = dict(notifiers or {})
         self._log = LogNotifier()
@@ -308,7 +305,7 @@ class AlertEngine:
                 t.policy, first_failure_at=min(first_attempt, t.policy.first_failure_at or now)
             )
         if outcome is Outcome.FAIL:
-            t.last = self._alert(t, journey, result, Event.TRIGGER).to_json()
+            t.last = self._render.alert(t, journey, result, Event.TRIGGER).to_json()
         self.metrics.set_state(name.value, journey.name, result.target, t.policy.state)
         if transition is Transition.FIRING:
             t.resolved_at = None
@@ -325,7 +322,7 @@ class AlertEngine:
                 event=Event.RESOLVE,
                 resolved_at=now,
                 last_success_at=now,
-                summary=self._summary(name, journey, result.target, resolved=True),
+                summary=self._render.summary(name, journey, result.target, resolved=True),
             )
             t.last = alert.to_json()
             self._incidents.alert_transition(alert)
@@ -449,7 +446,7 @@ class AlertEngine:
             and c.alertmanager is not None
             and now - self._heartbeat_at >= c.resend_interval
         ):
-            self._enqueue("alertmanager", self._heartbeat(now))
+            self._enqueue("alertmanager", self._render.heartbeat(now, c.resend_interval))
             self._heartbeat_at = now
 
     def _policy_of(self, t: Tracked, journey: Journey) -> Policy:
@@ -468,94 +465,3 @@ class AlertEngine:
     def _last(self, t: Tracked) -> Alert:
         assert t.last is not None
         return Alert.from_json(t.last)
-
-    def _heartbeat(self, now: float) -> Alert:
-        return Alert(
-            alertname=AlertName.HEARTBEAT,
-            journey="",
-            target="",
-            location=self._location,
-            severity="none",
-            state="firing",
-            event=Event.REMINDER,
-            incident=0,
-            summary="synthmon is alive: this alert always fires; its absence means synthmon "
-            "is down or wedged",
-            fired_at=now,
-            status_url=self._external_url,
-            interval=self.config.resend_interval,
-        )
-
-    def _summary(
-        self,
-        name: AlertName,
-        j: Journey,
-        target: str,
-        *,
-        resolved: bool = False,
-        step: str | None = None,
-        reason: str | None = None,
-    ) -> str:
-        if resolved:
-            return {
-                AlertName.FAILED: f"Journey {j.name} on {target} passes again",
-                AlertName.DEGRADED: f"Journey {j.name} on {target} is within its latency budget",
-                AlertName.INTERNAL: f"synthmon runs journey {j.name} on {target} again",
-            }.get(name, f"{name.value} resolved")
-        if name is AlertName.DEGRADED:
-            budget = format_duration(j.degraded_after or 0)
-            return f"Journey {j.name} on {target} is slower than its {budget} budget"
-        if name is AlertName.INTERNAL:
-            return (
-                f"synthmon cannot run journey {j.name} on {target} ({reason}): "
-                "a synthmon problem, not a target outage"
-            )
-        at = f" at step '{step}'" if step else ""
-        return f"Journey {j.name} is failing on {target}{at}"
-
-    def _alert(self, t: Tracked, j: Journey, r: RunResult, event: Event) -> Alert:
-        p = t.policy
-        severity = j.severity.value if t.alertname is AlertName.FAILED else Severity.WARNING.value
-        error = r.error_message
-        if t.alertname is AlertName.DEGRADED:
-            error = f"run took {r.duration:.2f}s, budget {format_duration(j.degraded_after or 0)}"
-        return Alert(
-            alertname=t.alertname,
-            journey=j.name,
-            target=r.target,
-            location=self._location,
-            severity=severity,
-            state="firing",
-            event=event,
-            incident=p.incident,
-            summary=self._summary(t.alertname, j, r.target, step=r.failed_step, reason=r.reason),
-            failing_step=r.failed_step,
-            error_message=scrub(error),
-            reason=r.reason,
-            run_id=r.run_id,
-            trace_id=r.trace_id,
-            first_failure_at=p.first_failure_at,
-            failed_runs=p.failed_runs,
-            last_success_at=p.last_success_at,
-            fired_at=p.fired_at,
-            artifacts=tuple(self._artifact_url(a) for a in r.artifacts),
-            description=j.description,
-            runbook_url=j.runbook_url,
-            status_url=self._status_url(j.name, r.target),
-            trace_url=self._trace_url(r.trace_id),
-            tags=j.tags,
-            interval=j.interval or 60.0,
-        )
-
-    def _status_url(self, journey: str, target: str) -> str | None:
-        if self._external_url is None:
-            return None
-        return f"{self._external_url}/journeys/{quote(journey)}?target={quote(target)}"
-
-    def _artifact_url(self, artifact: str) -> str:
-        if "://" in artifact or self._external_url is None:
-            return artifact
-        # Runs store `<artifacts dir>/<journey>/<run_id>/<file>`; the status server
-        # serves exactly those three parts under /artifacts/.
-        parts = PurePath(artifact).parts[-3:]
-        return f"{self._external_url}/artifacts/{'/'.join(quote(p) for p in parts)}"

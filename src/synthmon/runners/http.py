@@ -30,6 +30,7 @@ from synthmon.runners.base import (
 )
 from synthmon.runners.leftovers import RunScope
 from synthmon.runners.network import cap_body
+from synthmon.runners.tls import ChainCache, TlsCapture
 
 TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
 
@@ -158,6 +159,8 @@ class HttpRunner:
         self._ssl_insecure: ssl.SSLContext | None = None
         self._follow_redirects = follow_redirects
         self._clock = clock
+        # Certificates are read off the runs' own connections; parsed once per change.
+        self.tls_chains = ChainCache()
 
     def _ssl_for(self, target: Target) -> ssl.SSLContext:
         if target.verify_tls:
@@ -218,9 +221,11 @@ class HttpRunner:
     async def run(self, request: RunRequest) -> RunResult:
         journey, target, run_id = request.journey, request.target, request.run_id
         last: list[str] = []
+        tls = TlsCapture(self.tls_chains)
 
         def seen(request: httpx.Request, response: httpx.Response) -> None:
             last[:] = [f"{response.status_code} from {request.method} {request.url}"]
+            tls(request, response)
 
         def describe_exc(exc: BaseException) -> tuple[str, str]:
             etype, msg = describe(exc, journey.filename)
@@ -287,8 +292,12 @@ class HttpRunner:
                     cleanup_failures = await run_cleanups(journey, ctx, run)
                 finally:
                     await ctx.aclose()
-        if cleanup_failures or scope.left_behind:
+        chains = tls.chains
+        if cleanup_failures or scope.left_behind or chains:
             result = dataclasses.replace(
-                result, cleanup_failures=cleanup_failures, left_behind=scope.left_behind
+                result,
+                cleanup_failures=cleanup_failures,
+                left_behind=scope.left_behind,
+                tls=chains,
             )
         return result

@@ -62,6 +62,9 @@ class BrowserMetrics:
             self.launches.labels(result, *self._loc)
         for reason in ("runs", "rss", "driver", "unresponsive"):
             self.recycles.labels(reason, *self._loc)
+        # With a location label, a child exists only once touched: create it at 0 so
+        # rate() sees the first crash (without labels prometheus_client does this itself).
+        at_location(self.crashes, self._loc)
 
     # -- PoolEvents ------------------------------------------------------------------
 

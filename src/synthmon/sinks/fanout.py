@@ -57,6 +57,11 @@ class Fanout:
             )
             self._workers.append(task)
 
+    def depth(self) -> dict[str, int]:
+        """Results waiting per queued sink (read by /metrics' render thread: qsize is a
+        len() of the queue's deque, safe without the event loop)."""
+        return {name: queue.qsize() for name, queue in self._queues.items()}
+
     def emit(self, result: RunResult) -> None:
         """Queue `result` for every sink. Never blocks, never raises."""
         for name, record in self._inline:

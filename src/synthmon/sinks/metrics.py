@@ -12,7 +12,7 @@ series budget is in docs/metrics.md.
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -68,6 +68,12 @@ class Metrics:
             ("sink", "problem", *loc),
             registry=registry,
         )
+        self.sink_queue_depth = Gauge(
+            "synthmon_sink_queue_depth",
+            "Results queued for a sink that its worker has not taken yet (inline sinks have none).",
+            ("sink", *loc),
+            registry=registry,
+        )
         build = Gauge(
             "synthmon_build_info",
             "synthmon version, always 1.",
@@ -113,6 +119,12 @@ class Metrics:
     def sink_problem(self, sink: str, problem: str) -> None:
         self.sink_problems.labels(sink, problem, *self._loc).inc()
 
+    def watch_sink_queues(self, depth: Callable[[], Mapping[str, int]]) -> None:
+        """Export `depth()` ({sink: queued results}, the fan-out's) at scrape time:
+        a backed-up sink shows before it starts dropping."""
+        for sink in depth():
+            self.sink_queue_depth.labels(sink, *self._loc).set_function(_reader(depth, sink))
+
 
 class MetricsSink:
     """The sink face of `Metrics`: an in-memory update, so the fan-out calls it inline
@@ -126,6 +138,10 @@ class MetricsSink:
 
     async def emit(self, result: RunResult) -> None:
         self.record(result)
+
+
+def _reader(depth: Callable[[], Mapping[str, int]], sink: str) -> Callable[[], float]:
+    return lambda: float(depth().get(sink, 0))
 
 
 def at_location(metric: Any, loc: tuple[str, ...]) -> Any:

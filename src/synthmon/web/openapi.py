@@ -159,6 +159,35 @@ def spec() -> J:
         },
         closed=True,
     )
+    CERT = {
+        "not_after": {**NUM, "description": "expiry (epoch s)"},
+        "subject": {**STR, "description": "RFC 4514"},
+        "issuer": {**STR, "description": "RFC 4514"},
+    }
+    TLS = _obj(
+        ["host", "observed_at", "leaf", "earliest", "chain_length", "chain_complete"],
+        {
+            "host": {**STR, "description": "host, or host:port when the port is not 443"},
+            "observed_at": {**NUM, "description": "when the run that saw it finished"},
+            "leaf": _obj(
+                ["not_after", "subject", "issuer", "serial", "sans"],
+                {
+                    **CERT,
+                    "serial": {**STR, "description": "hex"},
+                    "sans": {"type": "array", "items": STR},
+                },
+                closed=True,
+            ),
+            "earliest": _obj(
+                ["not_after", "subject", "issuer"],
+                CERT,
+                closed=True,
+            ),
+            "chain_length": {**INT, "description": "certificates the server presented"},
+            "chain_complete": {**BOOL, "description": "false: only the leaf could be read"},
+        },
+        closed=True,
+    )
     JOURNEY = _obj(
         [
             "journey",
@@ -177,6 +206,7 @@ def spec() -> J:
             "mttr_seconds",
             "mtbf_seconds",
             "stats",
+            "tls",
         ],
         {
             "journey": STR,
@@ -204,6 +234,11 @@ def spec() -> J:
                     {"type": "null"},
                     {"type": "object", "additionalProperties": _ref("Stats")},
                 ]
+            },
+            "tls": {
+                "type": "array",
+                "items": _ref("Tls"),
+                "description": "certificate chains this pair's HTTPS connections presented",
             },
         },
     )
@@ -388,6 +423,7 @@ def spec() -> J:
                 "Step": STEP,
                 "Run": RUN,
                 "Stats": STATS,
+                "Tls": TLS,
                 "Journey": JOURNEY,
                 "Incident": INCIDENT,
                 "Slot": SLOT,

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from synthmon.scheduling.sharding import Shard
     from synthmon.sinks.history.sink import HistorySink
     from synthmon.sinks.latest import LatestResults
+    from synthmon.sinks.tls_metrics import TlsMetrics
 
 
 class DaemonState(Protocol):
@@ -41,6 +42,7 @@ class DaemonState(Protocol):
     shard: Shard | None
     alerting: AlertEngine
     history: HistorySink | None
+    tls: TlsMetrics
 
 
 class StatusViews:
@@ -118,6 +120,8 @@ class StatusViews:
                     "stats": self.d.history.stats_json(j.name, t.name)
                     if self.d.history is not None
                     else None,
+                    # Certificates this pair's HTTPS connections presented, per host.
+                    "tls": self.d.tls.pair_json(j.name, t.name),
                 }
             )
         return out
