@@ -20,7 +20,7 @@ APT_PACKAGES += tini:tini
 DEMO_SECRETS := DEMO_SHOPPER1_PASSWORD=shopper1-pass DEMO_SHOPPER2_PASSWORD=shopper2-pass \
 	DEMO_MFA_PASSWORD=mfa-pass DEMO_MFA_TOTP_SECRET=$$($(PY) -c 'from synthmon_demo import DEMO_TOTP_SECRET as s; print(s)')
 
-.PHONY: setup venv system-deps run test lint typecheck check pytest bench soak lock clean
+.PHONY: setup venv system-deps run test lint typecheck check pytest bench soak lock clean screenshots
 
 setup: venv system-deps
 
@@ -77,6 +77,11 @@ test: setup lint typecheck check pytest
 
 bench: setup
 	$(PY) bench/run.py
+
+# The status page and a failing journey's page at desktop and phone width, into
+# docs/images/ (README.md shows them). tests/status/ runs the script so it cannot rot.
+screenshots: setup
+	$(PY) scripts/screenshots.py docs/images
 
 # The daemon for SOAK_MINUTES with faults injected on a schedule (bench/soak.py): runs
 # expected vs recorded, lag, RSS/FDs/Chromium, alerts expected vs delivered. Not in

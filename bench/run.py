@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, each printing its side-by-side ratios.
 
 Usage: python bench/run.py [--quick] [NAME ...]
-(names: http, browser, detection, compare, soak, history, tls, tracing)
+(names: http, browser, detection, compare, soak, history, tls, status_page, tracing)
 Figures and the commands that produced them are recorded in docs/benchmarks.md.
 """
 
@@ -26,6 +26,7 @@ BENCHES = {
     "compare": "compare",  # issue 14: false-regression and detection rates of verdicts
     "soak": "soak",  # issue 11: a 2-minute soak with faults (`make soak` for the long one)
     "history": "history_bench",  # issue 12: history on vs off, API on a million runs
+    "status_page": "status_page_bench",  # issue 13: / and a journey page, 500 journeys, 1M runs
     "tls": "tls_bench",  # issue 15: certificate capture per run, parse per change
     "tracing": "tracing_bench",  # issue 15: CPU per run with OpenTelemetry export on vs off
 }

@@ -48,7 +48,7 @@ from synthmon.sinks.metrics import Metrics, MetricsSink
 from synthmon.sinks.safety_metrics import SafetyMetrics
 from synthmon.sinks.shadow_metrics import ShadowMetrics
 from synthmon.sinks.tls_metrics import TlsMetrics
-from synthmon.web import api, auth, control, silences_api
+from synthmon.web import api, auth, control, pages, silences_api
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
 from synthmon.web.status import StatusViews
@@ -196,13 +196,17 @@ class Daemon:
         self.server = StatusServer(
             self.views,
             self.registry,
-            guard=auth.guard(auth.access_policy(settings.server), self.safety.scrub),
+            guard=auth.guard(
+                auth.access_policy(settings.server, public_pages=settings.status_page.public),
+                self.safety.scrub,
+            ),
             host=settings.server.host,
             port=settings.server.port,
             extra_routes=[
                 artifact_routes(settings.artifacts_dir),
                 control.routes(self.safety),
                 api.routes(self.history, lambda: self.views, trace_url=settings.tracing.trace_url),
+                pages.routes(self),
                 silences_api.routes(lambda: self.alerting.store),
             ],
             max_connections=settings.server.max_connections,

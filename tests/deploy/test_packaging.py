@@ -62,6 +62,11 @@ class TestWheel:
             assert module in names
         assert "synthmon = synthmon.cli:main" in entry_points
         assert f"\nVersion: {__version__}\n" in metadata
+        # The status pages' CSS, script and icon are package data: the image has no
+        # other way to serve them (no CDN, no external request).
+        static = Path(__file__).resolve().parents[2] / "src/synthmon/web/static"
+        for asset in sorted(p.name for p in static.iterdir()):
+            assert f"synthmon/web/static/{asset}" in names, asset
         assert not any(n.startswith("tests/") for n in names)
 
     def test_installed_console_script_reports_the_version(

@@ -267,6 +267,18 @@ class HistoryConfig(_Section):
     maintenance_interval: Duration = 3600.0
 
 
+class StatusPageConfig(_Section):
+    """The HTML status pages `/` and `/journeys/NAME` (docs/status-page.md)."""
+
+    # A page for customers: only journeys tagged `public_tag`, without errors,
+    # artifacts, trace links or target URLs, and readable without read_auth.
+    public: bool = False
+    public_tag: str = Field(default="public", min_length=1)
+    # How often the open page refreshes itself in place (0: never).
+    refresh: Duration = 30.0
+    title: str = "synthmon"
+
+
 class TracingSettings(_Section):
     """`[tracing]`: each run exported as an OpenTelemetry trace over OTLP (docs/tracing.md).
     Unset exporter options fall back to the standard OTEL_EXPORTER_OTLP_* variables."""
@@ -363,6 +375,7 @@ class Settings(BaseSettings):
     alerting: AlertingConfig = AlertingConfig()
     history: HistoryConfig = HistoryConfig()
     compare: CompareConfig = CompareConfig()
+    status_page: StatusPageConfig = StatusPageConfig()
     tracing: TracingSettings = TracingSettings()
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     accounts: list[AccountConfig] = Field(default_factory=list)

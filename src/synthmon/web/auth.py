@@ -8,7 +8,11 @@
   needs ``server.read_auth`` (or the api token) when it is configured; without it,
   reads are served only while the server listens on loopback, unless
   ``server.public_read`` opens them on purpose. ``/healthz`` and ``/readyz`` are
-  always open (orchestrators probe them without credentials).
+  always open (orchestrators probe them without credentials), and so is ``/static/``
+  (the pages' CSS, script and icon: nothing about the monitored systems).
+- ``[status_page] public = true`` opens the status pages themselves (``/`` and
+  ``/journeys/...``), which then show only journeys tagged for the public and no
+  errors, artifacts or URLs; ``/api`` and ``/artifacts`` keep their rules.
 - A refused request gets 401 and reaches no handler: nothing changes.
 - Comparisons are constant-time (`hmac.compare_digest`).
 - Text responses (JSON, HTML) pass through the secret scrubber.
@@ -35,6 +39,7 @@ log = structlog.get_logger("synthmon.web")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Probes of orchestrators and load balancers: never behind credentials.
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+OPEN_PREFIXES = ("/static/",)
 
 
 def is_loopback(host: str) -> bool:
@@ -61,6 +66,14 @@ class AccessPolicy:
     read_username: str | None = None
     read_password: SecretStr | None = None
     public_read: bool = False
+    # `[status_page] public = true`: the pages are the public face (docs/status-page.md).
+    public_pages: bool = False
+
+    def is_open(self, path: str) -> bool:
+        """Reads that need no credentials whatever the read rules."""
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return True
+        return self.public_pages and (path == "/" or path.startswith("/journeys/"))
 
     def check_change(self, authorization: str) -> str | None:
         """None if a changing request may pass, else why not."""
@@ -142,7 +155,7 @@ def _check_credentials(
     return None
 
 
-def access_policy(server: ServerConfig) -> AccessPolicy:
+def access_policy(server: ServerConfig, *, public_pages: bool = False) -> AccessPolicy:
     """The server's access rules from `[server]`; warns once when changes are off."""
     auth, read = server.metrics_auth, server.read_auth
     if server.api_token is None and not is_loopback(server.host):
@@ -168,6 +181,7 @@ def access_policy(server: ServerConfig) -> AccessPolicy:
         read_username=read.username if read else None,
         read_password=read.password if read else None,
         public_read=server.public_read,
+        public_pages=public_pages,
     )
 
 
@@ -199,7 +213,7 @@ def guard(policy: AccessPolicy, scrub: Scrubber) -> Middleware:
             if problem is not None:
                 scheme = "Bearer" if policy.metrics_token is not None else "Basic"
                 return _unauthorized(problem, f'{scheme} realm="synthmon metrics"')
-        elif request.path not in OPEN_PATHS:
+        elif not policy.is_open(request.path):
             problem = policy.check_read(authorization)
             if problem is not None:
                 log.warning(

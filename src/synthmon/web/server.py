@@ -74,14 +74,12 @@ class StatusServer:
         # Access control and response scrubbing (`web.auth.guard`): required, so no
         # server can be built that forgets them.
         self.app = web.Application(middlewares=[self.connections.middleware, guard])
-        self.app.router.add_get("/", self._index)
         self.app.router.add_get("/metrics", self._metrics)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.app.router.add_get("/api/journeys", self._journeys)
-        # /api/journeys/{name} and the rest of the history API: web/api.py.
-        # Alert links point here; until the status page exists it shows the API's view.
-        self.app.router.add_get("/journeys/{name}", self._journey_page)
+        # /api/journeys/{name} and the rest of the history API: web/api.py; the HTML
+        # pages (/, /journeys/{name}, /static/): web/pages/.
         for install in extra_routes:
             install(self.app)
         self._runner: web.AppRunner | None = None
@@ -132,16 +130,6 @@ class StatusServer:
             self._render_thread.shutdown(wait=False, cancel_futures=True)
             self._render_thread = None
 
-    async def _index(self, request: web.Request) -> web.Response:
-        links = "".join(
-            f'<li><a href="{p}">{p}</a></li>'
-            for p in ("/metrics", "/healthz", "/readyz", "/api/journeys")
-        )
-        return web.Response(
-            text=f"<!doctype html><title>synthmon</title><h1>synthmon</h1><ul>{links}</ul>",
-            content_type="text/html",
-        )
-
     async def _metrics(self, request: web.Request) -> web.Response:
         if self._rendering is None:
             assert self._render_thread is not None, "server not started"
@@ -164,6 +152,3 @@ class StatusServer:
 
     async def _journeys(self, request: web.Request) -> web.Response:
         return web.json_response({"journeys": self._source.journeys_json()})
-
-    async def _journey_page(self, request: web.Request) -> web.Response:
-        raise web.HTTPFound(f"/api/journeys/{request.match_info['name']}")

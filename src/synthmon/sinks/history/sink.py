@@ -30,6 +30,7 @@ from synthmon.alerting.alert import Alert
 from synthmon.config.settings import HistoryConfig
 from synthmon.model import RunResult
 from synthmon.sinks.history.metrics import HistoryMetrics
+from synthmon.sinks.history.overview import Overview
 from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
 from synthmon.sinks.history.stats import WINDOWS, WindowStats, window_stats
 from synthmon.sinks.history.store import DB_NAME, HistoryStore, SqliteHistory
@@ -75,6 +76,8 @@ class HistorySink:
         self._stats: dict[tuple[str, str], dict[str, WindowStats]] = {}
         self._stats_json: dict[tuple[str, str], dict[str, dict[str, object]]] = {}
         self._pairs: frozenset[tuple[str, str]] = frozenset()
+        # Sparklines and uptime bars for the status page, kept by the writer thread.
+        self.overview = Overview()
         self._dirty = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -174,6 +177,7 @@ class HistorySink:
             for journey, target in self._pairs - new:
                 self.metrics.forget_pair(journey, target, OUTCOMES)
             self._pairs = new
+            self.overview.keep(new)
             self._stats = {k: v for k, v in self._stats.items() if k in new}
             self._stats_json = {k: v for k, v in self._stats_json.items() if k in new}
             self.metrics.publish(self._stats)
@@ -334,6 +338,7 @@ class HistorySink:
         except OSError as exc:
             self._fail("write_failed", f"writing {self.path}: {exc}")
             return
+        self.overview.observe(runs)
         if self._error is not None:
             log.info("history_available", path=str(self.path))
             self._error = None
@@ -367,6 +372,7 @@ class HistorySink:
                     )
                     for name, seconds in WINDOWS.items()
                 }
+                self.overview.refresh(self._store, journey, target, inputs.incidents, now)
             self._size = self._store.size_bytes()
         except (sqlite3.Error, OSError) as exc:
             self._fail("read_failed", f"reading {self.path}: {exc}")

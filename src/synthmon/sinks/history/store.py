@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from synthmon.model import RunResult, Status
+from synthmon.sinks.history.overview import OverviewQueries
 from synthmon.sinks.history.records import IncidentRecord, SlotRecord, is_counted
 from synthmon.sinks.history.schema import migrate
 
@@ -49,7 +50,7 @@ class PairInputs:
     incidents: list[IncidentRecord]
 
 
-class HistoryStore(Protocol):
+class HistoryStore(OverviewQueries, Protocol):
     """A history backend. Writes come from one thread; reads may come from others."""
 
     def write(
@@ -457,3 +458,26 @@ class SqliteHistory:
             )
         ]
         return PairInputs(counted, float(first) if first is not None else None, missed, incidents)
+
+    # -- the status page's overview (sinks/history/overview.py) --------------------------
+
+    def recent_points(
+        self, journey: str, target: str, since: float, limit: int
+    ) -> list[tuple[float, float, bool]]:
+        """The pair's newest counted runs since `since` (oldest first), on the
+        `runs_counted` index: (started_at, duration, passed)."""
+        rows = self._read(
+            "SELECT started_at, duration, status FROM runs WHERE journey = ? AND target = ? "
+            "AND started_at >= ? AND counted = 1 ORDER BY started_at DESC LIMIT ?",
+            (journey, target, since, limit),
+        )
+        return [(float(r[0]), float(r[1]), r[2] == "success") for r in reversed(rows)]
+
+    def daily_counts(self, journey: str, target: str, since_day: int) -> list[tuple[int, int, int]]:
+        """(UTC day, counted, passed) per day from `since_day` on, from `run_hours`."""
+        rows = self._read(
+            "SELECT hour / 24, sum(counted), sum(passed) FROM run_hours WHERE journey = ? "
+            "AND target = ? AND hour >= ? GROUP BY hour / 24",
+            (journey, target, since_day * 24),
+        )
+        return [(int(r[0]), int(r[1]), int(r[2])) for r in rows]
