@@ -1,30 +1,43 @@
 """History (issue 12): what recording costs per run, and how fast the API answers on
 a million stored runs.
 
-  (a) CPU per run of the daemon with 100 HTTP journeys, history on vs off, alternating
-      off/on/off/on so that machine load drifts hit both sides alike; process CPU
-      includes the history writer thread.
-  (b) a history file with 1,000,000 runs (100 pairs x 10,000 runs over the last 7 days,
+  (a) CPU per run of the daemon with 100 HTTP journeys every 2 s, history on vs off.
+      The two sides run at the same time, each in a child process of its own against
+      one shared loopback target, so that whatever else loads the machine hits both
+      alike; several rounds, the median of the per-round ratios and their spread.
+      Process CPU, so the history writer thread is counted; per thread (from
+      /proc/self/task/*/schedstat, in ns) to see where a difference lies.
+  (b) the same cost taken apart: the event loop's part (the fan-out's inline call,
+      the slot record) and the writer thread's batches as they come at this rate
+      (one commit a second, 50 runs and 50 slots).
+  (c) a history file with 1,000,000 runs (100 pairs x 10,000 runs over the last 7 days,
       10 % failures with errors, slots, 50 incidents per pair) behind a real daemon with
       those 100 journeys: GET /api/journeys and GET /api/journeys/<name>/runs?limit=100
       (median and p95 of 50 requests each), the file size, and the time one statistics
       refresh takes in the writer thread.
+
+Usage: python bench/history_bench.py [--quick] [--rounds N] [--seconds S]
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from http_bench import daemon_run, start_target, write_journeys
+from http_bench import start_target, write_journeys
 
 from synthmon.model import RunResult, Status, StepResult
+from synthmon.runners.base import new_run_id
 from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
 from synthmon.sinks.history.stats import WINDOWS
 from synthmon.sinks.history.store import SqliteHistory
@@ -193,88 +206,189 @@ async def api_on_a_million(runs_per_pair: int) -> dict[str, Any]:
     }
 
 
-async def per_run_cost(n: int) -> dict[str, float]:
-    """CPU the history adds to one run, part by part, measured alone (robust against a
-    loaded machine, where the end-to-end on/off comparison drowns in noise): the fan-out
-    hop to the history sink and its emit, the slot record, and the writer thread."""
+def thread_cpu() -> dict[str, int]:
+    """CPU nanoseconds per thread name of this process (schedstat: ns, not ticks)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    out: dict[str, int] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            ns = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        name = names.get(int(task.name), "other")
+        name = "loop" if name == "MainThread" else name
+        out[name] = out.get(name, 0) + ns
+    return out
+
+
+async def side(url: str, history: bool, seconds: float) -> dict[str, Any]:
+    """One side in this process: the daemon with 100 journeys every 2 s, measured for
+    `seconds` after one interval of warm-up."""
+    from prometheus_client import CollectorRegistry
+
+    from synthmon.config.settings import load_settings
+    from synthmon.daemon import Daemon
+    from synthmon.runtime.logs import configure_logging
+
+    devnull = open(os.devnull, "w")
+    configure_logging(level="info", fmt="json", stream=devnull)
+    with tempfile.TemporaryDirectory() as tmp:
+        jdir = Path(tmp) / "journeys"
+        jdir.mkdir()
+        write_journeys(jdir, PAIRS, "2s")
+        cfg = Path(tmp) / "c.toml"
+        cfg.write_text(
+            f'journeys_dir = "{jdir}"\ndata_dir = "{tmp}/data"\n'
+            '[server]\nlisten = "127.0.0.1:0"\n[scheduler]\nmax_concurrency = 200\n'
+            f'[targets.demo]\nbase_url = "{url}"\nmax_concurrency = 200\n'
+            + ("" if history else "[history]\nenabled = false\n")
+        )
+        daemon = Daemon(load_settings(cfg), registry=CollectorRegistry())
+        runs = 0
+
+        class Count:
+            def record(self, result: Any) -> None:
+                nonlocal runs
+                runs += 1
+
+        daemon.fanout._inline.append(("count", Count().record))
+        await daemon.start()
+        try:
+            await asyncio.sleep(2.5)
+            runs0, cpu0, threads0 = runs, time.process_time(), thread_cpu()
+            await asyncio.sleep(seconds)
+            cpu, threads1, done = time.process_time() - cpu0, thread_cpu(), runs - runs0
+        finally:
+            await daemon.stop(grace=5)
+    devnull.close()
+    per_thread = {k: (v - threads0.get(k, 0)) / 1e9 / max(done, 1) for k, v in threads1.items()}
+    return {"runs": done, "cpu_per_run": cpu / max(done, 1), "threads": per_thread}
+
+
+def run_sides(url: str, seconds: float) -> dict[str, dict[str, Any]]:
+    """Both sides at once, each a child process (`--side`)."""
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, __file__, "--side", name, "--url", url, "--seconds", str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("off", "on")
+    }
+    out = {}
+    for name, proc in procs.items():
+        stdout, _ = proc.communicate(timeout=seconds + 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the history-{name} side failed (exit {proc.returncode})")
+        out[name] = json.loads(stdout.strip().splitlines()[-1])
+    return out
+
+
+async def per_run_parts(n: int) -> dict[str, float]:
+    """The history's own work per run, measured alone: the event loop's part (the
+    fan-out's inline `record` and the slot record) and the writer thread's, in
+    batches of 50 runs and 50 slots, one commit each (a second's worth here)."""
     from prometheus_client import CollectorRegistry
 
     from synthmon.config.settings import HistoryConfig
     from synthmon.sinks.fanout import Fanout
     from synthmon.sinks.history.sink import HistorySink
 
-    with tempfile.TemporaryDirectory() as tmp:
-        sink = HistorySink(
-            HistoryConfig(flush_interval=0.2), data_dir=Path(tmp), registry=CollectorRegistry()
+    now = time.time()
+    results = [
+        RunResult(
+            f"j{i % PAIRS:04d}",
+            "demo",
+            new_run_id(),
+            new_run_id(),
+            Status.SUCCESS,
+            now + i / 50,
+            0.1,
+            steps=(StepResult("health", Status.SUCCESS, 0.05),),
+            scheduled_at=now + i / 50,
         )
-        await sink.open()
-        now = time.time()
-        results = [
-            RunResult(
-                "j0001",
-                "demo",
-                f"{i:032x}",
-                f"{i:032x}",
-                Status.SUCCESS,
-                now + i,
-                0.1,
-                steps=(
-                    StepResult("login", Status.SUCCESS, 0.1),
-                    StepResult("health", Status.SUCCESS, 0.05),
-                ),
-                scheduled_at=now + i,
-            )
-            for i in range(n)
-        ]
+        for i in range(n)
+    ]
+    slots = [
+        SlotRecord(r.journey, r.target, r.started_at, SlotOutcome.PASSED, None, r.run_id)
+        for r in results
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        sink = HistorySink(HistoryConfig(), data_dir=Path(tmp), registry=CollectorRegistry())
+        await sink.open()  # the writer thread is not started: the queue only fills
+        sink.set_catalog({(r.journey, r.target) for r in results})
         fanout = Fanout([("history", sink)], max_queue=n + 10)
         fanout.start()
-        cpu0 = time.process_time()
-        for r in results:
+        cpu0 = time.thread_time()
+        for r, sl in zip(results, slots, strict=True):
             fanout.emit(r)
-            sink.record_slot(
-                SlotRecord(r.journey, r.target, r.started_at, SlotOutcome.PASSED, None, r.run_id)
-            )
-        await fanout.flush()
-        loop_side = (time.process_time() - cpu0) / n
-        # The writer thread's share: write the same records in one batch.
-        store = SqliteHistory(Path(tmp) / "w.sqlite3")
-        slots = [SlotRecord(r.journey, r.target, r.started_at, SlotOutcome.PASSED) for r in results]
-        cpu0 = time.process_time()
-        for i in range(0, n, 1000):
-            store.write(results[i : i + 1000], slots[i : i + 1000], [])
-        writer = (time.process_time() - cpu0) / n
-        store.close()
+            sink.record_slot(sl)
+        loop_side = (time.thread_time() - cpu0) / n
         await fanout.close()
         await sink.stop()
+        store = SqliteHistory(Path(tmp) / "w.sqlite3")
+        cpu0 = time.thread_time()
+        for i in range(0, n, 50):
+            store.write(results[i : i + 50], slots[i : i + 50], [])
+        writer = (time.thread_time() - cpu0) / n
+        store.close()
     return {"loop_side": loop_side, "writer": writer}
 
 
-async def main(quick: bool) -> dict[str, Any]:
+async def main(
+    quick: bool, rounds: int | None = None, seconds: float | None = None
+) -> dict[str, Any]:
+    rounds = rounds or (1 if quick else 5)
+    # 60 s: each window holds one statistics refresh (stats_interval), as production does.
+    seconds = seconds or (8 if quick else 60)
     proc, url = start_target()
-    off = "[history]\nenabled = false\n"
+    results: list[dict[str, dict[str, Any]]] = []
+    print(
+        f"== History: CPU per run, 100 HTTP journeys every 2 s, on and off side by side, "
+        f"{rounds} round(s) of {seconds:g} s =="
+    )
     try:
-        seconds = 6 if quick else 20
-        sides: dict[str, list[float]] = {"off": [], "on": []}
-        for _ in range(1 if quick else 2):
-            for side, extra in (("off", off), ("on", "")):
-                r = await daemon_run(url, 100, "2s", seconds, extra_toml=extra)
-                sides[side].append(r["cpu_per_run"])
+        for i in range(rounds):
+            r = run_sides(url, seconds)
+            results.append(r)
+            on, off = r["on"], r["off"]
+            print(
+                f"  round {i + 1}: off {off['cpu_per_run'] * 1000:.3f} ms ({off['runs']} runs)  "
+                f"on {on['cpu_per_run'] * 1000:.3f} ms ({on['runs']} runs)  "
+                f"ratio {on['cpu_per_run'] / off['cpu_per_run']:.3f}   "
+                f"loop thread +{(on['threads']['loop'] - off['threads']['loop']) * 1e6:.0f} us, "
+                f"writer {on['threads'].get('synthmon-history', 0) * 1e6:.0f} us per run",
+                flush=True,
+            )
     finally:
         proc.terminate()
         proc.wait()
-    cpu_off, cpu_on = statistics.median(sides["off"]), statistics.median(sides["on"])
-    cost = await per_run_cost(5_000 if quick else 50_000)
-    big = await api_on_a_million(1_000 if quick else 10_000)
-    print("== History: CPU per run, 100 HTTP journeys every 2 s ==")
-    print(f"  history off   {cpu_off * 1000:7.3f} ms CPU/run   (runs: {sides['off']})")
-    print(f"  history on    {cpu_on * 1000:7.3f} ms CPU/run   (runs: {sides['on']})")
-    print(f"  on/off        {cpu_on / cpu_off:7.3f}x   (target <= 1.05x)")
+    ratios = sorted(r["on"]["cpu_per_run"] / r["off"]["cpu_per_run"] for r in results)
+    cpu_off = statistics.median(r["off"]["cpu_per_run"] for r in results)
+    cpu_on = statistics.median(r["on"]["cpu_per_run"] for r in results)
+    writer = statistics.median(r["on"]["threads"].get("synthmon-history", 0) for r in results)
+    loop_diff = statistics.median(
+        r["on"]["threads"]["loop"] - r["off"]["threads"]["loop"] for r in results
+    )
+    ratio = statistics.median(ratios)
+    print(f"  history off   {cpu_off * 1000:7.3f} ms CPU/run (median of rounds)")
+    print(f"  history on    {cpu_on * 1000:7.3f} ms CPU/run (median of rounds)")
+    print(
+        f"  on/off        {ratio:7.3f}x median of per-round ratios, spread "
+        f"{ratios[0]:.3f}-{ratios[-1]:.3f}   (target <= 1.05x)"
+    )
+    print(
+        f"  per thread (medians): writer {writer * 1e6:.0f} us/run, "
+        f"event loop thread on-off {loop_diff * 1e6:+.0f} us/run"
+    )
+    cost = await per_run_parts(5_000 if quick else 20_000)
     added = cost["loop_side"] + cost["writer"]
     print(
-        f"  parts: event loop (fan-out hop, emit, slot) {cost['loop_side'] * 1e6:5.1f} us/run, "
-        f"writer thread {cost['writer'] * 1e6:5.1f} us/run = {added / cpu_off * 100:.1f} % "
-        "of a run's CPU with history off"
+        f"  parts alone: event loop (fan-out record, slot) {cost['loop_side'] * 1e6:5.1f} us/run, "
+        f"writer thread (1 commit per 50 runs) {cost['writer'] * 1e6:5.1f} us/run = "
+        f"{added / cpu_off * 100:.1f} % of a run's CPU with history off"
     )
+    big = await api_on_a_million(1_000 if quick else 10_000)
     print(f"== History: API on {big['runs']:,} stored runs ==")
     print(
         f"  GET /api/journeys              median {big['journeys'][0] * 1000:6.1f} ms  "
@@ -289,7 +403,7 @@ async def main(quick: bool) -> dict[str, Any]:
         f"runs; filled in {big['fill_seconds']:.0f} s; one statistics refresh "
         f"(100 pairs, 3 windows) {big['refresh_seconds']:.2f} s in the writer thread"
     )
-    return {"cpu_off": cpu_off, "cpu_on": cpu_on, **cost, **big}
+    return {"cpu_off": cpu_off, "cpu_on": cpu_on, "ratio": ratio, "ratios": ratios, **cost, **big}
 
 
 if __name__ == "__main__":
@@ -297,4 +411,12 @@ if __name__ == "__main__":
 
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
-    asyncio.run(main(p.parse_args().quick))
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--seconds", type=float)
+    p.add_argument("--side", choices=("on", "off"), help=argparse.SUPPRESS)
+    p.add_argument("--url", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.side:
+        print(json.dumps(asyncio.run(side(args.url, args.side == "on", args.seconds))))
+    else:
+        asyncio.run(main(args.quick, args.rounds, args.seconds))

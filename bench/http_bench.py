@@ -6,7 +6,7 @@ server) running in a child process (its CPU not counted):
 
   (a) raw: a loop doing what one run does by hand: a fresh httpx.AsyncClient on a
       shared SSL context with its own connection pool, one GET, check the status, close;
-  (b) daemon: the real Daemon (APScheduler, runner, sinks, metrics, JSON logs to
+  (b) daemon: the real Daemon (scheduler, runner, sinks, metrics, JSON logs to
       /dev/null) running N simple HTTP journeys, in this process;
   (c) blackbox: Prometheus' blackbox_exporter (Debian's prometheus-blackbox-exporter,
       module http_2xx) probing the same URL through /probe at the daemon's run rate;

@@ -1,7 +1,8 @@
 """`make bench`: every benchmark, each printing its side-by-side ratios.
 
 Usage: python bench/run.py [--quick] [NAME ...]
-(names: http, browser, detection, compare, soak, history, tls, status_page, tracing)
+(names: http, dispatch, browser, detection, compare, soak, history, tls, status_page,
+vitals, tracing)
 Figures and the commands that produced them are recorded in docs/benchmarks.md.
 """
 
@@ -21,12 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 BENCHES = {
     "http": "http_bench",  # issue 2: CPU per run vs raw httpx, scheduler lag
+    "dispatch": "dispatch",  # issue 9: the slot-grid dispatcher vs one APScheduler job per pair
     "browser": "browser",  # issue 3: pooled vs launch-per-run, RSS growth
     "detection": "detection",  # issue 4: time to detect vs Prometheus + blackbox_exporter
     "compare": "compare",  # issue 14: false-regression and detection rates of verdicts
     "soak": "soak",  # issue 11: a 2-minute soak with faults (`make soak` for the long one)
     "history": "history_bench",  # issue 12: history on vs off, API on a million runs
     "status_page": "status_page_bench",  # issue 13: / and a journey page, 500 journeys, 1M runs
+    "vitals": "vitals_bench",  # issue 15: a browser run with Web Vitals on vs off
     "tls": "tls_bench",  # issue 15: certificate capture per run, parse per change
     "tracing": "tracing_bench",  # issue 15: CPU per run with OpenTelemetry export on vs off
 }

@@ -23,6 +23,9 @@ def _answered(response: Any, what: str) -> None:
     account="shopper",
     tags=["shop", "checkout", "browser"],
     runbook_url="https://runbooks.example/shop/checkout",
+    # Page experience: a page over these makes the run degraded (a warning), never
+    # failed; the vitals not named keep web.dev's "good" limits (docs/journeys.md).
+    web_vitals={"LCP": "3s", "CLS": 0.1},
 )
 async def browser_checkout(ctx: Context) -> None:
     """A customer can sign in, add a mug to the cart and place an order in a browser."""

@@ -35,12 +35,12 @@ from synthmon.runtime.logs import set_log_level
 from synthmon.runtime.watchdog import LoopWatchdog
 from synthmon.runtime.watcher import ChangeWatcher
 from synthmon.safety.facade import Safety
-from synthmon.scheduling.scheduler import Schedule, Scheduler, current_slot
+from synthmon.scheduling.jobs import PairJobs
+from synthmon.scheduling.scheduler import Schedule, Scheduler
 from synthmon.scheduling.sharding import Shard, owned, parse_shard
 from synthmon.scheduling.slots import SlotLedger, cron_fire_after
 from synthmon.sinks.browser_metrics import BrowserMetrics
 from synthmon.sinks.fanout import Fanout, Sink
-from synthmon.sinks.history.records import SlotOutcome, SlotRecord, slot_outcome
 from synthmon.sinks.history.sink import HistorySink
 from synthmon.sinks.latest import LatestResults
 from synthmon.sinks.logs import LogSink
@@ -112,8 +112,6 @@ class Daemon:
             if settings.history.enabled
             else None
         )
-        self.slots = SlotLedger(cron_fire_after)
-        self._started_at = 0.0
         self.alerting = AlertEngine(
             settings.alerting,
             data_dir=settings.data_dir,
@@ -189,8 +187,22 @@ class Daemon:
             location=settings.location,
         )
         self.shard: Shard | None = parse_shard(settings.shard) if settings.shard else None
+        # Each pair's scheduled job and the bookkeeping that gives every slot one
+        # recorded outcome (docs/history.md).
+        self.jobs = PairJobs(
+            pairs=lambda: self.pairs,
+            run=lambda journey, target, slot: self.run_pair(journey, target, slot=slot),
+            is_paused=self.safety.is_paused,
+            accepting=lambda: self.state == "running",
+            in_chain=self.executor.in_chain,
+            events=self.metrics,
+            ledger=SlotLedger(cron_fire_after),
+            record_slot=self.history.record_slot if self.history is not None else None,
+        )
         self.scheduler = Scheduler(
-            on_skip=self._on_skip, on_start=self._on_start, on_slot_skipped=self._on_slot_skipped
+            on_skip=self.jobs.on_skip,
+            on_start=self.jobs.on_start,
+            on_slot_skipped=self.jobs.on_slot_skipped,
         )
         self.views = StatusViews(self)
         self.server = StatusServer(
@@ -253,7 +265,7 @@ class Daemon:
         self.safety.load()  # persisted pauses apply before anything is scheduled
         self.state = "starting"
         self._stop_event = asyncio.Event()
-        self._started_at = time.time()
+        self.jobs.started_at = time.time()
         self.alerting.start()
         self.fanout.start()
         await self.server.start()
@@ -263,7 +275,7 @@ class Daemon:
             # scheduled: the last slot each pair recorded before this start, so the
             # slots missed while the daemon was down are recorded as missed.
             for (journey, target), last in (await self.history.open()).items():
-                self.slots.resume(pair_key(journey, target), last)
+                self.jobs.ledger.resume(pair_key(journey, target), last)
             self.history.start()
         if self.watcher is not None:
             # Before the first load: a file added meanwhile is not missed.
@@ -421,14 +433,16 @@ class Daemon:
         pairs = owned(pairs, self.shard)
         for key in self.scheduler.keys() - pairs.keys():
             self.scheduler.remove(key)
-            self.slots.forget(key)
+            self.jobs.ledger.forget(key)
         for key, (j, _) in pairs.items():
-            self.slots.track(key, interval=j.interval, cron=j.cron)
+            self.jobs.ledger.track(key, interval=j.interval, cron=j.cron)
             old = self.pairs.get(key)
             # The job looks its pair up when it fires: a changed journey or target
             # needs no new job, and keeping the job keeps the pair's phase.
             if old is None or old[0].schedule != j.schedule:
-                self.scheduler.add(key, self._job(key), Schedule(interval=j.interval, cron=j.cron))
+                self.scheduler.add(
+                    key, self.jobs.job(key), Schedule(interval=j.interval, cron=j.cron)
+                )
         self.pairs = pairs
         self.metrics.set_catalog((j, t.name) for j, t in pairs.values())
         self.shadow_metrics.set_catalog((j.name, t.name) for j, t in pairs.values())
@@ -454,104 +468,11 @@ class Daemon:
         )
         return report
 
-    def _job(self, key: str) -> Callable[[], Any]:
-        async def job() -> None:
-            pair = self.pairs.get(key)
-            if pair is None:
-                return
-            journey, target = pair
-            slot = current_slot.get()
-            if slot is not None:
-                self._claim(key, journey.name, target.name, slot)
-            # Every slot ends in exactly one recorded outcome (docs/history.md).
-            if self.safety.is_paused(journey, target.name):
-                self.metrics.skipped_run(journey.name, target.name, "paused")
-                self._slot(journey.name, target.name, slot, SlotOutcome.SKIPPED, "paused")
-            elif self.state == "running":
-                try:
-                    result = await self.run_pair(journey, target, slot=slot)
-                except asyncio.CancelledError:
-                    self._slot(journey.name, target.name, slot, SlotOutcome.SKIPPED, "shutdown")
-                    raise
-                outcome, reason = slot_outcome(result)
-                self._slot(journey.name, target.name, slot, outcome, reason, result.run_id)
-            else:
-                self._slot(journey.name, target.name, slot, SlotOutcome.SKIPPED, "shutdown")
-
-        return job
-
     async def run_pair(
         self, journey: Journey, target: Target, *, attempt: int = 1, slot: float | None = None
     ) -> RunResult:
         """Run one pair now, with its retries and re-checks (`Executor.run_pair`)."""
         return await self.executor.run_pair(journey, target, attempt=attempt, slot=slot)
-
-    # -- slots -------------------------------------------------------------------------
-
-    def _slot(
-        self,
-        journey: str,
-        target: str,
-        slot: float | None,
-        outcome: SlotOutcome,
-        reason: str | None = None,
-        run_id: str | None = None,
-    ) -> None:
-        if self.history is None or slot is None:
-            return
-        self.history.record_slot(
-            SlotRecord(
-                journey, target, round(slot, 3), outcome, reason, run_id, recorded_at=time.time()
-            )
-        )
-
-    def _claim(self, key: str, journey: str, target: str, slot: float) -> None:
-        """Slot `slot` is served now; the slots skipped over before it were missed."""
-        gap = self.slots.claim(key, slot)
-        if gap is None or self.history is None:
-            return
-        why = "daemon_down" if gap.first < self._started_at else "stalled"
-        log.warning("slots_missed", journey=journey, target=target, slots=gap.count, why=why)
-        self.history.record_slot(
-            SlotRecord(
-                journey,
-                target,
-                gap.first,
-                SlotOutcome.MISSED,
-                why,
-                None,
-                last_slot_at=gap.last,
-                count=gap.count,
-                span=gap.span,
-                recorded_at=time.time(),
-            )
-        )
-
-    def _on_slot_skipped(self, key: str, slot: float, reason: str) -> None:
-        pair = self.pairs.get(key)
-        if pair is None:
-            return
-        if reason == "overlap" and self.executor.in_chain(key):
-            reason = "recheck"  # taken over by the pair's own retry/re-check
-        self._claim(key, pair[0].name, pair[1].name, slot)
-        self._slot(pair[0].name, pair[1].name, slot, SlotOutcome.SKIPPED, reason)
-
-    # -- scheduler callbacks ---------------------------------------------------------
-
-    def _on_skip(self, key: str, reason: str, n: int) -> None:
-        pair = self.pairs.get(key)
-        if pair is None:
-            return
-        journey, target = pair
-        if reason == "overlap" and self.executor.in_chain(key):
-            # The slot is taken by the pair's own retry/re-check: not a lost run.
-            log.debug("slot_replaced_by_recheck", journey=journey.name, target=target.name)
-            return
-        self.metrics.skipped_run(journey.name, target.name, reason, n)
-        log.warning("run_skipped", journey=journey.name, target=target.name, reason=reason, runs=n)
-
-    def _on_start(self, key: str, lag: float) -> None:
-        self.metrics.observe_lag(lag)
 
 
 @contextlib.asynccontextmanager

@@ -86,6 +86,21 @@ class StepResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PageVitals:
+    """Web Vitals and page weight of one document a browser run loaded (one hard
+    navigation), attributed to the step in flight when its navigation started."""
+
+    step: str
+    # Scheme, host and path only: a query string may carry tokens.
+    url: str
+    # (metric, value): TTFB/FCP/LCP/INP in seconds, CLS a score, transfer_bytes,
+    # requests. INP only when the page saw an interaction.
+    values: tuple[tuple[str, float], ...]
+    # (metric, threshold) of every value above the journey's `web_vitals` threshold.
+    breaches: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TlsChain:
     """The certificate chain one HTTPS server presented for `host` (`host:port` when
     the port is not 443): the leaf's details and the earliest expiry of the chain as
@@ -143,6 +158,13 @@ class RunResult:
     # Certificate chains the run's HTTPS connections presented, one per host
     # (HTTP journeys; read off connections the run made anyway: runners/tls.py).
     tls: tuple[TlsChain, ...] = ()
+    # Browser runs: Web Vitals per document loaded (runners/browser/vitals.py). A value
+    # over its threshold makes a passing run degraded, never failed.
+    web_vitals: tuple[PageVitals, ...] = ()
+
+    @property
+    def vitals_breached(self) -> bool:
+        return any(page.breaches for page in self.web_vitals)
 
     @property
     def ok(self) -> bool:

@@ -11,6 +11,7 @@ Routes:
     /checkout         place an order    /healthz                 "ok"
     /orders/{id}      confirmation      /static/pixel.gif, /static/app.js
     /private          HTTP basic auth with a shop account (no TOTP) -> 200 "hello <email>"
+    /vitals/...       pages with known Web Vitals (slow LCP, layout shift): vitals.py
 
     /_chaos  GET/POST the fault switch  /_seen  requests received  (never recorded,
     /_stats  requests per second        /_reset (POST) forget all   never faulted)
@@ -31,7 +32,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from synthmon_demo import control, pages
+from synthmon_demo import control, pages, vitals
 from synthmon_demo.control import STATE_KEY
 from synthmon_demo.state import (
     DemoUser,
@@ -383,6 +384,7 @@ def create_app(
     add.add_post("/api/checkout", _api_checkout)
     add.add_get("/api/orders/{order_id}", _api_order)
     add.add_delete("/api/orders/{order_id}", _api_cancel_order)
+    vitals.install(app)
     return app
 
 

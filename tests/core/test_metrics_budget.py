@@ -138,7 +138,7 @@ class TestPairCollector:
             after = await scrape(daemon)
         assert sample(before, "synthmon_alert_state", journey="home") is not None
         # Never passed: no last_success series yet.
-        assert len(series_of(before, "home")) == SERIES_PER_PAIR - 1
+        assert len(series_of(before, "home")) == SERIES_PER_PAIR - 1, series_of(before, "home")
         assert series_of(after, "home") == []
         assert series_of(after, "home", history=True) == []
         assert sample(after, "synthmon_journey_runs_total", journey="other", result="failure")

@@ -120,3 +120,52 @@ class TestScheduler:
             sched.shutdown()
         assert count >= 1 and runs == count
         assert sched.keys() == set()
+
+    async def test_cron_job_runs_at_its_fire_times(self) -> None:
+        """A cron pair runs at the cron's fire times, and its next run is the next fire."""
+        rec = Recorder()
+        now = time.time()
+        offset = (60 - now % 60) - 0.3  # the clock reads 0.3 s before a whole minute
+        sched = Scheduler(on_skip=rec.skip, on_start=rec.start, clock=lambda: time.time() + offset)
+        runs = 0
+
+        async def tick() -> None:
+            nonlocal runs
+            runs += 1
+
+        sched.add("c", tick, Schedule(cron="* * * * *"))
+        due = sched.next_run("c")
+        assert due is not None and due % 60 == 0
+        sched.start()
+        try:
+            await asyncio.sleep(0.8)
+        finally:
+            sched.shutdown()
+        assert runs == 1
+        assert sched.next_run("c") == due + 60
+        assert rec.skips == [] and all(0 <= lag < 0.3 for lag in rec.lags)
+
+    async def test_cron_run_later_than_its_grace_is_missed(self) -> None:
+        """A cron slot found more than 60 s late is not run: it is counted 'missed'."""
+        rec = Recorder()
+        now = time.time()
+        offset = (3600 - now % 3600) - 0.3  # just before a whole hour
+        sched = Scheduler(on_skip=rec.skip, on_start=rec.start, clock=lambda: time.time() + offset)
+        runs = 0
+
+        async def tick() -> None:
+            nonlocal runs
+            runs += 1
+
+        sched.add("hourly", tick, Schedule(cron="0 * * * *"))
+        due = sched.next_run("hourly")
+        assert due is not None
+        offset += 61.3  # the process was stopped past the fire time and its grace
+        sched.start()
+        try:
+            await asyncio.sleep(0.2)
+        finally:
+            sched.shutdown()
+        assert runs == 0
+        assert rec.skipped("missed") == 1
+        assert sched.next_run("hourly") == due + 3600

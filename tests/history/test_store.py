@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from synthmon.model import RunResult, Status
+from synthmon.model import PageVitals, RunResult, Status
 from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
 from synthmon.sinks.history.schema import MIGRATIONS, SchemaTooNew, migrate
 from synthmon.sinks.history.store import RunQuery, SqliteHistory
@@ -21,16 +22,43 @@ class TestMigrations:
     def test_older_file_is_upgraded(self, tmp_path: Path) -> None:
         """A file at an older version gets the missing steps, its data kept."""
         db = sqlite3.connect(tmp_path / "h.sqlite3", isolation_level=None)
-        assert migrate(db, MIGRATIONS) == 1
+        assert migrate(db, MIGRATIONS) == len(MIGRATIONS)
         db.execute(
             "INSERT INTO slots (journey, target, slot_at, last_slot_at, count, span, "
             "outcome, recorded_at) VALUES ('j', 't', 1, 1, 1, 0, 'passed', 1)"
         )
         later = [*MIGRATIONS, "ALTER TABLE runs ADD COLUMN note TEXT"]
-        assert migrate(db, later) == 2
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert migrate(db, later) == len(later)
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(later)
         assert db.execute("SELECT count(*) FROM slots").fetchone()[0] == 1
         db.execute("SELECT note FROM runs").fetchall()
+
+    def test_version_1_file_gains_web_vitals_and_keeps_its_runs(self, tmp_path: Path) -> None:
+        """A history written before Web Vitals (version 1) is upgraded in place: its
+        runs read back with no vitals, new runs store theirs."""
+        path = tmp_path / "h.sqlite3"
+        db = sqlite3.connect(path, isolation_level=None)
+        migrate(db, MIGRATIONS[:1])
+        db.execute(
+            "INSERT INTO runs (run_id, journey, target, started_at, duration, status, "
+            "attempt, retried, counted, steps, artifacts) "
+            "VALUES ('old', 'j', 't', 1, 0.1, 'success', 1, 0, 1, '[]', '[]')"
+        )
+        db.close()
+        store = SqliteHistory(path)
+        page = PageVitals("home", "http://shop/", (("LCP", 3.0), ("CLS", 0.0)), (("LCP", 2.5),))
+        store.write([dataclasses.replace(_run(2, 2.0), web_vitals=(page,))], [], [])
+        old, new = store.run("old"), store.run(f"{2:032x}")
+        store.close()
+        assert old is not None and old["web_vitals"] == []
+        assert new is not None and new["web_vitals"] == [
+            {
+                "step": "home",
+                "url": "http://shop/",
+                "values": {"LCP": 3.0, "CLS": 0.0},
+                "over_threshold": {"LCP": 2.5},
+            }
+        ]
 
     def test_newer_file_is_refused(self, tmp_path: Path) -> None:
         """A file from a newer synthmon is refused, not guessed at (nor moved aside)."""
@@ -116,3 +144,41 @@ class TestCounts:
             ]
             passed = sum(1 for r in inside if r.status is Status.SUCCESS)
             assert got[name] == (len(inside), passed), name
+
+
+class TestListing:
+    def test_journey_pages_merge_targets_without_overlap(self, tmp_path: Path) -> None:
+        """A journey's runs on two targets come newest first, page after page by cursor,
+        each run exactly once."""
+        store = SqliteHistory(tmp_path / "h.sqlite3")
+        runs = [
+            RunResult("j", target, f"{i:032x}", f"{i:032x}", Status.SUCCESS, 1000.0 + i, 0.1)
+            for i, target in enumerate(["a", "b", "b", "a", "b"] * 7)
+        ]
+        store.write(runs[::-1], [], [])  # inserted out of order: ids do not decide
+        seen: list[dict[str, object]] = []
+        cursor = None
+        while True:
+            page = store.runs(RunQuery(journey="j", limit=4, before_id=cursor))
+            seen += page
+            if len(page) < 4:
+                break
+            cursor = int(page[-1]["id"])  # type: ignore[call-overload]
+        assert [r["started_at"] for r in seen] == [1000.0 + i for i in range(34, -1, -1)]
+        only_a = store.runs(RunQuery(journey="j", target="a", limit=100))
+        assert {r["target"] for r in only_a} == {"a"} and len(only_a) == 14
+
+
+class TestPairSlots:
+    def test_first_and_last_slot_follow_writes_and_retention(self, tmp_path: Path) -> None:
+        """A pair's first and last slot (restart gaps, observed time) follow what is
+        written, and retention moves the first slot up to the oldest slot left."""
+        store = SqliteHistory(tmp_path / "h.sqlite3")
+        store.write([], [SlotRecord("j", "t", 100.0 + k, SlotOutcome.PASSED) for k in range(5)], [])
+        store.write([], [SlotRecord("j", "t", 200.0, SlotOutcome.PASSED)], [])
+        assert store.last_slots() == {("j", "t"): 200.0}
+        assert store.pair_inputs("j", "t", 300.0, {"w": 1000.0}).first_slot_at == 100.0
+        store.maintain(now=302.0, max_age=200.0, max_bytes=1 << 30)  # cutoff 102
+        assert store.pair_inputs("j", "t", 302.0, {"w": 1000.0}).first_slot_at == 102.0
+        store.maintain(now=500.0, max_age=200.0, max_bytes=1 << 30)  # cutoff 300
+        assert store.last_slots() == {}

@@ -2,8 +2,9 @@
 
 For every (journey, target) it tracks three alerts with the pure policy
 (`policy.advance`): SyntheticJourneyFailed (journey severity), SyntheticJourneyDegraded
-(warning, over-budget passes) and SynthmonInternalError (warning, infrastructure errors
-that must not page as an outage). Attempts followed by a retry (`RunResult.retried`)
+(warning, passes over the latency budget or the Web Vitals thresholds: degraded.py)
+and SynthmonInternalError (warning, infrastructure errors that must not page as an
+outage). Attempts followed by a retry (`RunResult.retried`)
 are not counted. States are persisted, so a restart during an incident neither pages
 again nor forgets to resolve.
 
@@ -28,6 +29,7 @@ import httpx
 import structlog
 from prometheus_client import CollectorRegistry
 
+from synthmon.alerting import degraded
 from synthmon.alerting.alert import Alert, AlertName, Event
 from synthmon.alerting.metrics import AlertMetrics
 from synthmon.alerting.notifiers import Notifier
@@ -262,15 +264,14 @@ class AlertEngine:
         infra = result.is_infrastructure_error
         failed = VERDICT_OUTCOME[result.verdict]  # the one counting rule (model.py)
         await self._feed(AlertName.FAILED, journey, result, failed, policy, now)
-        budget = journey.degraded_after
-        if budget is not None and result.ok:
-            degraded = result.duration > budget
-            self.metrics.set_degraded(journey.name, result.target, degraded)
+        if result.ok and degraded.watches(journey):
+            is_degraded = degraded.is_degraded(journey, result)
+            self.metrics.set_degraded(journey.name, result.target, is_degraded)
             await self._feed(
                 AlertName.DEGRADED,
                 journey,
                 result,
-                Outcome.FAIL if degraded else Outcome.PASS,
+                Outcome.FAIL if is_degraded else Outcome.PASS,
                 dataclasses.replace(policy, notify=policy.alert_on_degraded),
                 now,
             )

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import PurePath
 from urllib.parse import quote
 
+from synthmon.alerting import degraded
 from synthmon.alerting.alert import Alert, AlertName, Event
 from synthmon.alerting.scrub import scrub
 from synthmon.alerting.tracked import Tracked
-from synthmon.config.durations import format_duration
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult, Severity
 
@@ -61,12 +61,9 @@ class AlertRenderer:
         if resolved:
             return {
                 AlertName.FAILED: f"Journey {j.name} on {target} passes again",
-                AlertName.DEGRADED: f"Journey {j.name} on {target} is within its latency budget",
+                AlertName.DEGRADED: f"Journey {j.name} on {target} is no longer degraded",
                 AlertName.INTERNAL: f"synthmon runs journey {j.name} on {target} again",
             }.get(name, f"{name.value} resolved")
-        if name is AlertName.DEGRADED:
-            budget = format_duration(j.degraded_after or 0)
-            return f"Journey {j.name} on {target} is slower than its {budget} budget"
         if name is AlertName.INTERNAL:
             return (
                 f"synthmon cannot run journey {j.name} on {target} ({reason}): "
@@ -79,8 +76,10 @@ class AlertRenderer:
         p = t.policy
         severity = j.severity.value if t.alertname is AlertName.FAILED else Severity.WARNING.value
         error = r.error_message
+        summary = self.summary(t.alertname, j, r.target, step=r.failed_step, reason=r.reason)
         if t.alertname is AlertName.DEGRADED:
-            error = f"run took {r.duration:.2f}s, budget {format_duration(j.degraded_after or 0)}"
+            # Over the latency budget and/or a page over its Web Vitals (degraded.py).
+            error, summary = degraded.error(j, r), degraded.summary(j, r)
         return Alert(
             alertname=t.alertname,
             journey=j.name,
@@ -90,7 +89,7 @@ class AlertRenderer:
             state="firing",
             event=event,
             incident=p.incident,
-            summary=self.summary(t.alertname, j, r.target, step=r.failed_step, reason=r.reason),
+            summary=summary,
             failing_step=r.failed_step,
             error_message=scrub(error),
             reason=r.reason,

@@ -224,6 +224,8 @@ class BrowserConfig(_Section):
     viewport: ViewportConfig = ViewportConfig()
     locale: str = "en-US"
     timezone: str = "UTC"
+    # Web Vitals per page (web-vitals injected into every document; docs/browser.md).
+    web_vitals: bool = True
 
 
 class ArtifactsConfig(_Section):

@@ -17,6 +17,7 @@ from pydantic import ByteSize, Field, TypeAdapter, ValidationError
 
 from synthmon.config.compare import parse_compare
 from synthmon.config.durations import format_duration, parse_duration
+from synthmon.config.vitals import parse_thresholds
 from synthmon.errors import JourneyDefinitionError
 from synthmon.model import Kind, Severity
 
@@ -69,6 +70,9 @@ class Journey:
     # `synthmon compare` thresholds (config/compare.py), validated here.
     compare: Mapping[str, Any] = field(default_factory=dict, compare=False)
     cleanup: CleanupFunc | None = field(default=None, repr=False, compare=False)
+    # Browser journeys: Web Vitals thresholds in base units (config/vitals.py); a value
+    # over one makes the run degraded. Defaults: the published "good" limits.
+    web_vitals: Mapping[str, float] = field(default_factory=dict, compare=False)
     filename: str = ""
     lineno: int = 0
 
@@ -113,6 +117,7 @@ def journey(
     compare: Mapping[str, Any] | None = None,
     max_response_size: str | int | None = None,
     cleanup: CleanupFunc | None = None,
+    web_vitals: Mapping[str, Any] | bool | None = None,
 ) -> Callable[[JourneyFunc], Journey]: ...
 
 
@@ -136,6 +141,7 @@ def journey(
     compare: Mapping[str, Any] | None = None,
     max_response_size: str | int | None = None,
     cleanup: CleanupFunc | None = None,
+    web_vitals: Mapping[str, Any] | bool | None = None,
 ) -> Journey | Callable[[JourneyFunc], Journey]:
     """Declare a user journey.
 
@@ -230,6 +236,13 @@ def journey(
                 problems.append(
                     bad(f"max_response_size={max_response_size!r}: {why} (e.g. '50MB', '2MiB')")
                 )
+        jvitals: dict[str, float] = {}
+        try:
+            jvitals = parse_thresholds(web_vitals)
+        except ValueError as exc:
+            problems.append(bad(f"web_vitals: {exc}"))
+        if web_vitals not in (None, False) and jkind is not Kind.BROWSER:
+            problems.append(bad("web_vitals= applies to browser journeys only: add kind='browser'"))
         if cleanup is not None and not inspect.iscoroutinefunction(cleanup):
             problems.append(bad("cleanup= must be an 'async def' function taking the Context"))
         if problems:
@@ -260,6 +273,7 @@ def journey(
             compare=dict(compare or {}),
             max_response_bytes=jmax_body,
             cleanup=cleanup,
+            web_vitals=jvitals if jkind is Kind.BROWSER else {},
             filename=filename,
             lineno=lineno,
         )

@@ -7,7 +7,7 @@ where the phase is derived from the pair's name: a restart keeps every pair's ph
 
 `SlotLedger.claim(key, slot)` is called when a slot is served (a run starts, or the
 slot is skipped): grid points between the last claimed slot and this one were never
-served — the daemon was down, or the event loop stalled and APScheduler coalesced
+served — the daemon was down, or the event loop stalled and the scheduler coalesced
 them — and come back as one `Gap` to record as *missed*. Cron pairs have no grid:
 their gaps are the cron's fire times in between.
 """
@@ -49,10 +49,6 @@ class Grid:
 
     def at(self, index: int) -> float:
         return round(self.phase + index * self.interval, 3)
-
-    def anchor(self, now: float) -> float:
-        """The last slot at or before `now` (a start date for an interval trigger)."""
-        return self.phase + math.floor((now - self.phase) / self.interval) * self.interval
 
 
 @dataclass(frozen=True, slots=True)

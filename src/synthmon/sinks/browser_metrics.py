@@ -1,6 +1,7 @@
 """Metrics of the browser pool's own health (the pool's `PoolEvents`, wired here by
-the daemon, so runners never import prometheus_client). Navigation timings per step
-are per-pair values: they live in the `PairStore` (sinks/pairstate.py)."""
+the daemon, so runners never import prometheus_client). Navigation timings and Web
+Vitals per step (`synthmon_browser_web_vital`) are per-pair values: they live in the
+`PairStore` (sinks/pairstate.py), so a removed pair's series go with it."""
 
 from __future__ import annotations
 

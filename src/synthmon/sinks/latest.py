@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from synthmon.model import RunResult, Verdict
+from synthmon.model import PageVitals, RunResult, Verdict
 
 
 @dataclasses.dataclass(slots=True)
@@ -71,4 +71,19 @@ def result_json(result: RunResult) -> dict[str, Any]:
             }
             for s in result.steps
         ],
+        **(
+            {"web_vitals": [page_vitals_json(p) for p in result.web_vitals]}
+            if result.web_vitals
+            else {}
+        ),
+    }
+
+
+def page_vitals_json(page: PageVitals) -> dict[str, Any]:
+    """One document's Web Vitals as /api and the history serve them."""
+    return {
+        "step": page.step,
+        "url": page.url,
+        "values": dict(page.values),
+        "over_threshold": dict(page.breaches),
     }

@@ -17,7 +17,25 @@ class LogSink:
     fan-out calls `record` inline: the queue hop cost more CPU than it protected."""
 
     def __init__(self, logger: Any = None) -> None:
-        self._log = logger or structlog.get_logger("synthmon.runs")
+        self._log = logger
+        self._proxy = structlog.get_logger("synthmon.runs")
+        self._config: tuple[Any, ...] = ()
+        self._bound: Any = None
+
+    def _logger(self) -> Any:
+        """The run logger. structlog's lazy proxy assembles a new logger at every call
+        (caching is off so `logging.level` can change live): ~5 µs per run line. It is
+        assembled again only when the configuration changed (a level change,
+        `capture_logs` in tests)."""
+        if self._log is not None:
+            return self._log
+        c = structlog.get_config()
+        config = (c["processors"], c["wrapper_class"], c["logger_factory"], c["context_class"])
+        if len(config) != len(self._config) or any(
+            a is not b for a, b in zip(config, self._config, strict=True)
+        ):
+            self._config, self._bound = config, self._proxy.bind()
+        return self._bound
 
     async def emit(self, result: RunResult) -> None:
         self.record(result)
@@ -44,9 +62,10 @@ class LogSink:
                 fields["reason"] = result.reason
         if result.artifacts:
             fields["artifacts"] = list(result.artifacts)
+        log = self._logger()
         if result.status is Status.SUCCESS:
-            self._log.info("run_finished", **fields)
+            log.info("run_finished", **fields)
         elif result.status.is_target_failure:
-            self._log.warning("run_finished", **fields)
+            log.warning("run_finished", **fields)
         else:
-            self._log.error("run_finished", **fields)
+            log.error("run_finished", **fields)

@@ -84,6 +84,8 @@ class PairState:
     skipped: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
     navigation: dict[tuple[str, str], Hist] = field(default_factory=dict)
+    # (step, metric) -> the last value: Web Vitals of the last document of that step.
+    vitals: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,9 @@ class PairStore:
         state.cleanup_failures += result.cleanup_failures
         for kind, n in result.left_behind:
             state.left_behind[kind] = state.left_behind.get(kind, 0) + n
+        for page in result.web_vitals:
+            for metric, value in page.values:
+                state.vitals[(page.step, metric)] = value
         for step in result.steps:
             s = state.steps.get(step.name)
             if s is None:
@@ -315,6 +320,12 @@ class PairCollector:
             "([metrics] step_histograms = true).",
             labels=("journey", "target", "step", "phase", *ln),
         )
+        web_vital = GaugeMetricFamily(
+            "synthmon_browser_web_vital",
+            "Web Vitals of the last page a browser step loaded: TTFB, FCP, LCP, INP in "
+            "seconds, CLS a score, transfer_bytes, requests (docs/metrics.md).",
+            labels=("journey", "target", "step", "metric", *ln),
+        )
 
         # Samples are appended directly with one label dict per pair: add_metric()
         # zips label names per sample, which doubled the render time at 5,000 pairs.
@@ -350,9 +361,11 @@ class PairCollector:
                     _hist(step_duration, {**base, "step": step}, bounds, st.duration)
             for (step, phase), h in list(s.navigation.items()):
                 _hist(navigation, {**base, "step": step, "phase": phase}, bounds, h)
+            for (step, metric), vital in list(s.vitals.items()):
+                _add(web_vital, "", {**base, "step": step, "metric": metric}, vital)
         yield from (success, duration, runs, infra, step_duration, step_success, last_run)
         yield from (last_success, consecutive, retries, skipped, paused, cleanup, left_behind)
-        yield from (alert_state, degraded, navigation)
+        yield from (alert_state, degraded, navigation, web_vital)
         yield from self._journey_families(store.journeys)
 
     def _journey_families(self, journeys: Mapping[str, JourneyInfo]) -> Iterator[Metric]:

@@ -26,6 +26,10 @@ class ShadowMetrics:
         self._counts = {k: v for k, v in self._counts.items() if k[:2] in self._pairs}
 
     async def emit(self, result: RunResult) -> None:
+        self.record(result)
+
+    def record(self, result: RunResult) -> None:
+        """An in-memory update: the fan-out calls it inline (no queue hop per run)."""
         key = (result.journey, result.target)
         if not result.shadow_mismatches or (self._pairs is not None and key not in self._pairs):
             return

@@ -92,6 +92,11 @@ class TlsMetrics:
 
     # -- reading ---------------------------------------------------------------------------
 
+    def chains(self, journey: str, target: str) -> tuple[TlsChain, ...]:
+        """The chains the pair's runs last saw, by host (the status pages show them)."""
+        hosts = self._pairs.get((journey, target), {})
+        return tuple(seen.chain for _, seen in sorted(hosts.items()))
+
     def pair_json(self, journey: str, target: str) -> list[dict[str, Any]]:
         """What the pair's runs last saw, host by host (the `tls` of /api/journeys)."""
         hosts = self._pairs.get((journey, target), {})

@@ -97,6 +97,7 @@ def spec() -> J:
             "counted",
             "steps",
             "artifacts",
+            "web_vitals",
         ],
         {
             "id": {**INT, "description": "row id: newer runs have larger ids"},
@@ -122,6 +123,29 @@ def spec() -> J:
             "trace_url": _nullable(
                 "string", description="the run's trace in the tracing UI ([tracing] ui_url)"
             ),
+            "web_vitals": {
+                "type": "array",
+                "items": _ref("PageVitals"),
+                "description": "browser runs: Web Vitals per document loaded (docs/browser.md)",
+            },
+        },
+    )
+    PAGE_VITALS = _obj(
+        ["step", "url", "values", "over_threshold"],
+        {
+            "step": {**STR, "description": "the step in flight when the navigation started"},
+            "url": {**STR, "description": "scheme, host and path (no query string)"},
+            "values": {
+                "type": "object",
+                "additionalProperties": NUM,
+                "description": "TTFB, FCP, LCP, INP (seconds), CLS (score), "
+                "transfer_bytes, requests; INP only after an interaction",
+            },
+            "over_threshold": {
+                "type": "object",
+                "additionalProperties": NUM,
+                "description": "metric -> the journey's threshold it exceeded: the run is degraded",
+            },
         },
     )
     STATS = _obj(
@@ -421,6 +445,7 @@ def spec() -> J:
             "schemas": {
                 "Error": ERROR,
                 "Step": STEP,
+                "PageVitals": PAGE_VITALS,
                 "Run": RUN,
                 "Stats": STATS,
                 "Tls": TLS,

@@ -44,6 +44,7 @@ from synthmon.runners.browser.classify import classify_in_run, describe_in_run, 
 from synthmon.runners.browser.navspans import NavigationSpans
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
 from synthmon.runners.browser.pool import BrowserPool, NoEvents, PoolEvents, PoolOptions
+from synthmon.runners.browser.vitals import FLUSH_TIMEOUT, HUNG_FLUSH_TIMEOUT, VitalsRecorder
 from synthmon.runners.leftovers import RunScope
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class BrowserRunner:
         retention_interval: float = 60.0,
         needed: Callable[[], bool] = lambda: True,
         trace_screenshots: bool = False,
+        web_vitals: bool = True,
         clock: Callable[[], float] = time.monotonic,
         events: PoolEvents | None = None,
     ) -> None:
@@ -107,6 +109,7 @@ class BrowserRunner:
         # The trace's screencast costs ~20% of a run's CPU; DOM snapshots per action and
         # the full-page screenshot at the end are kept either way (docs/browser.md).
         self._trace_screenshots = trace_screenshots
+        self._web_vitals = web_vitals
         self._needed = needed
         self.store = store
         self.artifacts_on: ArtifactPolicy = artifacts_on if store is not None else "never"
@@ -198,6 +201,7 @@ class BrowserRunner:
         )
         context: BrowserContext | None = None
         ctx: BrowserJourneyContext | None = None
+        vitals = VitalsRecorder(self._clock) if self._web_vitals else None
         credentials = basic_credentials(request.account)
         options: dict[str, Any] = {}
         if credentials is not None:
@@ -230,6 +234,8 @@ class BrowserRunner:
                             screenshots=self._trace_screenshots, snapshots=True
                         )
                     await context.route("**/*", state.route)
+                    if vitals is not None:
+                        await vitals.install(context)
                     page = await context.new_page()
             except (PlaywrightError, TimeoutError) as exc:
                 self.pool.recycle_soon("unresponsive")
@@ -280,6 +286,11 @@ class BrowserRunner:
                 journey, ctx, run, started_at=started_at, attempt=attempt, clock=self._clock
             )
             result = explain(result, state, page)
+            if vitals is not None and not state.crashed:
+                # A timed-out page may be hung: its result must not wait long for it.
+                wait = HUNG_FLUSH_TIMEOUT if result.status is Status.TIMEOUT else FLUSH_TIMEOUT
+                pages = await vitals.collect(page, run, journey.web_vitals, wait=wait)
+                result = dataclasses.replace(result, web_vitals=pages)
             if self._keep_artifacts(result.status) and not state.crashed:
                 try:
                     paths = await self._capture(journey, run_id, context, page, state)
@@ -482,5 +493,6 @@ def browser_runner_from_settings(
         timezone=b.timezone,
         needed=needed,
         trace_screenshots=a.trace_screenshots,
+        web_vitals=b.web_vitals,
         events=events,
     )

@@ -45,6 +45,7 @@ class HistoryMetrics:
             registry=registry,
         )
         self._published: set[tuple[str, ...]] = set()
+        self._slot_children: dict[tuple[str, str, str], Any] = {}
         for name, doc, key in (
             (
                 "synthmon_history_up",
@@ -77,15 +78,24 @@ class HistoryMetrics:
         )
 
     def slot(self, journey: str, target: str, outcome: str, n: int = 1) -> None:
-        self.slots.labels(journey, target, outcome, *self.loc).inc(n)
+        # Once per run, on the event loop: the child is looked up in a plain dict
+        # (labels() builds a key and takes a lock each time).
+        child = self._slot_children.get((journey, target, outcome))
+        if child is None:
+            child = self.slots.labels(journey, target, outcome, *self.loc)
+            self._slot_children[(journey, target, outcome)] = child
+        child.inc(n)
 
     def init_pair(self, journey: str, target: str, outcomes: tuple[str, ...]) -> None:
         for outcome in outcomes:
-            self.slots.labels(journey, target, outcome, *self.loc)
+            self._slot_children[(journey, target, outcome)] = self.slots.labels(
+                journey, target, outcome, *self.loc
+            )
         self.incidents.labels(journey, target, *self.loc)
 
     def forget_pair(self, journey: str, target: str, outcomes: tuple[str, ...]) -> None:
         for outcome in outcomes:
+            self._slot_children.pop((journey, target, outcome), None)
             with contextlib.suppress(KeyError):
                 self.slots.remove(journey, target, outcome, *self.loc)
         with contextlib.suppress(KeyError):

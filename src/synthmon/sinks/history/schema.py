@@ -81,6 +81,30 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (journey, target, hour)
     ) WITHOUT ROWID;
     """,
+    # 2: Web Vitals per document of browser runs (JSON list; NULL: none measured).
+    """
+    ALTER TABLE runs ADD COLUMN web_vitals TEXT;
+    """,
+    # 3: fewer indexes a run's insert must update (docs/benchmarks.md, "History"). A
+    # commit writes every page it dirtied, and each index keyed by journey puts every
+    # run of a batch on another page: runs_pair and runs_journey go (runs_counted,
+    # journey/target/started_at, serves the run listings too), slots_pair gives way to
+    # pair_slots (a pair's first and last slot, one row per pair) and a time index.
+    """
+    CREATE TABLE pair_slots (
+        journey TEXT NOT NULL,
+        target TEXT NOT NULL,
+        first_slot_at REAL NOT NULL,
+        last_slot_at REAL NOT NULL,
+        PRIMARY KEY (journey, target)
+    ) WITHOUT ROWID;
+    INSERT INTO pair_slots
+        SELECT journey, target, min(slot_at), max(last_slot_at) FROM slots GROUP BY journey, target;
+    DROP INDEX slots_pair;
+    CREATE INDEX slots_time ON slots (slot_at);
+    DROP INDEX runs_pair;
+    DROP INDEX runs_journey;
+    """,
 ]
 
 

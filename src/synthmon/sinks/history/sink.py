@@ -1,8 +1,10 @@
 """`HistorySink`: every run, slot outcome and incident into the `HistoryStore`, written
 by a thread of its own so that a slow or full disk never delays a run or a scrape.
 
-On the event loop, recording is a `put` on a queue. The writer thread commits what
-arrived every `flush_interval` in one transaction, recomputes the statistics every
+On the event loop, recording is an append to a bounded deque (`record`, called inline
+by the fan-out: no queue hop, no task wake-up, no lock; rows are built and encoded by
+the writer). The writer thread commits what arrived every `flush_interval` in one
+transaction, recomputes the statistics every
 `stats_interval` (the API and /metrics read them from memory), and applies retention.
 History is best-effort: a database that cannot be opened or written is reported (log
 `history_unavailable`, metric `synthmon_history_up` 0, `/readyz` detail) and retried
@@ -15,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,9 +65,8 @@ class HistorySink:
         self.metrics = HistoryMetrics(registry, health=self.status, location=location)
         self._clock = clock
         self._factory = store_factory
-        self._q: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
-        self._queued = 0
-        self._lock = threading.Lock()
+        # Appended on the loop, popped by the writer: deque's append/popleft are atomic.
+        self._q: deque[Item] = deque()
         self._publish_lock = threading.Lock()
         self._store: HistoryStore | None = None
         self._error: str | None = None
@@ -78,8 +79,12 @@ class HistorySink:
         self._pairs: frozenset[tuple[str, str]] = frozenset()
         # Sparklines and uptime bars for the status page, kept by the writer thread.
         self.overview = Overview()
-        self._dirty = threading.Event()
+        # Pairs whose figures must be recomputed before the next periodic refresh (an
+        # incident opened or closed, a pair added): only those, not every pair.
+        self._dirty: set[tuple[str, str]] = set()
+        self._dirty_lock = threading.Lock()
         self._stop = threading.Event()
+        self._opening = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -95,6 +100,15 @@ class HistorySink:
             return {}
 
     def _open_and_last_slots(self) -> dict[tuple[str, str], float]:
+        # An open that outlives `wait` (a slow disk, a schema upgrade of a large file)
+        # goes on in this thread; records wait in the queue meanwhile, not dropped.
+        self._opening.set()
+        try:
+            return self._open_and_read_last_slots()
+        finally:
+            self._opening.clear()
+
+    def _open_and_read_last_slots(self) -> dict[tuple[str, str], float]:
         for _ in range(2):
             if not self._try_open():
                 return {}
@@ -117,7 +131,6 @@ class HistorySink:
     async def stop(self, wait: float = 5.0) -> None:
         """Write what is queued (within `wait` seconds), then close the database."""
         self._stop.set()
-        self._q.put(None)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join, wait)
             self._thread = None
@@ -127,6 +140,10 @@ class HistorySink:
             self._store = None
 
     # -- recording (event loop; never blocks) -----------------------------------------------
+
+    def record(self, result: RunResult) -> None:
+        """The fan-out calls this inline (like the metrics sink): an append."""
+        self._put(result)
 
     async def emit(self, result: RunResult) -> None:
         self._put(result)
@@ -181,15 +198,14 @@ class HistorySink:
             self._stats = {k: v for k, v in self._stats.items() if k in new}
             self._stats_json = {k: v for k, v in self._stats_json.items() if k in new}
             self.metrics.publish(self._stats)
-        self._dirty.set()
+            added = new - self._stats.keys()
+        self._mark_dirty(added)
 
     def _put(self, item: Item) -> None:
-        with self._lock:
-            if self._queued >= self.config.max_queue:
-                self.metrics.problem("dropped")
-                return
-            self._queued += 1
-        self._q.put(item)
+        if len(self._q) >= self.config.max_queue:
+            self.metrics.problem("dropped")
+            return
+        self._q.append(item)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -206,7 +222,7 @@ class HistorySink:
             "path": str(self.path),
             "error": self._error,
             "last_problem": self._last_problem,
-            "queued": self._queued,
+            "queued": len(self._q),
             "size_bytes": self._size,
         }
 
@@ -293,31 +309,26 @@ class HistorySink:
             if batch:
                 self._write(batch)
             now = time.monotonic()
-            if self._store is not None and (now >= next_stats or self._dirty.is_set()):
-                self._dirty.clear()
-                self._refresh_stats()
+            if self._store is not None and now >= next_stats:
+                self._take_dirty()
+                self._refresh_stats(None)
                 next_stats = now + self.config.stats_interval
+            elif self._store is not None and self._dirty:
+                self._refresh_stats(self._take_dirty())
             if self._store is not None and now >= next_maintenance:
                 self._maintain()
                 next_maintenance = now + self.config.maintenance_interval
-            if self._stop.is_set() and self._q.empty():
+            if self._stop.is_set() and not self._q:
                 return
 
     def _drain(self) -> list[Item]:
         # Sleep, then take everything: one wake-up per flush_interval, not one per
         # record (each would take the GIL from the event loop).
         self._stop.wait(self.config.flush_interval)
-        items: list[Item] = []
-        while len(items) < 20_000:
-            try:
-                item = self._q.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                items.append(item)
-        with self._lock:
-            self._queued -= len(items)
-        return items
+        if self._opening.is_set() and not self._stop.is_set():
+            return []
+        pop = self._q.popleft
+        return [pop() for _ in range(min(len(self._q), 20_000))]
 
     def _write(self, batch: list[Item]) -> None:
         if self._store is None:
@@ -343,7 +354,7 @@ class HistorySink:
             log.info("history_available", path=str(self.path))
             self._error = None
         if incidents:
-            self._dirty.set()
+            self._mark_dirty((i.journey, i.target) for i in incidents)
 
     def _close_store(self) -> None:
         if self._store is not None:
@@ -352,12 +363,23 @@ class HistorySink:
             self._store = None
             self._opened_at = -REOPEN_AFTER if self._corrupt else time.monotonic()
 
-    def _refresh_stats(self) -> None:
+    def _mark_dirty(self, pairs: Iterable[tuple[str, str]]) -> None:
+        with self._dirty_lock:
+            self._dirty.update(pairs)
+
+    def _take_dirty(self) -> set[tuple[str, str]]:
+        with self._dirty_lock:
+            taken, self._dirty = self._dirty, set()
+        return taken
+
+    def _refresh_stats(self, only: set[tuple[str, str]] | None) -> None:
+        """Recompute the figures of every pair, or of the pairs in `only` (the others
+        keep theirs: an incident changes its own pair's figures only)."""
         assert self._store is not None
         now = self._clock()
         out: dict[tuple[str, str], dict[str, WindowStats]] = {}
         try:
-            for journey, target in sorted(self._pairs):
+            for journey, target in sorted(self._pairs if only is None else self._pairs & only):
                 inputs = self._store.pair_inputs(journey, target, now, WINDOWS)
                 out[(journey, target)] = {
                     name: window_stats(
@@ -380,11 +402,14 @@ class HistorySink:
                 self._corrupt = True
                 self._close_store()
             return
+        fresh = {k: {w: s.to_json() for w, s in v.items()} for k, v in out.items()}
         with self._publish_lock:
-            out = {k: v for k, v in out.items() if k in self._pairs}
-            self._stats_json = {k: {w: s.to_json() for w, s in v.items()} for k, v in out.items()}
-            self._stats = out
-            self.metrics.publish(out)
+            if only is not None:
+                out = {**self._stats, **out}
+                fresh = {**self._stats_json, **fresh}
+            self._stats = {k: v for k, v in out.items() if k in self._pairs}
+            self._stats_json = {k: v for k, v in fresh.items() if k in self._pairs}
+            self.metrics.publish(self._stats)
 
     def _maintain(self) -> None:
         assert self._store is not None

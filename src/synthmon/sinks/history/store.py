@@ -9,7 +9,7 @@ second connection.
 
 from __future__ import annotations
 
-import json
+import heapq
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -19,14 +19,18 @@ from typing import Any, Protocol
 
 from synthmon.model import RunResult, Status
 from synthmon.sinks.history.overview import OverviewQueries
-from synthmon.sinks.history.records import IncidentRecord, SlotRecord, is_counted
+from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord, is_counted
+from synthmon.sinks.history.rows import (
+    RUN_COLUMNS,
+    TARGETS_OF_JOURNEY,
+    insert,
+    newest,
+    run_json,
+    run_row,
+)
 from synthmon.sinks.history.schema import migrate
 
 DB_NAME = "history.sqlite3"
-RUN_COLUMNS = (
-    "id, run_id, journey, target, location, trace_id, slot_at, started_at, duration, status, "
-    "reason, failed_step, error_type, error, attempt, retried, counted, steps, artifacts"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,64 +104,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     return db
 
 
-def run_row(r: RunResult) -> tuple[Any, ...]:
-    steps = [
-        {
-            "name": s.name,
-            "status": s.status.value,
-            "duration_seconds": round(s.duration, 6),
-            "soft": s.soft,
-            "error": s.error_message,
-            **({"timings": dict(s.timings)} if s.timings else {}),
-        }
-        for s in r.steps
-    ]
-    return (
-        r.run_id,
-        r.journey,
-        r.target,
-        r.location,
-        r.trace_id,
-        r.scheduled_at,
-        r.started_at,
-        r.duration,
-        r.status.value,
-        r.reason,
-        r.failed_step,
-        r.error_type,
-        r.error_message,
-        r.attempt,
-        int(r.retried),
-        int(is_counted(r)),
-        json.dumps(steps, separators=(",", ":")),
-        json.dumps(list(r.artifacts)),
-    )
-
-
-def _run_json(row: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "id": row[0],
-        "run_id": row[1],
-        "journey": row[2],
-        "target": row[3],
-        "location": row[4],
-        "trace_id": row[5],
-        "scheduled_at": row[6],
-        "started_at": row[7],
-        "duration_seconds": row[8],
-        "status": row[9],
-        "reason": row[10],
-        "failed_step": row[11],
-        "error_type": row[12],
-        "error": row[13],
-        "attempt": row[14],
-        "retried": bool(row[15]),
-        "counted": bool(row[16]),
-        "steps": json.loads(row[17]),
-        "artifacts": json.loads(row[18]),
-    }
-
-
 def _incident(row: Sequence[Any]) -> IncidentRecord:
     return IncidentRecord(*row)
 
@@ -207,46 +153,62 @@ class SqliteHistory:
         slots: Sequence[SlotRecord],
         incidents: Sequence[IncidentRecord],
     ) -> None:
+        # Rows are built before BEGIN: the write lock is held only for the inserts.
+        run_rows = [run_row(r) for r in runs]
+        hours: dict[tuple[str, str, int], list[int]] = {}
+        for r in runs:
+            if is_counted(r):
+                cell = hours.setdefault((r.journey, r.target, int(r.started_at // 3600)), [0, 0])
+                cell[0] += 1
+                cell[1] += r.status is Status.SUCCESS
+        slot_rows = []
+        pairs: dict[tuple[str, str], list[float]] = {}
+        for sl in slots:
+            last = sl.last_slot_at or sl.slot_at
+            slot_rows.append(
+                (
+                    sl.journey,
+                    sl.target,
+                    sl.slot_at,
+                    last,
+                    sl.count,
+                    sl.span,
+                    sl.outcome.value,
+                    sl.reason,
+                    sl.run_id,
+                    sl.recorded_at,
+                )
+            )
+            span = pairs.get((sl.journey, sl.target))
+            if span is None:
+                pairs[(sl.journey, sl.target)] = [sl.slot_at, last]
+            else:
+                span[0] = min(span[0], sl.slot_at)
+                span[1] = max(span[1], last)
         db = self._w
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(
-                f"INSERT OR IGNORE INTO runs ({RUN_COLUMNS.removeprefix('id, ')}) "  # noqa: S608 - constant column list
-                "VALUES (" + ", ".join("?" * 18) + ")",
-                [run_row(r) for r in runs],
-            )
-            hours: dict[tuple[str, str, int], list[int]] = {}
-            for r in runs:
-                if is_counted(r):
-                    cell = hours.setdefault(
-                        (r.journey, r.target, int(r.started_at // 3600)), [0, 0]
-                    )
-                    cell[0] += 1
-                    cell[1] += r.status is Status.SUCCESS
-            db.executemany(
-                "INSERT INTO run_hours (journey, target, hour, counted, passed) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (journey, target, hour) DO UPDATE SET "
-                "counted = counted + excluded.counted, passed = passed + excluded.passed",
+            insert(db, f"INSERT OR IGNORE INTO runs ({RUN_COLUMNS.removeprefix('id, ')})", run_rows)
+            insert(
+                db,
+                "INSERT INTO run_hours (journey, target, hour, counted, passed)",
                 [(*k, v[0], v[1]) for k, v in hours.items()],
+                " ON CONFLICT (journey, target, hour) DO UPDATE SET "
+                "counted = counted + excluded.counted, passed = passed + excluded.passed",
             )
-            db.executemany(
+            insert(
+                db,
                 "INSERT INTO slots (journey, target, slot_at, last_slot_at, count, span, "
-                "outcome, reason, run_id, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        s.journey,
-                        s.target,
-                        s.slot_at,
-                        s.last_slot_at or s.slot_at,
-                        s.count,
-                        s.span,
-                        s.outcome.value,
-                        s.reason,
-                        s.run_id,
-                        s.recorded_at,
-                    )
-                    for s in slots
-                ],
+                "outcome, reason, run_id, recorded_at)",
+                slot_rows,
+            )
+            insert(
+                db,
+                "INSERT INTO pair_slots (journey, target, first_slot_at, last_slot_at)",
+                [(*k, v[0], v[1]) for k, v in pairs.items()],
+                " ON CONFLICT (journey, target) DO UPDATE SET "
+                "first_slot_at = min(first_slot_at, excluded.first_slot_at), "
+                "last_slot_at = max(last_slot_at, excluded.last_slot_at)",
             )
             for i in incidents:
                 if i.ended_at is None:
@@ -284,14 +246,35 @@ class SqliteHistory:
         VACUUM only when over the size cap). Returns rows deleted."""
         db = self._w
         cutoff = now - max_age
-        deleted = {
-            "runs": db.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,)).rowcount,
-            "slots": db.execute("DELETE FROM slots WHERE last_slot_at < ?", (cutoff,)).rowcount,
-            "incidents": db.execute(
-                "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?", (cutoff,)
-            ).rowcount,
-        }
-        db.execute("DELETE FROM run_hours WHERE hour < ?", (int(cutoff // 3600),))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = {
+                "runs": db.execute("DELETE FROM runs WHERE started_at < ?", (cutoff,)).rowcount,
+                # slot_at <= last_slot_at: the condition on slot_at lets slots_time help.
+                "slots": db.execute(
+                    "DELETE FROM slots WHERE slot_at < ? AND last_slot_at < ?", (cutoff, cutoff)
+                ).rowcount,
+                "incidents": db.execute(
+                    "DELETE FROM incidents WHERE ended_at IS NOT NULL AND ended_at < ?", (cutoff,)
+                ).rowcount,
+            }
+            db.execute("DELETE FROM run_hours WHERE hour < ?", (int(cutoff // 3600),))
+            # A pair's first slot moves up to its oldest slot left: a gap that straddles
+            # the cutoff (the only rows left before it), else its first slot after it.
+            db.execute("DELETE FROM pair_slots WHERE last_slot_at < ?", (cutoff,))
+            db.execute(
+                "UPDATE pair_slots SET first_slot_at = coalesce("
+                "(SELECT min(s.slot_at) FROM slots s WHERE s.slot_at < :c "
+                "AND s.journey = pair_slots.journey AND s.target = pair_slots.target), "
+                "(SELECT s.slot_at FROM slots s WHERE s.slot_at >= :c "
+                "AND s.journey = pair_slots.journey AND s.target = pair_slots.target "
+                "ORDER BY s.slot_at LIMIT 1), last_slot_at) WHERE first_slot_at < :c",
+                {"c": cutoff},
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
         for _ in range(20):
             if self.size_bytes() <= max_bytes:
                 break
@@ -317,18 +300,18 @@ class SqliteHistory:
     # -- reads -----------------------------------------------------------------------------
 
     def last_slots(self) -> dict[tuple[str, str], float]:
-        rows = self._read(
-            "SELECT journey, target, MAX(last_slot_at) FROM slots GROUP BY journey, target"
-        )
+        rows = self._read("SELECT journey, target, last_slot_at FROM pair_slots")
         return {(r[0], r[1]): float(r[2]) for r in rows}
 
     def runs(self, q: RunQuery) -> list[dict[str, Any]]:
+        """Newest first (start time, then id). A journey's runs are read target by
+        target from runs_counted (journey, target, started_at) and merged: the one
+        index a run's insert updates for its pair (schema migration 2)."""
         where: list[str] = []
         args: list[Any] = []
-        for column, value in (("journey", q.journey), ("target", q.target), ("status", q.result)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
+        if q.result is not None:
+            where.append("status = ?")
+            args.append(q.result)
         if q.since is not None:
             where.append("started_at >= ?")
             args.append(q.since)
@@ -336,19 +319,38 @@ class SqliteHistory:
             where.append("started_at < ?")
             args.append(q.until)
         if q.before_id is not None:
-            where.append("id < ?")
-            args.append(q.before_id)
-        sql = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608 - constants; values are bound
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(q.limit)
-        return [_run_json(r) for r in self._read(sql, args)]
+            # The cursor is the last row's id; rows after it in this order come before
+            # its start time, or at the same start time with a smaller id.
+            found = self._read("SELECT started_at FROM runs WHERE id = ?", (q.before_id,))
+            if not found:
+                return []  # deleted by retention, and everything older with it
+            where.append("started_at <= ? AND (started_at < ? OR id < ?)")
+            args += [found[0][0], found[0][0], q.before_id]
+        order = " ORDER BY started_at DESC, id DESC LIMIT ?"
+        if q.journey is None:
+            targets: list[str | None] = [q.target]
+        elif q.target is not None:
+            targets = [q.target]
+        else:
+            targets = [r[0] for r in self._read(TARGETS_OF_JOURNEY, (q.journey, q.journey))]
+        pages = []
+        for target in targets:
+            clauses, values = list(where), list(args)
+            for column, value in (("journey", q.journey), ("target", target)):
+                if value is not None:
+                    clauses.insert(0, f"{column} = ?")
+                    values.insert(0, value)
+            sql = f"SELECT {RUN_COLUMNS} FROM runs"  # noqa: S608 - constants; values are bound
+            if clauses:
+                sql += " WHERE " + " AND ".join(clauses)
+            pages.append(self._read(sql + order, [*values, q.limit]))
+        rows = pages[0] if len(pages) == 1 else heapq.merge(*pages, key=newest, reverse=True)
+        return [run_json(r) for r, _ in zip(rows, range(q.limit), strict=False)]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         sql = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"  # noqa: S608 - constants
         rows = self._read(sql, (run_id,))
-        return _run_json(rows[0]) if rows else None
+        return run_json(rows[0]) if rows else None
 
     def slots(
         self,
@@ -360,16 +362,26 @@ class SqliteHistory:
     ) -> list[dict[str, Any]]:
         where: list[str] = []
         args: list[Any] = []
-        for column, value in (("journey", journey), ("target", target), ("outcome", outcome)):
+        for column, value in (("journey", journey), ("target", target)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        index = ""
+        if outcome is not None:
+            # A literal, not a bound value: only then can the partial indexes
+            # (slots_unusual, slots_missed) serve it. Checked against the enum.
+            where.append(f"outcome = '{SlotOutcome(outcome).value}'")
+            if outcome == SlotOutcome.MISSED and journey is not None:
+                index = " INDEXED BY slots_missed"
+            elif outcome != SlotOutcome.PASSED:
+                where.append("outcome != 'passed'")  # the partial index's own condition
+                index = " INDEXED BY slots_unusual"
         if since is not None:
             where.append("last_slot_at >= ?")
             args.append(since)
         sql = (
-            "SELECT journey, target, slot_at, last_slot_at, count, span, outcome, reason, "
-            "run_id FROM slots"
+            "SELECT journey, target, slot_at, last_slot_at, count, span, outcome, reason, "  # noqa: S608 - constants and an enum value
+            "run_id FROM slots" + index
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -437,9 +449,11 @@ class SqliteHistory:
         counted = {
             name: self._counted(journey, target, now - seconds) for name, seconds in windows.items()
         }
-        first = self._read(
-            "SELECT min(slot_at) FROM slots WHERE journey = ? AND target = ?", (journey, target)
-        )[0][0]
+        found = self._read(
+            "SELECT first_slot_at FROM pair_slots WHERE journey = ? AND target = ?",
+            (journey, target),
+        )
+        first = found[0][0] if found else None
         horizon = now - max(windows.values())
         missed = [
             (float(r[0]), float(r[1]))

@@ -322,7 +322,7 @@ def render(
         '<section aria-labelledby="rel-h"><h2 id="rel-h">Reliability</h2>'
         f"{_stats(row)}<h3>90 days (UTC)</h3>{uptime_bar(row.days)}</section>"
     )
-    parts.append(extras.journey_sections(row))
+    parts.append(extras.journey_sections(row, now))
     parts.append(
         '<section aria-labelledby="runs-h"><h2 id="runs-h">Last runs</h2>'
         f"{runs_table(h.runs, public, d.settings.tracing.ui_url)}"

@@ -116,16 +116,18 @@ def _row(
         row.last,
         row.stats,
         row.days,
+        row.certs,
+        int(now // 86400),  # the certificate cell counts days left
         (len(points), points[0], points[-1]) if points else (),
         location,
     )
     key = ("row", row.journey.name, row.target.name)
-    head, tail = memo.get(key, token, lambda: _row_parts(row, location, cells)).split("\0", 1)
+    head, tail = memo.get(key, token, lambda: _row_parts(row, location, cells, now)).split("\0", 1)
     last_at = row.last.started_at + row.last.duration if row.last is not None else None
     return head, f'<td data-label="Last run">{ago(last_at, now)}</td>', tail
 
 
-def _row_parts(row: Row, location: str | None, cells: Memo) -> str:
+def _row_parts(row: Row, location: str | None, cells: Memo, now: float) -> str:
     """The row before and after its age cell, joined by a NUL."""
     j, t = row.journey, row.target
     seven = row.stats.get("7d")
@@ -143,7 +145,7 @@ def _row_parts(row: Row, location: str | None, cells: Memo) -> str:
         f'<td data-label="Availability 7 d">{percent(seven.availability if seven else None)}</td>'
         f'<td data-label="MTTR 7 d">{duration(seven.mttr_seconds if seven else None)}</td>'
         f'<td data-label="90 days" class="bar">{uptime_bar(row.days, cells)}</td>'
-        f"{extras.pair_cells(row)}</tr>"
+        f"{extras.pair_cells(row, now)}</tr>"
     )
 
 
@@ -194,7 +196,7 @@ def render(
             '<th scope="col">Location</th><th scope="col">Last run</th>'
             '<th scope="col">Latency (6 h)</th><th scope="col">Availability 7 d</th>'
             '<th scope="col">MTTR 7 d</th><th scope="col">90 days (UTC)</th>'
-            f"{extras.pair_headers()}</tr></thead><tbody>"
+            f"{extras.pair_headers(cfg.public)}</tr></thead><tbody>"
         )
         # Appended piece by piece and joined once with the frame: `/` at 500 pairs is
         # megabytes, and every intermediate join copies all of it.

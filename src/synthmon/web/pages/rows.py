@@ -19,7 +19,7 @@ from synthmon.web.status import DaemonState, _state
 
 if TYPE_CHECKING:
     from synthmon.journeys.dsl import Journey
-    from synthmon.model import RunResult, Target
+    from synthmon.model import RunResult, Target, TlsChain
     from synthmon.sinks.history.stats import WindowStats
 
 # Failing first, then degraded, then the rest; paused and never-run last.
@@ -43,6 +43,8 @@ class Row:
     stats: Mapping[str, WindowStats] = field(default_factory=dict)
     points: list[Point] = field(default_factory=list)
     days: list[DayCell] = field(default_factory=list)
+    # What the pair's HTTPS hosts last presented; None on public pages (not shown).
+    certs: tuple[TlsChain, ...] | None = None
 
     @property
     def key(self) -> tuple[int, int, str, str]:
@@ -112,6 +114,8 @@ def build_row(
         if history
         else [],
         days=history.overview.days(journey.name, target.name) if history else [],
+        # Host names and issuers are the target's internals: not for a public page.
+        certs=None if d.settings.status_page.public else d.tls.chains(journey.name, target.name),
     )
 
 
