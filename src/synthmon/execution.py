@@ -346,6 +346,7 @@ class Executor:
                             attempt=attempt,
                             run_source=self._run_source,
                             peers=self._peers,
+                            trace=trace,
                         )
                     )
                 async with self._safety.lease(journey, target) as (account, headers):
