@@ -2,7 +2,7 @@
 
 Usage: python bench/run.py [--quick] [NAME ...]
 (names: http, dispatch, browser, detection, compare, soak, history, tls, status_page,
-vitals)
+vitals, tracing)
 Figures and the commands that produced them are recorded in docs/benchmarks.md.
 """
 
@@ -31,6 +31,7 @@ BENCHES = {
     "status_page": "status_page_bench",  # issue 13: / and a journey page, 500 journeys, 1M runs
     "vitals": "vitals_bench",  # issue 15: a browser run with Web Vitals on vs off
     "tls": "tls_bench",  # issue 15: certificate capture per run, parse per change
+    "tracing": "tracing_bench",  # issue 15: CPU per run with OpenTelemetry export on vs off
 }
 
 

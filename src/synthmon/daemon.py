@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from synthmon._version import __version__
 from synthmon.alerting.engine import AlertEngine
 from synthmon.config.settings import Settings, changed_settings, load_settings, restart_fields
 from synthmon.errors import ConfigError
-from synthmon.execution import Executor, RetryPolicy, pair_key
+from synthmon.execution import Executor, NoTracing, RetryPolicy, Tracing, pair_key
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import JourneyFolder, LoadReport
 from synthmon.model import Kind, RunResult, RunSource, Target
@@ -58,6 +59,18 @@ log = structlog.get_logger("synthmon.daemon")
 def user_agent(settings: Settings) -> str:
     comment = settings.synthetic.user_agent_comment
     return f"synthmon/{__version__} ({comment})" if comment else f"synthmon/{__version__}"
+
+
+def build_tracing(
+    settings: Settings, *, registry: CollectorRegistry, scrub: Callable[[str], str]
+) -> Tracing:
+    """`[tracing]` as the executor's Tracing. Off (or OTEL_SDK_DISABLED=true): no
+    OpenTelemetry import at all."""
+    if not settings.tracing.enabled or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return NoTracing()
+    from synthmon.sinks.tracing.otel import OtelTracing
+
+    return OtelTracing(settings.tracing, registry=registry, location=settings.location, scrub=scrub)
 
 
 class Daemon:
@@ -110,6 +123,7 @@ class Daemon:
             external_url=settings.server.external_url,
             pair_metrics=self.metrics.pairs,
             incidents=self.history,
+            trace_url=settings.tracing.trace_url,
         )
         self.targets: dict[str, Target] = {t.name: t for t in settings.target_list()}
         safety_metrics = SafetyMetrics(
@@ -119,6 +133,11 @@ class Daemon:
             settings,
             events=safety_metrics,
             pairs=lambda: self.pairs.values(),
+        )
+        # Each attempt as an OpenTelemetry trace (docs/tracing.md); the SDK is imported
+        # only when switched on.
+        self.tracing: Tracing = build_tracing(
+            settings, registry=self.registry, scrub=lambda text: self.safety.scrub(text)
         )
         self.http_runner = HttpRunner(
             user_agent=user_agent(settings),
@@ -163,6 +182,7 @@ class Daemon:
             targets=self.targets,
             max_concurrency=settings.scheduler.max_concurrency,
             stalls=self.watchdog,
+            tracing=self.tracing,
             run_source=run_source,
             location=settings.location,
         )
@@ -197,7 +217,7 @@ class Daemon:
             extra_routes=[
                 artifact_routes(settings.artifacts_dir),
                 control.routes(self.safety),
-                api.routes(self.history, lambda: self.views),
+                api.routes(self.history, lambda: self.views, trace_url=settings.tracing.trace_url),
                 pages.routes(self),
                 silences_api.routes(lambda: self.alerting.store),
             ],
@@ -284,6 +304,7 @@ class Daemon:
         await self.executor.drain(grace)
         self.scheduler.shutdown()
         await self.fanout.close()
+        await self.tracing.aclose()
         # After the sinks drained: the last results' notifications get a short flush.
         await self.alerting.stop(flush_seconds=2.0)
         if self.history is not None:

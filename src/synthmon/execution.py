@@ -32,8 +32,9 @@ from typing import Any, Protocol
 import structlog
 
 from synthmon.errors import NoAccountError
+from synthmon.journeys.context import NoTrace
 from synthmon.journeys.dsl import Journey
-from synthmon.model import Kind, RunRequest, RunResult, RunSource, Status, Target
+from synthmon.model import Kind, RunRequest, RunResult, RunSource, RunTrace, Status, Target
 from synthmon.runners.base import Runner, error_result, new_run_id
 from synthmon.safety.facade import Safety
 
@@ -63,6 +64,32 @@ class LoopStalls(Protocol):
     def stolen_from(
         self, task: str | None, since: float, until: float
     ) -> tuple[float, str | None]: ...
+
+
+class TracedRun(RunTrace, Protocol):
+    """An attempt's trace as the executor holds it: it ends with the final result."""
+
+    def finish(self, result: RunResult) -> None: ...
+
+
+class Tracing(Protocol):
+    """Where runs become traces (`sinks.tracing`, or `NoTracing`)."""
+
+    def start_run(
+        self, journey: Journey, target: Target, run_id: str, attempt: int
+    ) -> TracedRun: ...
+
+    async def aclose(self) -> None: ...
+
+
+class NoTracing:
+    """`[tracing] enabled = false`: no spans, and OpenTelemetry is never imported."""
+
+    def start_run(self, journey: Journey, target: Target, run_id: str, attempt: int) -> NoTrace:
+        return NoTrace(run_id)
+
+    async def aclose(self) -> None:
+        pass
 
 
 # `_stamp` builds the stamped copy positionally from every field's value, ~2.5x
@@ -95,10 +122,13 @@ class Executor:
         targets: Mapping[str, Target],
         max_concurrency: int,
         stalls: LoopStalls,
+        tracing: Tracing,
         run_source: RunSource = RunSource.DAEMON,
         location: str | None = None,
     ) -> None:
         self.runners = runners
+        # Required (STYLE 14): every attempt is a trace, or deliberately none.
+        self._tracing = tracing
         self._safety = safety
         self._emit = emit
         self._retry_policy = retry_policy
@@ -192,11 +222,15 @@ class Executor:
     ) -> RunResult:
         run_id = new_run_id()
         started = time.time()
+        # The run's root span: from here (waiting for a run slot included) to the result.
+        trace = self._tracing.start_run(journey, target, run_id, attempt)
         try:
-            result = await self._limited_run(journey, target, run_id=run_id, attempt=attempt)
+            result = await self._limited_run(
+                journey, target, run_id=run_id, attempt=attempt, trace=trace
+            )
         except asyncio.CancelledError:
             # Shutdown cut it short: still record that the run happened.
-            self._hand_off(
+            final = self._hand_off(
                 error_result(
                     journey,
                     target,
@@ -208,12 +242,16 @@ class Executor:
                 ),
                 slot,
             )
+            trace.finish(final)
             raise
         if result.status is Status.TIMEOUT:
             result = self._excuse_stall(journey, result)
         if may_retry and result.status.is_target_failure:
             result = dataclasses.replace(result, retried=True)
-        return self._hand_off(result, slot)
+        final = self._hand_off(result, slot)
+        # After the scrub: the span carries what every other sink got.
+        trace.finish(final)
+        return final
 
     def retarget(self, names: Iterable[str]) -> None:
         """These targets' settings changed (hot reload): their next run takes a slot of
@@ -244,7 +282,7 @@ class Executor:
         )
 
     async def _limited_run(
-        self, journey: Journey, target: Target, *, run_id: str, attempt: int
+        self, journey: Journey, target: Target, *, run_id: str, attempt: int, trace: RunTrace
     ) -> RunResult:
         target_slots = self._target_slots.get(target.name)
         if target_slots is None:
@@ -308,6 +346,7 @@ class Executor:
                             attempt=attempt,
                             run_source=self._run_source,
                             peers=self._peers,
+                            trace=trace,
                         )
                     )
                 async with self._safety.lease(journey, target) as (account, headers):
@@ -321,6 +360,7 @@ class Executor:
                             account=account,
                             extra_headers=headers,
                             peers=self._peers,
+                            trace=trace,
                         )
                     )
             except NoAccountError as exc:

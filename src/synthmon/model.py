@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import pyotp
 from pydantic import SecretStr
@@ -218,6 +218,49 @@ class Target:
         )
 
 
+# A span attribute value (OpenTelemetry allows these scalar types).
+Attr = str | int | float | bool
+
+
+class SpanHandle(Protocol):
+    """One open span of a run's trace, as a runner sees it."""
+
+    def traceparent(self) -> str:
+        """The W3C traceparent naming this span (for a request it makes)."""
+        ...
+
+    def end(
+        self,
+        attributes: Mapping[str, Attr] | None = None,
+        *,
+        error: str | None = None,
+        end_time: float | None = None,
+    ) -> None:
+        """Close the span (`error`: it failed, and why; `end_time`: epoch seconds)."""
+        ...
+
+
+class RunTrace(Protocol):
+    """One run's trace (docs/tracing.md). The executor opens it around each attempt;
+    with tracing off it only names the run's trace id in traceparent headers."""
+
+    def traceparent(self) -> str:
+        """The traceparent of the innermost span still open (a step, else the run)."""
+        ...
+
+    def span(
+        self,
+        name: str,
+        attributes: Mapping[str, Attr],
+        *,
+        client: bool = False,
+        current: bool = False,
+    ) -> SpanHandle:
+        """Open a child of the innermost open span; `current`: spans opened inside it
+        (this task and tasks it starts) become its children until it ends."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class RunRequest:
     """What a runner needs to run one attempt of one (journey, target) pair."""
@@ -233,6 +276,8 @@ class RunRequest:
     extra_headers: tuple[tuple[str, str], ...] = ()
     # Other configured targets `ctx.shadow` may compare with (`compare_to=`).
     peers: tuple[Target, ...] = ()
+    # The attempt's trace (the executor's; None: a traceparent with the run id only).
+    trace: RunTrace | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,6 +112,7 @@ ALERT = {
     "description": "A shopper can pay.",
     "runbook_url": "https://runbooks.example/checkout",
     "status_url": "https://synthmon.example/journeys/checkout?target=prod",
+    "trace_url": None,
     "tags": ["shop"],
     "interval": 30.0,
 }

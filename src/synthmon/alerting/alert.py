@@ -56,6 +56,8 @@ class Alert:
     description: str = ""
     runbook_url: str | None = None
     status_url: str | None = None
+    # The failing run's trace in the tracing UI ([tracing] ui_url).
+    trace_url: str | None = None
     tags: tuple[str, ...] = ()
     # Seconds between runs; Alertmanager's endsAt is derived from it.
     interval: float = 60.0

@@ -94,6 +94,7 @@ class AlertEngine:
         notifiers: Mapping[str, Notifier] | None = None,
         pair_metrics: PairStore | None = None,
         incidents: IncidentListener | None = None,
+        trace_url: Callable[[str | None], str | None] = lambda trace_id: None,
     ) -> None:
         self.config = config
         self._incidents: IncidentListener = incidents or _NoIncidents()
@@ -109,7 +110,9 @@ class AlertEngine:
         # retried attempts are not counted, but the incident starts there.
         self._first_attempt: dict[str, float] = {}
         # What an alert says: summary, status page and artifact links (render.py).
-        self._render = AlertRenderer(location=location, external_url=external_url)
+        self._render = AlertRenderer(
+            location=location, external_url=external_url, trace_url=trace_url
+        )
         self._clock = clock
         self._extra_notifiers = dict(notifiers or {})
         self._log = LogNotifier()

@@ -5,6 +5,7 @@ run's artifacts) and the heartbeat. Pure formatting: no state, no I/O; the engin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import PurePath
 from urllib.parse import quote
 
@@ -17,8 +18,16 @@ from synthmon.model import RunResult, Severity
 
 
 class AlertRenderer:
-    def __init__(self, *, location: str | None, external_url: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        location: str | None,
+        external_url: str | None,
+        trace_url: Callable[[str | None], str | None] = lambda trace_id: None,
+    ) -> None:
         self._location = location
+        # A run's trace in the tracing UI ([tracing] ui_url), linked from its alert.
+        self._trace_url = trace_url
         # Links in alerts (status_url, artifacts) are absolute only with server.external_url.
         self._external_url = external_url.rstrip("/") if external_url else None
 
@@ -94,6 +103,7 @@ class AlertRenderer:
             description=j.description,
             runbook_url=j.runbook_url,
             status_url=self._status_url(j.name, r.target),
+            trace_url=self._trace_url(r.trace_id),
             tags=j.tags,
             interval=j.interval or 60.0,
         )

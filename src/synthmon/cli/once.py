@@ -162,7 +162,7 @@ def build_executor(
 ) -> tuple[Executor, dict[Kind, Runner]]:
     """An executor with the daemon's runners, accounts, tagging and scrubbing."""
     from synthmon.daemon import user_agent
-    from synthmon.execution import Executor, RetryPolicy
+    from synthmon.execution import Executor, NoTracing, RetryPolicy
     from synthmon.runners.http import HttpRunner
     from synthmon.safety.facade import Safety
 
@@ -193,6 +193,8 @@ def build_executor(
         targets=targets,
         max_concurrency=settings.scheduler.max_concurrency,
         stalls=_NoStalls(),
+        # `once` exports no traces (docs/tracing.md); requests still carry the run id.
+        tracing=NoTracing(),
         run_source=RunSource.ONCE,
         location=settings.location,
     )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,16 @@ import structlog
 
 from synthmon.errors import InfrastructureError, StepFailedError
 from synthmon.journeys.shadow import Shadow, ShadowError
-from synthmon.model import Account, RunSource, Status, StepResult, Target
+from synthmon.model import (
+    Account,
+    Attr,
+    RunSource,
+    RunTrace,
+    SpanHandle,
+    Status,
+    StepResult,
+    Target,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -30,6 +40,57 @@ Describer = Callable[[BaseException], tuple[str, str]]
 step_listener: contextvars.ContextVar[Callable[[str, StepResult], None] | None] = (
     contextvars.ContextVar("synthmon_step_listener", default=None)
 )
+
+
+def random_traceparent(trace_id: str) -> str:
+    """A W3C traceparent in trace `trace_id` with a new random span id."""
+    return f"00-{trace_id}-{os.urandom(8).hex()}-01"
+
+
+class _NoSpan:
+    __slots__ = ("_trace_id",)
+
+    def __init__(self, trace_id: str) -> None:
+        self._trace_id = trace_id
+
+    def traceparent(self) -> str:
+        return random_traceparent(self._trace_id)
+
+    def end(
+        self,
+        attributes: Mapping[str, Attr] | None = None,
+        *,
+        error: str | None = None,
+        end_time: float | None = None,
+    ) -> None:
+        pass
+
+
+class NoTrace:
+    """Tracing off (`[tracing] enabled = false`): no spans, no OpenTelemetry import;
+    every request still carries the run's trace id (a new span id each), so the
+    backend's spans of one run share a trace."""
+
+    __slots__ = ("trace_id",)
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id = trace_id
+
+    def traceparent(self) -> str:
+        return random_traceparent(self.trace_id)
+
+    def span(
+        self,
+        name: str,
+        attributes: Mapping[str, Attr],
+        *,
+        client: bool = False,
+        current: bool = False,
+    ) -> SpanHandle:
+        return _NoSpan(self.trace_id)
+
+    def finish(self, result: object) -> None:
+        pass
 
 
 @dataclass(slots=True)
@@ -82,8 +143,11 @@ class Context:
         account: Account | None = None,
         run_source: RunSource = RunSource.DAEMON,
         peer_http_factory: Callable[[str], httpx.AsyncClient] | None = None,
+        trace: RunTrace | None = None,
     ) -> None:
         self.journey = journey
+        # A span per step (docs/tracing.md); the runner passes the attempt's trace.
+        self._trace: RunTrace = trace if trace is not None else NoTrace(trace_id)
         self.target = target
         self.run_id = run_id
         self.trace_id = trace_id
@@ -175,12 +239,18 @@ class Context:
         run = self._run
         self._stack.append(name)
         full = " / ".join(self._stack)
+        span = self._trace.span(
+            f"step {name}",
+            {"test.case.name": full, "synthmon.step": full, "synthmon.step.soft": soft},
+            current=True,
+        )
+        result: StepResult | None = None
         start = run.clock()
         try:
             yield
         except asyncio.CancelledError:
             run.cancelled_in = run.cancelled_in or full
-            self._record(full, Status.TIMEOUT, start, soft, None)
+            result = self._record(full, Status.TIMEOUT, start, soft, None)
             raise
         except Exception as exc:
             status, _ = run.classify(exc)
@@ -191,9 +261,10 @@ class Context:
             run.failed_step = run.failed_step or full
             raise
         else:
-            self._record(full, Status.SUCCESS, start, soft, None)
+            result = self._record(full, Status.SUCCESS, start, soft, None)
         finally:
             self._stack.pop()
+            _end_step_span(span, result)
 
     def fail(self, message: str) -> None:
         """Fail the current step with `message` (same as a failed assert)."""
@@ -232,3 +303,20 @@ class Context:
         peers, self._peers = self._peers, {}
         for peer in peers.values():
             await peer.aclose()
+
+
+def _end_step_span(span: SpanHandle, result: StepResult | None) -> None:
+    if result is None:
+        span.end(error="the step ended without a result")
+        return
+    passed = result.status is Status.SUCCESS
+    error = None
+    if not passed:
+        error = f"{result.error_type}: {result.error_message}" if result.error_type else "failed"
+    span.end(
+        {
+            "test.case.result.status": "pass" if passed else "fail",
+            "synthmon.step.status": result.status.value,
+        },
+        error=error,
+    )

@@ -13,12 +13,14 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import structlog
 
 from synthmon.errors import HostNotAllowedError, InfrastructureError, StepFailedError
-from synthmon.model import RunRequest, RunResult, Status, Target
+from synthmon.journeys.context import NoTrace, random_traceparent
+from synthmon.model import RunRequest, RunResult, RunTrace, Status, Target
 from synthmon.runners.network import explain
 
 if TYPE_CHECKING:
@@ -65,7 +67,23 @@ def new_run_id() -> str:
 
 def traceparent(trace_id: str) -> str:
     """A W3C traceparent header for one request of a run (new span id each time)."""
-    return f"00-{trace_id}-{os.urandom(8).hex()}-01"
+    return random_traceparent(trace_id)
+
+
+def run_trace(request: RunRequest) -> RunTrace:
+    """The attempt's trace: the executor's, or (tracing off) the run id alone."""
+    return request.trace if request.trace is not None else NoTrace(request.run_id)
+
+
+def baggage(journey: str) -> str:
+    """The W3C baggage sent on allowed hosts: the backend (and its own tracing) can
+    tell synthetic traffic, and which journey, without parsing the User-Agent."""
+    return f"synthetic=true,journey={quote(journey, safe='')}"
+
+
+def add_baggage(existing: str | None, ours: str) -> str:
+    """`ours` appended to a baggage header a journey set itself (kept, not replaced)."""
+    return f"{existing},{ours}" if existing else ours
 
 
 def classify(exc: BaseException) -> tuple[Status, str | None]:

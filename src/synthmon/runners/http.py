@@ -14,17 +14,19 @@ import httpx
 from typing_extensions import override  # typing.override from Python 3.12
 
 from synthmon.errors import HostNotAllowedError
-from synthmon.journeys.context import Context, RunRecord
+from synthmon.journeys.context import Context, NoTrace, RunRecord
 from synthmon.journeys.shadow import ShadowError
-from synthmon.model import RunRequest, RunResult, Target
+from synthmon.model import Attr, RunRequest, RunResult, RunTrace, Target
 from synthmon.runners.base import (
     Pace,
+    add_baggage,
+    baggage,
     basic_credentials,
     classify,
     describe,
     execute,
     run_cleanups,
-    traceparent,
+    run_trace,
 )
 from synthmon.runners.leftovers import RunScope
 from synthmon.runners.network import cap_body
@@ -46,17 +48,19 @@ class TaggingTransport(httpx.AsyncBaseTransport):
         inner: httpx.AsyncBaseTransport,
         target: Target,
         *,
-        trace_id: str,
+        trace: RunTrace,
         headers: Sequence[tuple[str, str]],
         pace: Callable[[], Awaitable[None]],
         on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
+        baggage: str | None = None,
     ) -> None:
         self._inner = inner
         self._target = target
-        self._trace_id = trace_id
+        self._trace = trace
         self._headers = headers
         self._on_response = on_response
         self._pace = pace
+        self._baggage = baggage
 
     @override  # httpx calls it for every request of the client
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -64,10 +68,26 @@ class TaggingTransport(httpx.AsyncBaseTransport):
             raise HostNotAllowedError(str(request.url), tuple(self._target.allowed_hosts))
         for name, value in self._headers:
             request.headers[name] = value
-        request.headers["traceparent"] = traceparent(self._trace_id)
+        if self._baggage is not None:
+            request.headers["baggage"] = add_baggage(request.headers.get("baggage"), self._baggage)
         # The target's max_requests_per_second, shared with every other run.
         await self._pace()
-        response = await self._inner.handle_async_request(request)
+        # The HTTP client span (docs/tracing.md); the backend's spans become its children.
+        span = self._trace.span(request.method, _request_attributes(request), client=True)
+        request.headers["traceparent"] = span.traceparent()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            span.end({"error.type": type(exc).__name__}, error=str(exc) or type(exc).__name__)
+            raise
+        status = response.status_code
+        span.end(
+            {
+                "http.response.status_code": status,
+                "network.protocol.version": response.http_version.removeprefix("HTTP/"),
+            },
+            error=str(status) if status >= 400 else None,
+        )
         # Bounded memory whatever the target sends (and errors that say "body").
         t = self._target
         cap_body(
@@ -79,6 +99,20 @@ class TaggingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _request_attributes(request: httpx.Request) -> dict[str, Attr]:
+    url = request.url
+    if url.userinfo:
+        url = url.copy_with(username=None, password=None)
+    attributes: dict[str, Attr] = {
+        "http.request.method": request.method,
+        "url.full": str(url),
+        "server.address": url.host,
+    }
+    if url.port is not None:
+        attributes["server.port"] = url.port
+    return attributes
 
 
 class TargetBasicAuth:
@@ -147,12 +181,17 @@ class HttpRunner:
         extra_headers: Sequence[tuple[str, str]] = (),
         on_response: Callable[[httpx.Request, httpx.Response], None] | None = None,
         basic_auth: tuple[str, str] | None = None,
+        trace: RunTrace | None = None,
+        journey: str | None = None,
     ) -> Callable[[], httpx.AsyncClient]:
         """A factory for the per-run client (also used by browser journeys' ctx.http).
-        `basic_auth` (username, password) goes to the target's origin only."""
+        `basic_auth` (username, password) goes to the target's origin only; `trace`
+        gets a client span per request, `journey` names the run in the baggage."""
         auth = TargetBasicAuth(target.base_url, *basic_auth) if basic_auth else None
         headers = (*self._tag_headers, *target.headers, *extra_headers)
         pace, name = self._pace, target.name
+        run_trace_ = trace if trace is not None else NoTrace(trace_id)
+        tag = baggage(journey) if journey is not None else None
 
         async def pace_target() -> None:
             await pace(name)
@@ -161,10 +200,11 @@ class HttpRunner:
             transport = TaggingTransport(
                 self._transport_factory(self._ssl_for(target)),
                 target,
-                trace_id=trace_id,
+                trace=run_trace_,
                 headers=headers,
                 on_response=on_response,
                 pace=pace_target,
+                baggage=tag,
             )
             return httpx.AsyncClient(
                 base_url=target.base_url,
@@ -196,6 +236,7 @@ class HttpRunner:
 
         run = RunRecord(classify=classify, describe=describe_exc, clock=self._clock)
         peers = {t.name: t for t in request.peers if t.name != target.name}
+        trace = run_trace(request)
 
         def peer_client(name: str) -> httpx.AsyncClient:
             # ctx.shadow's other side: that target's own tagging and allowed hosts.
@@ -209,6 +250,8 @@ class HttpRunner:
                 trace_id=run_id,
                 timeout=journey.timeout,
                 extra_headers=request.extra_headers,
+                trace=trace,
+                journey=journey.name,
             )()
 
         ctx = Context(
@@ -224,10 +267,13 @@ class HttpRunner:
                 extra_headers=request.extra_headers,
                 on_response=seen,
                 basic_auth=basic_credentials(request.account),
+                trace=trace,
+                journey=journey.name,
             ),
             account=request.account,
             run_source=request.run_source,
             peer_http_factory=peer_client,
+            trace=trace,
         )
         started_at = time.time()
         cleanup_failures = 0

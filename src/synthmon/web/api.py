@@ -144,9 +144,13 @@ def artifact_link(artifact: str) -> str:
 
 
 def routes(
-    history: HistorySink | None, views: Callable[[], JourneyViews]
+    history: HistorySink | None,
+    views: Callable[[], JourneyViews],
+    *,
+    trace_url: Callable[[str | None], str | None] = lambda trace_id: None,
 ) -> Callable[[web.Application], None]:
-    """The API routes, for `StatusServer(extra_routes=...)`."""
+    """The API routes, for `StatusServer(extra_routes=...)`. `trace_url` links a run
+    to its trace ([tracing] ui_url)."""
 
     async def read(fn: Callable[[HistoryStore], Any]) -> Any:
         if history is None:
@@ -250,6 +254,7 @@ def routes(
                 f"no stored run {run_id!r} (runs older than [history] max_age are gone)"
             )
         found["artifact_links"] = [artifact_link(a) for a in found["artifacts"]]
+        found["trace_url"] = trace_url(found.get("trace_id"))
         return {"run": found}
 
     async def incidents(request: web.Request) -> dict[str, Any]:

@@ -120,6 +120,9 @@ def spec() -> J:
             "steps": {"type": "array", "items": _ref("Step")},
             "artifacts": {"type": "array", "items": STR},
             "artifact_links": {"type": "array", "items": STR},
+            "trace_url": _nullable(
+                "string", description="the run's trace in the tracing UI ([tracing] ui_url)"
+            ),
             "web_vitals": {
                 "type": "array",
                 "items": _ref("PageVitals"),

@@ -62,6 +62,7 @@ class AlertmanagerNotifier:
             "trace_id": alert.trace_id,
             "runbook_url": alert.runbook_url,
             "status_url": alert.status_url,
+            "trace_url": alert.trace_url,
             "first_failure_at": rfc3339(alert.first_failure_at) if alert.first_failure_at else None,
             "last_success_at": rfc3339(alert.last_success_at) if alert.last_success_at else None,
             "failed_runs": str(alert.failed_runs) if alert.failed_runs else None,

@@ -70,6 +70,8 @@ class PagerDutyNotifier:
             links.append({"href": alert.status_url, "text": "synthmon status"})
         if alert.runbook_url:
             links.append({"href": alert.runbook_url, "text": "Runbook"})
+        if alert.trace_url:
+            links.append({"href": alert.trace_url, "text": "Trace"})
         links += [{"href": a, "text": "Artifact"} for a in alert.artifacts]
         if links:
             body["links"] = links

@@ -49,6 +49,8 @@ def slack_text(alert: Alert) -> str:
         links.append(f"<{alert.runbook_url}|Runbook>")
     if alert.status_url:
         links.append(f"<{alert.status_url}|Status>")
+    if alert.trace_url and alert.event is not Event.RESOLVE:
+        links.append(f"<{alert.trace_url}|Trace>")
     if links:
         lines.append(" · ".join(links))
     return "\n".join(lines)

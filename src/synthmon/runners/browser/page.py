@@ -17,7 +17,8 @@ from playwright.async_api import Error as PlaywrightError
 
 from synthmon.journeys.context import Context, RunRecord
 from synthmon.model import Target
-from synthmon.runners.base import traceparent
+from synthmon.runners.base import add_baggage, traceparent
+from synthmon.runners.browser.navspans import NavigationSpans
 
 log = structlog.get_logger("synthmon.browser")
 
@@ -40,11 +41,15 @@ class RunState:
     ua_suffix: str
     # Waits for the target's max_requests_per_second (shared with every other run).
     pace: Callable[[], Awaitable[None]]
+    # W3C baggage for allowed hosts (synthetic=true, the journey).
+    baggage: str = "synthetic=true"
     blocked: list[str] = dataclasses.field(default_factory=list)
     page_crashed: bool = False
     console: list[str] = dataclasses.field(default_factory=list)
     network: list[str] = dataclasses.field(default_factory=list)
     lease_crashed: Callable[[], bool] = lambda: False
+    # The traceparent of each allowed request: its navigation's span (navspans.py).
+    navigations: NavigationSpans | None = None
 
     @property
     def crashed(self) -> bool:
@@ -59,7 +64,15 @@ class RunState:
             await self.pace()
             headers = dict(request.headers)
             headers.update(self.tags)
-            headers["traceparent"] = traceparent(self.trace_id)
+            headers["baggage"] = add_baggage(headers.get("baggage"), self.baggage)
+            headers["traceparent"] = (
+                self.navigations.traceparent(
+                    request,
+                    main_navigation=request.is_navigation_request() and _is_main_frame(request),
+                )
+                if self.navigations is not None
+                else traceparent(self.trace_id)
+            )
             ua = headers.get("user-agent", "")
             headers["user-agent"] = f"{ua} {self.ua_suffix}".strip()
             await route.continue_(headers=headers)
@@ -86,8 +99,12 @@ class RunState:
 
     def on_request_failed(self, request: Request) -> None:
         self.network.append(f"FAILED {request.method} {request.url}: {request.failure}")
+        if self.navigations is not None:
+            self.navigations.failed(request, request.failure)
 
     async def on_response(self, response: Any) -> None:
+        if self.navigations is not None:
+            self.navigations.responded(response.request, response.status)
         if response.status >= 400:
             self.network.append(f"HTTP {response.status} {response.request.method} {response.url}")
 
@@ -109,9 +126,12 @@ class BrowserJourneyContext(Context):
     document, its TTFB, DOMContentLoaded and load (seconds since navigation start)
     go into the step's `timings`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, navigations: NavigationSpans | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._time_origin: float | None = None
+        self._navigations = navigations
 
     @property
     def record(self) -> RunRecord:
@@ -141,4 +161,7 @@ class BrowserJourneyContext(Context):
             return ()
         self._time_origin = nav[0]
         names = ("ttfb", "dom_content_loaded", "load")
-        return tuple((n, v / 1000.0) for n, v in zip(names, nav[1:], strict=True) if v > 0)
+        timings = tuple((n, v / 1000.0) for n, v in zip(names, nav[1:], strict=True) if v > 0)
+        if self._navigations is not None:
+            self._navigations.timed(nav[0], timings)
+        return timings

@@ -29,10 +29,19 @@ from synthmon.errors import (
     InfrastructureError,
 )
 from synthmon.journeys.context import RunRecord
-from synthmon.model import RunRequest, RunResult, Status, Target
-from synthmon.runners.base import Pace, basic_credentials, error_result, execute, run_cleanups
+from synthmon.model import RunRequest, RunResult, RunTrace, Status, Target
+from synthmon.runners.base import (
+    Pace,
+    baggage,
+    basic_credentials,
+    error_result,
+    execute,
+    run_cleanups,
+    run_trace,
+)
 from synthmon.runners.browser.artifacts import ArtifactStore, Scrubber, no_scrub, scrub_zip
 from synthmon.runners.browser.classify import classify_in_run, describe_in_run, explain
+from synthmon.runners.browser.navspans import NavigationSpans
 from synthmon.runners.browser.page import BrowserJourneyContext, RunState
 from synthmon.runners.browser.pool import BrowserPool, NoEvents, PoolEvents, PoolOptions
 from synthmon.runners.browser.vitals import FLUSH_TIMEOUT, HUNG_FLUSH_TIMEOUT, VitalsRecorder
@@ -63,6 +72,8 @@ class HttpClientFactory(Protocol):
         timeout: float,
         extra_headers: Sequence[tuple[str, str]] = (),
         basic_auth: tuple[str, str] | None = None,
+        trace: RunTrace | None = None,
+        journey: str | None = None,
     ) -> Callable[[], httpx.AsyncClient]: ...
 
 
@@ -176,13 +187,17 @@ class BrowserRunner:
     ) -> RunResult:
         journey, target, run_id = request.journey, request.target, request.run_id
         attempt, extra_headers = request.attempt, request.extra_headers
+        trace = run_trace(request)
+        navigations = NavigationSpans(trace)
         state = RunState(
             target=target,
             trace_id=run_id,
             tags=(*self._tags, *target.headers, *extra_headers),
             ua_suffix=self._ua_suffix,
             pace=lambda: self._pace(target.name),
+            baggage=baggage(journey.name),
             lease_crashed=lease_crashed,
+            navigations=navigations,
         )
         context: BrowserContext | None = None
         ctx: BrowserJourneyContext | None = None
@@ -255,6 +270,8 @@ class BrowserRunner:
                         timeout=journey.timeout,
                         extra_headers=extra_headers,
                         basic_auth=credentials,
+                        trace=trace,
+                        journey=journey.name,
                     )
                     if self._http_factory is not None
                     else None
@@ -262,6 +279,8 @@ class BrowserRunner:
                 page=page,
                 account=request.account,
                 run_source=request.run_source,
+                trace=trace,
+                navigations=navigations,
             )
             result = await execute(
                 journey, ctx, run, started_at=started_at, attempt=attempt, clock=self._clock
@@ -285,6 +304,7 @@ class BrowserRunner:
                 if ctx is not None:
                     await run_cleanups(journey, ctx, ctx.record)
             finally:
+                navigations.close()
                 if ctx is not None:
                     await ctx.aclose()
                 if scope is not None:
