@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry, Counter
 from typing_extensions import override  # typing.override from Python 3.12
 
-from synthmon.config.settings import TracingSettings
+from synthmon.config.tracing import TracingSettings
 
 log = structlog.get_logger("synthmon.tracing")
 

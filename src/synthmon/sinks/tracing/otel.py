@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from typing_extensions import override  # typing.override from Python 3.12
 
 from synthmon._version import __version__
-from synthmon.config.settings import TracingSettings
+from synthmon.config.tracing import TracingSettings
 from synthmon.journeys.context import NoTrace
 from synthmon.journeys.dsl import Journey
 from synthmon.model import Attr, RunResult, SpanHandle, Target
