@@ -130,7 +130,14 @@ class TestPairCollector:
         )
         async with run_daemon(settings) as (daemon, results):
             await set_chaos(shop, "error", paths=["/"])
-            await results.wait_for(lambda rs: len(results.of("home")) >= 2, timeout=10)
+            # The other journey's failure must be counted before the reload, or the
+            # last assertion races its first run.
+            await results.wait_for(
+                lambda rs: (
+                    len(results.of("home")) >= 2 and any(not r.ok for r in results.of("other"))
+                ),
+                timeout=10,
+            )
             await daemon.fanout.flush()
             before = await scrape(daemon)
             (settings.journeys_dir / "h.py").unlink()

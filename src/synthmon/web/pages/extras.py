@@ -9,6 +9,7 @@ show none of it (host names and issuers describe the target's insides).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from synthmon.web.pages.html import esc, stamp
@@ -38,16 +39,20 @@ def _earliest(certs: tuple[TlsChain, ...]) -> TlsChain:
     return min(certs, key=lambda c: c.earliest_not_after)
 
 
-def pair_headers(public: bool) -> str:
-    """Extra `<th scope="col">` cells of the status table."""
-    return "" if public else '<th scope="col">Certificate</th>'
+def shows_certificates(rows: Sequence[Row]) -> bool:
+    """Whether `/` has a Certificate column: some pair reached an HTTPS host (None on
+    public pages)."""
+    return any(r.certs for r in rows)
+
+
+def pair_headers() -> str:
+    """Extra `<th scope="col">` cells of the status table (when `shows_certificates`)."""
+    return '<th scope="col">Certificate</th>'
 
 
 def pair_cells(row: Row, now: float) -> str:
     """Extra `<td>` cells of one status-table row, matching `pair_headers`: the first
     certificate of any of the pair's hosts to expire (leaf or chain)."""
-    if row.certs is None:
-        return ""  # a public page: no column
     if not row.certs:
         return '<td data-label="Certificate">—</td>'
     c = _earliest(row.certs)

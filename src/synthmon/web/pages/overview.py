@@ -101,7 +101,7 @@ def _problem(row: Row, public: bool, trace_ui: str | None, now: float) -> str:
 
 
 def _row(
-    row: Row, location: str | None, now: float, memo: Memo, cells: Memo
+    row: Row, location: str | None, now: float, certs: bool, memo: Memo, cells: Memo
 ) -> tuple[str, str, str]:
     """One table row. Everything but the last run's age is kept in `memo` while the
     pair's inputs are the same objects: at 500 rows, rebuilding them all on every
@@ -117,17 +117,20 @@ def _row(
         row.stats,
         row.days,
         row.certs,
+        certs,
         int(now // 86400),  # the certificate cell counts days left
         (len(points), points[0], points[-1]) if points else (),
         location,
     )
     key = ("row", row.journey.name, row.target.name)
-    head, tail = memo.get(key, token, lambda: _row_parts(row, location, cells, now)).split("\0", 1)
+    head, tail = memo.get(key, token, lambda: _row_parts(row, location, cells, now, certs)).split(
+        "\0", 1
+    )
     last_at = row.last.started_at + row.last.duration if row.last is not None else None
     return head, f'<td data-label="Last run">{ago(last_at, now)}</td>', tail
 
 
-def _row_parts(row: Row, location: str | None, cells: Memo, now: float) -> str:
+def _row_parts(row: Row, location: str | None, cells: Memo, now: float, certs: bool) -> str:
     """The row before and after its age cell, joined by a NUL."""
     j, t = row.journey, row.target
     seven = row.stats.get("7d")
@@ -145,7 +148,7 @@ def _row_parts(row: Row, location: str | None, cells: Memo, now: float) -> str:
         f'<td data-label="Availability 7 d">{percent(seven.availability if seven else None)}</td>'
         f'<td data-label="MTTR 7 d">{duration(seven.mttr_seconds if seven else None)}</td>'
         f'<td data-label="90 days" class="bar">{uptime_bar(row.days, cells)}</td>'
-        f"{extras.pair_cells(row, now)}</tr>"
+        f"{extras.pair_cells(row, now) if certs else ''}</tr>"
     )
 
 
@@ -188,6 +191,7 @@ def render(
             + "</section>"
         )
     if sel.rows:
+        certs = extras.shows_certificates(sel.rows)
         parts.append(
             '<table class="pairs"><caption>Every journey on every target, failing first'
             "</caption><thead><tr>"
@@ -196,12 +200,12 @@ def render(
             '<th scope="col">Location</th><th scope="col">Last run</th>'
             '<th scope="col">Latency (6 h)</th><th scope="col">Availability 7 d</th>'
             '<th scope="col">MTTR 7 d</th><th scope="col">90 days (UTC)</th>'
-            f"{extras.pair_headers(cfg.public)}</tr></thead><tbody>"
+            f"{extras.pair_headers() if certs else ''}</tr></thead><tbody>"
         )
         # Appended piece by piece and joined once with the frame: `/` at 500 pairs is
         # megabytes, and every intermediate join copies all of it.
         for r in sel.rows:
-            parts.extend(_row(r, d.settings.location, now, *memo))
+            parts.extend(_row(r, d.settings.location, now, certs, *memo))
         parts.append("</tbody></table>")
     else:
         parts.append(
