@@ -204,6 +204,7 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
     block_third_party: bool = False
     verify_tls: bool = True
+    ca_file: str | None = None  # PEM bundle trusted instead of the public roots
     max_concurrency: int = 4
     max_requests_per_second: float | None = None
     # Cap on one response body of ctx.http (docs/config.md: max_response_size), and

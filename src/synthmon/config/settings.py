@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -115,6 +116,9 @@ class TargetConfig(_Section):
     max_concurrency: int = Field(default=4, ge=1)
     max_requests_per_second: float | None = Field(default=None, gt=0)
     verify_tls: bool = True
+    # A CA bundle (PEM) that signs this target's certificates (a private CA): ctx.http
+    # trusts it instead of the public roots, as Prometheus' `tls_config.ca_file` does.
+    ca_file: Path | None = None
     block_third_party: bool = False
     # A response body past this many bytes fails the run (read streaming, never held whole).
     max_response_size: ByteSize = Field(default=ByteSize(10 * 1024 * 1024), gt=0)
@@ -127,6 +131,19 @@ class TargetConfig(_Section):
             raise ValueError("expected an absolute http(s) URL, e.g. 'https://shop.example'")
         return v.rstrip("/")
 
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            try:
+                ssl.create_default_context(cafile=str(v))
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(
+                    f"cannot load the CA bundle {str(v)!r} ({exc}); give a PEM file of the "
+                    "CA certificates that sign this target's certificates"
+                ) from None
+        return v
+
     def to_target(self, name: str) -> Target:
         host = urlsplit(self.base_url).hostname or ""
         allowed = self.allowed_hosts if self.allowed_hosts is not None else [host]
@@ -137,6 +154,7 @@ class TargetConfig(_Section):
             headers=tuple(self.headers.items()),
             block_third_party=self.block_third_party,
             verify_tls=self.verify_tls,
+            ca_file=str(self.ca_file) if self.ca_file is not None else None,
             max_concurrency=self.max_concurrency,
             max_requests_per_second=self.max_requests_per_second,
             max_response_bytes=int(self.max_response_size),
@@ -421,6 +439,9 @@ def load_settings(path: str | Path | None) -> Settings:
         history = data.get("history")
         if isinstance(history, dict) and isinstance(history.get("dir"), str):
             history["dir"] = str(base / history["dir"])
+        for target in (data.get("targets") or {}).values():
+            if isinstance(target, dict) and isinstance(target.get("ca_file"), str):
+                target["ca_file"] = str(base / target["ca_file"])
         tracing = data.get("tracing")
         if isinstance(tracing, dict):
             for key in ("certificate", "client_certificate", "client_key"):

@@ -157,12 +157,20 @@ class HttpRunner:
         self._transport_factory = transport_factory
         self._ssl = ssl_context or ssl.create_default_context(cafile=certifi.where())
         self._ssl_insecure: ssl.SSLContext | None = None
+        self._ssl_private: dict[str, ssl.SSLContext] = {}  # per target ca_file
         self._follow_redirects = follow_redirects
         self._clock = clock
         # Certificates are read off the runs' own connections; parsed once per change.
         self.tls_chains = ChainCache()
 
     def _ssl_for(self, target: Target) -> ssl.SSLContext:
+        if target.verify_tls and target.ca_file is not None:
+            ctx = self._ssl_private.get(target.ca_file)
+            if ctx is None:
+                ctx = self._ssl_private[target.ca_file] = ssl.create_default_context(
+                    cafile=target.ca_file
+                )
+            return ctx
         if target.verify_tls:
             return self._ssl
         if self._ssl_insecure is None:
