@@ -28,6 +28,7 @@ from synthmon_demo import RunningShop
 from tests.conftest import set_chaos
 from tests.harness import Collector, make_settings, run_daemon, sample, scrape
 from tests.loopback import WebhookReceiver, free_port
+from tests.tls.pki import Pki, tls_server
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -413,24 +414,30 @@ class TestDashboardAgainstPrometheus:
         recovering, paused and broken: each panel query (variables on "All") returns at
         least one series, each template variable lists values, and each query is also
         valid with specific journeys, targets and a location selected."""
-        settings = make_settings(
-            tmp_path,
-            targets={"production": shop.url, "canary": shop.url},
-            journeys=JOURNEYS,
-            extra_toml=SETTINGS,
-        ).model_copy(update={"location": "test-1"})
-        async with run_daemon(settings, extra_sinks=[("flaky", FlakySink())]) as (daemon, got):
-            address = daemon.server.url.removeprefix("http://")
-            async with prometheus(tmp_path / "prom", address) as prom:
-                await live_scenario(daemon, got, shop)
-                async with httpx.AsyncClient(timeout=10) as client:
-                    empty, invalid = await check_queries(client, prom)
-                    listed = await variable_values(client, prom)
+        # An HTTPS target (a private CA made here) for the TLS certificate panel.
+        pki = Pki.make(tmp_path / "pki", leaf_days=30)
+        async with tls_server(pki) as secure:
+            settings = make_settings(
+                tmp_path,
+                targets={"production": shop.url, "canary": shop.url},
+                journeys=JOURNEYS,
+                extra_toml=SETTINGS
+                + f'[targets.secure]\nbase_url = "{secure.url}"\n'
+                + f'ca_file = "{pki.directory / "ca.pem"}"\n',
+            ).model_copy(update={"location": "test-1"})
+            sinks = [("flaky", FlakySink())]
+            async with run_daemon(settings, extra_sinks=sinks) as (daemon, got):
+                address = daemon.server.url.removeprefix("http://")
+                async with prometheus(tmp_path / "prom", address) as prom:
+                    await live_scenario(daemon, got, shop)
+                    async with httpx.AsyncClient(timeout=10) as client:
+                        empty, invalid = await check_queries(client, prom)
+                        listed = await variable_values(client, prom)
         assert not invalid, "\n".join(invalid)
         assert not empty, "queries without series:\n" + "\n".join(empty)
         assert "test-1" in listed["location"]
         assert {"home", "search", "gone", "browse"} <= set(listed["journey"])
-        assert {"production", "canary"} <= set(listed["target"])
+        assert {"production", "canary", "secure"} <= set(listed["target"])
         assert {"home", "search", "open"} <= set(listed["step"])
 
 
