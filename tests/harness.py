@@ -4,6 +4,9 @@ results. Every server binds port 0 on loopback, so tests run side by side."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -30,6 +33,24 @@ def write_journeys(directory: Path, files: Mapping[str, str]) -> Path:
 def write_config(path: Path, body: str) -> Path:
     path.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
     return path
+
+
+def synthmon_check(tmp_path: Path, files: Mapping[str, str]) -> tuple[Path, Any]:
+    """`synthmon check` (a subprocess, as a user runs it) on journey `files` with one
+    target: (the journeys directory, the completed process)."""
+    jdir = write_journeys(tmp_path / "journeys", files)
+    cfg = write_config(
+        tmp_path / "synthmon.toml",
+        f'journeys_dir = "{jdir}"\n[targets.demo]\nbase_url = "http://127.0.0.1:9"\n',
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "synthmon", "check", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    return jdir, out
 
 
 def make_settings(

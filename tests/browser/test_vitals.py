@@ -5,9 +5,6 @@ daemon as `synthmon run` builds it (docs/browser.md, "Web Vitals")."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,13 @@ from synthmon_demo.vitals import HERO_DELAY, SLOW_CLICK_MS
 from tests.alerting.conftest import Receiver, receiver
 from tests.browser.conftest import NO_SANDBOX, MakeRunner, target_for
 from tests.core.test_metrics_budget import SERIES_PER_PAIR, series_of
-from tests.harness import make_settings, run_daemon, sample, scrape, write_config, write_journeys
+from tests.harness import (
+    make_settings,
+    run_daemon,
+    sample,
+    scrape,
+    synthmon_check,
+)
 from tests.history.conftest import check, eventually
 
 __all__ = ["receiver"]
@@ -349,22 +352,7 @@ class TestBadThresholds:
         """An unknown metric, a bad duration, a CLS given as text and thresholds on an
         HTTP journey are each listed by `synthmon check` with the journey, the field
         and what to write instead; check exits 1."""
-        jdir = write_journeys(tmp_path / "journeys", {"vitals.py": BAD_THRESHOLDS})
-        cfg = write_config(
-            tmp_path / "synthmon.toml",
-            f"""
-            journeys_dir = "{jdir}"
-            [targets.demo]
-            base_url = "http://127.0.0.1:9"
-            """,
-        )
-        out = subprocess.run(
-            [sys.executable, "-m", "synthmon", "check", "--config", str(cfg)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=dict(os.environ),
-        )
+        _, out = synthmon_check(tmp_path, {"vitals.py": BAD_THRESHOLDS})
         assert out.returncode == 1, out
         text = out.stdout + out.stderr
         assert "journey 'typo': web_vitals: unknown metric 'LPC'" in text, text

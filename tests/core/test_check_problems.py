@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.harness import write_config, write_journeys
+from tests.harness import synthmon_check
 
 BROKEN = """
 from synthmon import Context, journey
@@ -40,22 +37,7 @@ class TestCheckListsEveryProblem:
     ) -> None:
         """Four problems of one journey and two of two others in one file: all six are
         printed as file:line: message, and check exits 1."""
-        jdir = write_journeys(tmp_path / "journeys", {"broken.py": BROKEN})
-        cfg = write_config(
-            tmp_path / "synthmon.toml",
-            f"""
-            journeys_dir = "{jdir}"
-            [targets.demo]
-            base_url = "http://127.0.0.1:9"
-            """,
-        )
-        out = subprocess.run(
-            [sys.executable, "-m", "synthmon", "check", "--config", str(cfg)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=dict(os.environ),
-        )
+        jdir, out = synthmon_check(tmp_path, {"broken.py": BROKEN})
         assert out.returncode == 1, out
         where = str(jdir / "broken.py")
         lines = [line for line in out.stderr.splitlines() if line.startswith(where)]
