@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.harness import run_daemon
 from tests.tls.pki import Pki, tls_server
@@ -21,16 +20,6 @@ def cell(page: str) -> str:
     m = re.search(r'<td data-label="Certificate">(.*?)</td>', page)
     assert m, page
     return re.sub(r"<[^>]+>", "", m.group(1))
-
-
-@pytest.fixture
-def short_lived(tmp_path: Path) -> Pki:
-    return Pki.make(tmp_path / "short", leaf_days=3)
-
-
-@pytest.fixture
-def early_intermediate(tmp_path: Path) -> Pki:
-    return Pki.make(tmp_path / "inter", leaf_days=90, intermediate_days=10)
 
 
 class TestStatusPagesShowCertificates:

@@ -61,18 +61,6 @@ def runs_of(results: Collector, target: str) -> list[RunResult]:
     return [r for r in results.results if r.target == target]
 
 
-@pytest.fixture
-def short_lived(tmp_path: Path) -> Pki:
-    """A leaf that expires in 3 days; its intermediate lives 400 days."""
-    return Pki.make(tmp_path / "short", leaf_days=3)
-
-
-@pytest.fixture
-def early_intermediate(tmp_path: Path) -> Pki:
-    """A 90-day leaf whose intermediate expires first, in 10 days."""
-    return Pki.make(tmp_path / "inter", leaf_days=90, intermediate_days=10)
-
-
 class TestDaemonReportsCertificates:
     async def test_metrics_show_the_leaf_and_the_earliest_expiry(
         self, tmp_path: Path, short_lived: Pki, early_intermediate: Pki
