@@ -53,6 +53,7 @@ def varied_store(*, step_histograms: bool) -> PairStore:
         s.runs = [1_234_567 * (i + 1), 3, 0, 999_999]  # around Go's switch to exponents
         s.retries, s.cleanup_failures, s.consecutive_failures = 2, i, 10**17
         s.duration = _hist(0.05, 0.3, 2.6, 31.0, 1e-05)
+        s.duration.counts[1] += 999_998 * i  # cumulative counts across 1e6
         s.last_run = 1_764_470_400.123
         s.last_success = None if i == 1 else 1_764_470_000.5
         s.left_behind = {"task": 2, "http_client": 1}

@@ -226,9 +226,11 @@ class PairText:
 def _hist(add: Callable[[str], None], name: str, jn: str, after: str, h: Hist) -> None:
     # `jn` + `le` + `after` are the bucket labels in sorted order; `jn` + `after` the
     # labels of _count and _sum.
+    # Bucket counts are ints >= 0: number()'s fast path inlined (a third of all lines).
     acc = 0
     for le, n in zip(DURATION_LE, tuple(h.counts), strict=True):
         acc += n
-        add(f'{name}_bucket{{{jn},le="{le}"{after}}} {number(acc)}\n')
+        value = f"{acc}.0" if acc < 1_000_000 else number(acc)
+        add(f'{name}_bucket{{{jn},le="{le}"{after}}} {value}\n')
     add(f"{name}_count{{{jn}{after}}} {number(acc)}\n")
     add(f"{name}_sum{{{jn}{after}}} {number(h.total)}\n")

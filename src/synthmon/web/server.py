@@ -64,6 +64,17 @@ class WithoutCreated:
             yield metric
 
 
+def render(exposed: WithoutCreated, text_sources: Sequence[TextSource]) -> bytes:
+    """/metrics: the registry, then each text source's families (each family once,
+    whole). Runs in the render thread."""
+    with ExitStack() as stack:
+        for text in text_sources:
+            stack.enter_context(text.excluded())
+        head = generate_latest(exposed)
+        tail = "".join(text.render() for text in text_sources)
+    return head + tail.encode()
+
+
 class StatusServer:
     def __init__(
         self,
@@ -151,22 +162,13 @@ class StatusServer:
         if self._rendering is None:
             assert self._render_thread is not None, "server not started"
             rendering = asyncio.get_running_loop().run_in_executor(
-                self._render_thread, self._render
+                self._render_thread, render, self._exposed, self._text_sources
             )
             self._rendering = rendering
             rendering.add_done_callback(lambda _: setattr(self, "_rendering", None))
         # shield: a scraper hanging up must not cancel the render others wait for.
         body = await asyncio.shield(self._rendering)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    def _render(self) -> bytes:
-        """The registry, then each text source's families (each family once, whole)."""
-        with ExitStack() as stack:
-            for text in self._text_sources:
-                stack.enter_context(text.excluded())
-            head = generate_latest(self._exposed)
-            tail = "".join(text.render() for text in self._text_sources)
-        return head + tail.encode()
 
     async def _healthz(self, request: web.Request) -> web.Response:
         # Answering at all means the process and its event loop are alive.
