@@ -246,11 +246,12 @@ class PairCollector:
         writes these families itself (sinks/pairtext.py), so the rest of the registry
         can be rendered by prometheus_client without repeating them. Other threads
         still see every family."""
+        before = getattr(self._quiet, "on", False)
         self._quiet.on = True
         try:
             yield
         finally:
-            self._quiet.on = False
+            self._quiet.on = before
 
     def collect(self) -> Iterator[Metric]:
         if getattr(self._quiet, "on", False):

@@ -103,9 +103,10 @@ class PairText:
             if pl is None:
                 pl = labels[key] = self._pair_labels(*key)
             self._pair(add, pl, state)
-        text = [
-            part for head, lines in zip(self._heads, out, strict=True) for part in (head, *lines)
-        ]
+        text: list[str] = []
+        for head, lines in zip(self._heads, out, strict=True):
+            text.append(head)
+            text.extend(lines)
         text.extend(self._journeys())
         return "".join(text)
 
