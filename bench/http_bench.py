@@ -216,7 +216,10 @@ async def daemon_run(
         "lag_max": window[-1] if window else float("nan"),
         "skipped": skips,
         "rss": rss,
-        "scrape_seconds": max((t for t, _ in measured), default=float("nan")),
+        # None when not scraping: a NaN tells the smoke run a phase measured nothing.
+        "scrape_seconds": max((t for t, _ in measured), default=float("nan"))
+        if scrape_every
+        else None,
         "scrape_bytes": max((b for _, b in measured), default=0),
         "scrapes": len(measured),
     }
