@@ -36,6 +36,7 @@ from typing import Any
 import certifi
 import httpx
 import psutil
+from sizes import Size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -227,7 +228,10 @@ async def daemon_run(
         "lag_max": window[-1] if window else float("nan"),
         "skipped": skips,
         "rss": rss,
-        "scrape_seconds": max((t for t, _ in measured), default=float("nan")),
+        # None when not scraping: a NaN tells the smoke run a phase measured nothing.
+        "scrape_seconds": max((t for t, _ in measured), default=float("nan"))
+        if scrape_every
+        else None,
         "scrape_bytes": max((b for _, b in measured), default=0),
         "scrapes": len(measured),
         "lags": window,
@@ -356,25 +360,29 @@ async def blackbox_run(url: str, rate: float, seconds: float) -> dict[str, Any]:
     return {"probes": sent, "failed": failed, "cpu_per_probe": cpu / max(sent, 1)}
 
 
-async def main(quick: bool) -> dict[str, Any]:
+async def main(size: Size) -> dict[str, Any]:
     proc, url = start_target()
     try:
-        runs = 300 if quick else 2000
+        runs = size.pick(2000, 300, 20)
+        seconds = size.pick(15, 6, 1)
         # Raw, daemon and blackbox alternate, and each keeps its least disturbed (lowest)
         # round: on a shared machine a burst of load in one phase would otherwise
         # decide the ratio.
         raws, streams, cpus, bbs = [], [], [], []
-        for _ in range(1 if quick else 3):
+        for _ in range(size.pick(3, 1, 1)):
             raws.append(await raw_floor(url, runs))
             streams.append(await raw_floor(url, runs, streams=True))
-            cpus.append(await daemon_run(url, 100, "2s", 6 if quick else 15))
-            bbs.append(await blackbox_run(url, cpus[-1]["runs_per_second"], 6 if quick else 15))
+            cpus.append(await daemon_run(url, 100, "2s", seconds))
+            bbs.append(await blackbox_run(url, cpus[-1]["runs_per_second"], seconds))
         raw, raw_streams = min(raws), min(streams)
         cpu = min(cpus, key=lambda c: float(c["cpu_per_run"]))
         bb = min(bbs, key=lambda b: float(b["cpu_per_probe"]))
-        lag = await daemon_run(url, 1000, "10s", 10 if quick else 30)
-        scale = await daemon_run(url, 5000, "10s", 20 if quick else 45, scrape_every=15)
-        sharded = await sharded_run(url, 5000, 2, "10s", 20 if quick else 45, 15)
+        # Smoke: a 1 s interval, so the warm-up (one interval) is short too.
+        every = size.pick("10s", "10s", "1s")
+        lag = await daemon_run(url, size.pick(1000, 1000, 100), every, size.pick(30, 10, 1))
+        n, scale_seconds = size.pick(5000, 5000, 200), size.pick(45, 20, 2)
+        scale = await daemon_run(url, n, every, scale_seconds, scrape_every=15)
+        sharded = await sharded_run(url, n, 2, every, scale_seconds, 15)
     finally:
         proc.terminate()
         proc.wait()
@@ -403,13 +411,13 @@ async def main(quick: bool) -> dict[str, Any]:
         f"daemon/blackbox {bb_ratio:5.2f}x"
     )
     print(f"  ratio daemon/raw on the same network backend {ratio_streams:5.2f}x")
-    print("== Scheduler start lag, 1000 journeys every 10 s ==")
+    print(f"== Scheduler start lag, {lag['journeys']} journeys every {every} ==")
     print(
         f"  p50 {lag['lag_p50'] * 1000:6.1f} ms   p99 {lag['lag_p99'] * 1000:6.1f} ms   "
         f"max {lag['lag_max'] * 1000:6.1f} ms   (target p99 <= 50 ms; {lag['runs']} runs, "
         f"{lag['runs_per_second']:.0f} runs/s, {lag['cpu_share'] * 100:.0f}% of one core)"
     )
-    print("== Scale: 5000 journeys every 10 s, /metrics scraped every 15 s ==")
+    print(f"== Scale: {n} journeys every {every}, /metrics scraped every 15 s ==")
     print(
         f"  p50 {scale['lag_p50'] * 1000:6.1f} ms   p99 {scale['lag_p99'] * 1000:6.1f} ms   "
         f"max {scale['lag_max'] * 1000:6.1f} ms   (target p99 <= 50 ms)   "
@@ -424,7 +432,7 @@ async def main(quick: bool) -> dict[str, Any]:
         f"{scale['scrape_seconds'] * 1000:.0f} ms (rendered off the event loop; "
         f"slowest of {scale['scrapes']})"
     )
-    print("== Scale on 2 cores: the same 5000 journeys, two sharded daemons (shard 0/2, 1/2) ==")
+    print(f"== Scale on 2 cores: the same {n} journeys, two sharded daemons (shard 0/2, 1/2) ==")
     print(
         f"  p50 {sharded['lag_p50'] * 1000:6.1f} ms   p99 {sharded['lag_p99'] * 1000:6.1f} ms   "
         f"max {sharded['lag_max'] * 1000:6.1f} ms   (target p99 <= 50 ms)   "
@@ -457,4 +465,4 @@ if __name__ == "__main__":
         raise SystemExit(0)
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="fewer runs, for a smoke check")
-    asyncio.run(main(p.parse_args().quick))
+    asyncio.run(main(Size.of(quick=p.parse_args().quick)))
