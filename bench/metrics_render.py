@@ -15,13 +15,15 @@ starts runs. Each figure is the median of several renders after one warm-up rend
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import statistics
-import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
+from sizes import Size
 
 from synthmon import Context, journey
 from synthmon.journeys.dsl import Journey
@@ -75,15 +77,21 @@ def cpu(fn: Callable[[], bytes], reps: int) -> tuple[float, int]:
     return statistics.median(times), size
 
 
-async def main(quick: bool) -> None:
-    reps = 3 if quick else 7
+async def main(size: Size) -> dict[str, Any]:
+    reps = size.pick(7, 3, 1)
+    points = size.pick(
+        ((1_000, False), (5_000, False), (5_000, True)),
+        ((1_000, False), (5_000, False), (5_000, True)),
+        ((20, False), (20, True)),
+    )
     print("/metrics body: old = generate_latest over the whole registry;")
     print("new = web.server.render (rest of the registry + per-pair families as text)")
     print(
         f"{'pairs':>7} {'step hist':>9} {'series':>8} {'MB':>6} {'old CPU':>9} "
         f"{'new CPU':>9} {'first new':>9} {'old/new':>8}"
     )
-    for pairs, step_histograms in ((1_000, False), (5_000, False), (5_000, True)):
+    figures = []
+    for pairs, step_histograms in points:
         exposed, metrics = build(pairs, step_histograms=step_histograms)
         t0 = time.process_time()
         first = render(exposed, [metrics.pair_text])
@@ -92,12 +100,30 @@ async def main(quick: bool) -> None:
         new_cpu, new_size = cpu(lambda: render(exposed, [metrics.pair_text]), reps)  # noqa: B023
         series = sum(1 for line in first.splitlines() if not line.startswith(b"#"))
         same = "same" if old_size == new_size == len(first) else "SIZE DIFFERS"
+        ratio = old_cpu / new_cpu if new_cpu else float("inf")
         print(
             f"{pairs:>7} {'on' if step_histograms else 'off':>9} {series:>8} "
             f"{new_size / 1e6:>6.1f} {old_cpu * 1000:>7.0f}ms {new_cpu * 1000:>7.0f}ms "
-            f"{first_cpu * 1000:>7.0f}ms {old_cpu / new_cpu:>7.1f}x  ({same} size)"
+            f"{first_cpu * 1000:>7.0f}ms {ratio:>7.1f}x  ({same} size)"
         )
+        figures.append(
+            {
+                "pairs": pairs,
+                "step_histograms": step_histograms,
+                "series": series,
+                "bytes": new_size,
+                "old_cpu": old_cpu,
+                "new_cpu": new_cpu,
+                "first_new_cpu": first_cpu,
+                "same_size": old_size == new_size,
+            }
+        )
+    return {"renders": figures}
 
 
 if __name__ == "__main__":
-    asyncio.run(main("--quick" in sys.argv))
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="fewer renders")
+    p.add_argument("--smoke", action="store_true", help="smallest sizes (does it still run?)")
+    args = p.parse_args()
+    asyncio.run(main(Size.of(quick=args.quick, smoke=args.smoke)))
