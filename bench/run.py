@@ -2,7 +2,7 @@
 
 Usage: python bench/run.py [--quick | --smoke | --check] [NAME ...]
 (names: http, dispatch, browser, detection, compare, soak, history, tls, status_page,
-vitals, tracing)
+vitals, tracing, metrics)
 Figures and the commands that produced them are recorded in docs/benchmarks.md.
 
 --smoke (`make bench-smoke`, run by CI after `make container-check`): every benchmark at
@@ -50,6 +50,7 @@ BENCHES = {
     "vitals": "vitals_bench",  # issue 15: a browser run with Web Vitals on vs off
     "tls": "tls_bench",  # issue 15: certificate capture per run, parse per change
     "tracing": "tracing_bench",  # issue 15: CPU per run with OpenTelemetry export on vs off
+    "metrics": "metrics_render",  # issue 9: /metrics render CPU, generate_latest vs text
 }
 
 

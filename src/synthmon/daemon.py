@@ -223,6 +223,7 @@ class Daemon:
             ],
             max_connections=settings.server.max_connections,
             idle_timeout=settings.server.idle_timeout,
+            text_sources=[self.metrics.pair_text],
         )
         self.watcher: ChangeWatcher | None = None
         if watch:

@@ -21,6 +21,7 @@ from synthmon._version import __version__
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult
 from synthmon.sinks.pairstate import PairCollector, PairStore
+from synthmon.sinks.pairtext import PairText
 
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -38,7 +39,10 @@ class Metrics:
     ) -> None:
         self.registry = registry
         self.pairs = PairStore(step_histograms=step_histograms)
-        registry.register(PairCollector(self.pairs, location=location))
+        self.collector = PairCollector(self.pairs, location=location)
+        registry.register(self.collector)
+        # The same families as text, for the status server (sinks/pairtext.py).
+        self.pair_text = PairText(self.collector)
         self._loc: tuple[str, ...] = (location,) if location else ()
         loc = ("location",) if location else ()
 

@@ -7,8 +7,13 @@ store is the only bookkeeping: `PairCollector.collect()` builds the metric famil
 from it at scrape time, so a pair removed from the catalog is gone at the next scrape
 by construction — there is no series to forget to delete.
 
-Threading: writers run on the event loop; `collect()` runs in the status server's
-render thread (docs/metrics.md, "Rendering"). The reader copies every container
+The status server does not call `collect()` for /metrics: it writes the same families
+straight as text (sinks/pairtext.py, several times faster) and keeps `collect()` out
+of that render with `PairCollector.quiet()`; `collect()` serves every other reader of
+the registry.
+
+Threading: writers run on the event loop; readers run in the status server's render
+thread (docs/metrics.md, "Rendering"). The reader copies every container
 before reading it (`list(d.items())`, `tuple(counts)`: single C calls that run no
 Python code, so atomic under the GIL), so writers may change dicts in place. A
 scrape may see a run's counter bumped and its histogram not yet: one run apart, as
@@ -17,8 +22,10 @@ with any live exporter.
 
 from __future__ import annotations
 
+import threading
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from prometheus_client.core import (
@@ -31,10 +38,14 @@ from prometheus_client.samples import Sample
 
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult, Status, Verdict
+from synthmon.sinks.pairfamilies import JOURNEY_FAMILIES, PAIR_FAMILIES, Family
 
 # Run durations: HTTP journeys land in 0.1-2.5 s, browser journeys in 2.5-30 s;
 # beyond 30 s is timeout territory (+Inf). Nine buckets: docs/metrics.md says why.
 DURATION_BUCKETS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# The `le` label values, in the exposition's own float format (1.0, 0.25) as
+# prometheus_client writes it.
+DURATION_LE: tuple[str, ...] = (*(repr(float(b)) for b in DURATION_BUCKETS), "+Inf")
 RESULTS = tuple(Status)
 ALERT_VALUE = {"ok": 0, "pending": 1, "firing": 2}
 
@@ -219,117 +230,61 @@ class PairCollector:
     """Renders a `PairStore` as metric families (a prometheus_client Collector)."""
 
     def __init__(self, store: PairStore, *, location: str | None = None) -> None:
-        self._store = store
+        self.store = store
+        self.location = location
         self._loc: tuple[str, ...] = (location,) if location else ()
         self._loc_names: tuple[str, ...] = ("location",) if location else ()
+        self._quiet = threading.local()
 
     def describe(self) -> list[Metric]:
         # Registration must not call collect(): families are built at scrape time.
         return []
 
-    def collect(self) -> Iterator[Metric]:
-        store = self._store
-        loc, ln = self._loc, self._loc_names
-        pair_l = ("journey", "target", *ln)
-        bounds = [_le(b) for b in DURATION_BUCKETS] + ["+Inf"]
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """While entered, `collect()` yields nothing in this thread: for a renderer that
+        writes these families itself (sinks/pairtext.py), so the rest of the registry
+        can be rendered by prometheus_client without repeating them. Other threads
+        still see every family."""
+        before = getattr(self._quiet, "on", False)
+        self._quiet.on = True
+        try:
+            yield
+        finally:
+            self._quiet.on = before
 
-        success = GaugeMetricFamily(
-            "synthmon_journey_success",
-            "1 if the last run passed, else 0.",
-            labels=("journey", "target", "severity", *ln),
-        )
-        duration = HistogramMetricFamily(
-            "synthmon_journey_duration_seconds", "Duration of journey runs.", labels=pair_l
-        )
-        runs = CounterMetricFamily(
-            "synthmon_journey_runs",
-            "Journey runs by result (success|failure|timeout|error).",
-            labels=(*pair_l, "result"),
-        )
-        infra = CounterMetricFamily(
-            "synthmon_journey_infrastructure_errors",
-            "Runs that ended in error for a reason of synthmon's own (browser_crash, ...).",
-            labels=(*pair_l, "reason"),
-        )
-        step_duration = HistogramMetricFamily(
-            "synthmon_journey_step_duration_seconds",
-            "Duration of journey steps ([metrics] step_histograms = true).",
-            labels=(*pair_l, "step"),
-        )
-        step_success = GaugeMetricFamily(
-            "synthmon_journey_step_success",
-            "1 if the step passed in the last run that reached it.",
-            labels=(*pair_l, "step"),
-        )
-        last_run = GaugeMetricFamily(
-            "synthmon_journey_last_run_timestamp_seconds",
-            "When the last run finished (epoch).",
-            labels=pair_l,
-        )
-        last_success = GaugeMetricFamily(
-            "synthmon_journey_last_success_timestamp_seconds",
-            "When the last passing run finished (epoch).",
-            labels=pair_l,
-        )
-        consecutive = GaugeMetricFamily(
-            "synthmon_journey_consecutive_failures",
-            "Failed runs (failure/timeout/journey error) since the last pass.",
-            labels=pair_l,
-        )
-        retries = CounterMetricFamily(
-            "synthmon_journey_retries",
-            "Failed attempts that were retried before the run counted (retry-before-counting).",
-            labels=pair_l,
-        )
-        skipped = CounterMetricFamily(
-            "synthmon_journey_skipped_runs",
-            "Scheduled runs that did not run, by reason "
-            "(overlap|missed|coalesced|concurrency|paused).",
-            labels=(*pair_l, "reason"),
-        )
-        paused = GaugeMetricFamily(
-            "synthmon_journey_paused",
-            "1 while the pair is paused by the kill switch (synthmon pause), else 0.",
-            labels=pair_l,
-        )
-        cleanup = CounterMetricFamily(
-            "synthmon_journey_cleanup_failures",
-            "Cleanups (ctx.defer / cleanup=) that raised or ran out of time.",
-            labels=pair_l,
-        )
-        left_behind = CounterMetricFamily(
-            "synthmon_journey_left_behind",
-            "Tasks a run spawned and never awaited, httpx clients it never closed: "
-            "cancelled/closed by synthmon when the run ended (kind: task, http_client).",
-            labels=(*pair_l, "kind"),
-        )
-        alert_state = GaugeMetricFamily(
-            "synthmon_alert_state",
-            "Alert state per journey and target: 0 ok, 1 pending, 2 firing.",
-            labels=("alertname", "journey", "target", *ln),
-        )
-        degraded = GaugeMetricFamily(
-            "synthmon_journey_degraded",
-            "1 if the last passing run took longer than the journey's degraded_after budget.",
-            labels=pair_l,
-        )
-        navigation = HistogramMetricFamily(
-            "synthmon_browser_navigation_seconds",
-            "Navigation Timing of browser steps that loaded a page, seconds since the "
-            "navigation started, by phase (ttfb|dom_content_loaded|load) "
-            "([metrics] step_histograms = true).",
-            labels=("journey", "target", "step", "phase", *ln),
-        )
-        web_vital = GaugeMetricFamily(
-            "synthmon_browser_web_vital",
-            "Web Vitals of the last page a browser step loaded: TTFB, FCP, LCP, INP in "
-            "seconds, CLS a score, transfer_bytes, requests (docs/metrics.md).",
-            labels=("journey", "target", "step", "metric", *ln),
-        )
+    def collect(self) -> Iterator[Metric]:
+        if getattr(self._quiet, "on", False):
+            return
+        yield from self._families()
+
+    def _families(self) -> list[Metric]:
+        store = self.store
+        (
+            success,
+            duration,
+            runs,
+            infra,
+            step_duration,
+            step_success,
+            last_run,
+            last_success,
+            consecutive,
+            retries,
+            skipped,
+            paused,
+            cleanup,
+            left_behind,
+            alert_state,
+            degraded,
+            navigation,
+            web_vital,
+        ) = (_family(f) for f in PAIR_FAMILIES)
+        bounds = list(DURATION_LE)
 
         # Samples are appended directly with one label dict per pair: add_metric()
         # zips label names per sample, which doubled the render time at 5,000 pairs.
-        loc_labels = dict(zip(ln, loc, strict=True))
+        loc_labels = dict(zip(self._loc_names, self._loc, strict=True))
         for (journey, target), s in list(store.pairs.items()):
             base = {"journey": journey, "target": target, **loc_labels}
             for status, n in zip(RESULTS, tuple(s.runs), strict=True):
@@ -363,37 +318,48 @@ class PairCollector:
                 _hist(navigation, {**base, "step": step, "phase": phase}, bounds, h)
             for (step, metric), vital in list(s.vitals.items()):
                 _add(web_vital, "", {**base, "step": step, "metric": metric}, vital)
-        yield from (success, duration, runs, infra, step_duration, step_success, last_run)
-        yield from (last_success, consecutive, retries, skipped, paused, cleanup, left_behind)
-        yield from (alert_state, degraded, navigation, web_vital)
-        yield from self._journey_families(store.journeys)
+        return [
+            success,
+            duration,
+            runs,
+            infra,
+            step_duration,
+            step_success,
+            last_run,
+            last_success,
+            consecutive,
+            retries,
+            skipped,
+            paused,
+            cleanup,
+            left_behind,
+            alert_state,
+            degraded,
+            navigation,
+            web_vital,
+            *self._journey_families(store.journeys),
+        ]
 
-    def _journey_families(self, journeys: Mapping[str, JourneyInfo]) -> Iterator[Metric]:
+    def _journey_families(self, journeys: Mapping[str, JourneyInfo]) -> list[Metric]:
         loc, ln = self._loc, self._loc_names
-        info = GaugeMetricFamily(
-            "synthmon_journey_info",
-            "Journey metadata, always 1: join on journey.",
-            labels=("journey", "severity", "kind", "interval_seconds", "schedule", "tags", *ln),
-        )
-        interval = GaugeMetricFamily(
-            "synthmon_journey_interval_seconds",
-            "How often the journey runs (0 for cron schedules): for staleness alerts.",
-            labels=("journey", *ln),
-        )
-        loaded = GaugeMetricFamily(
-            "synthmon_journeys_loaded", "Journeys loaded from the journeys folder.", labels=ln
-        )
+        info, interval, loaded = (_family(f) for f in JOURNEY_FAMILIES)
+        loc_labels = dict(zip(ln, loc, strict=True))
         for name, j in list(journeys.items()):
             every = f"{j.interval:g}" if j.interval else ""
-            info.add_metric([name, j.severity, j.kind, every, j.schedule, j.tags, *loc], 1)
-            interval.add_metric([name, *loc], j.interval or 0)
-        loaded.add_metric(list(loc), len(journeys))
-        yield from (info, interval, loaded)
+            labels = {"journey": name, "severity": j.severity, "kind": j.kind}
+            labels |= {"interval_seconds": every, "schedule": j.schedule, "tags": j.tags}
+            _add(info, "", {**labels, **loc_labels}, 1)
+            _add(interval, "", {"journey": name, **loc_labels}, j.interval or 0)
+        _add(loaded, "", loc_labels, len(journeys))
+        return [info, interval, loaded]
 
 
-def _le(bound: float) -> str:
-    # The exposition's own float format (1.0, 0.25), as prometheus_client writes it.
-    return repr(float(bound))
+def _family(f: Family) -> Metric:
+    if f.type == "counter":
+        return CounterMetricFamily(f.name, f.help)
+    if f.type == "histogram":
+        return HistogramMetricFamily(f.name, f.help)
+    return GaugeMetricFamily(f.name, f.help)
 
 
 def _add(family: Metric, suffix: str, labels: dict[str, str], value: float) -> None:

@@ -5,7 +5,10 @@ handlers of its own (the daemon owns signals).
 
 /metrics is rendered in a thread of its own, never on the event loop: at 5,000 pairs
 the text takes a good fraction of a second to build, and every run due meanwhile
-would start late. Scrapes that arrive while a render is under way share it.
+would start late. Scrapes that arrive while a render is under way share it. The
+thread still holds the GIL while it formats, so the bulk of the text (the per-pair
+families) is written by a `TextSource` (sinks/pairtext.py) rather than sample by
+sample by prometheus_client: docs/metrics.md, "Rendering".
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -33,6 +37,17 @@ class StatusSource(Protocol):
     def journeys_json(self) -> list[dict[str, Any]]: ...
 
 
+class TextSource(Protocol):
+    """A collector of the registry that writes its own families as exposition text."""
+
+    def excluded(self) -> AbstractContextManager[None]:
+        """While entered, its families are absent from the registry's collect() in
+        this thread (so prometheus_client does not write them a second time)."""
+        ...
+
+    def render(self) -> str: ...
+
+
 class WithoutCreated:
     """The registry without `_created` samples: synthmon's counters start at process
     start, which `process_start_time_seconds`-style reasoning and `rate()` handle; one
@@ -49,6 +64,17 @@ class WithoutCreated:
             yield metric
 
 
+def render(exposed: WithoutCreated, text_sources: Sequence[TextSource]) -> bytes:
+    """/metrics: the registry, then each text source's families (each family once,
+    whole). Runs in the render thread."""
+    with ExitStack() as stack:
+        for text in text_sources:
+            stack.enter_context(text.excluded())
+        head = generate_latest(exposed)
+        tail = "".join(text.render() for text in text_sources)
+    return head + tail.encode()
+
+
 class StatusServer:
     def __init__(
         self,
@@ -61,9 +87,11 @@ class StatusServer:
         extra_routes: Sequence[Callable[[web.Application], None]] = (),
         max_connections: int = 256,
         idle_timeout: float = 10.0,
+        text_sources: Sequence[TextSource] = (),
     ) -> None:
         self._source = source
         self._registry = registry
+        self._text_sources = tuple(text_sources)
         self._host = host
         self._port = port
         # Bounded inbound connections (web/connections.py): half-open sockets must
@@ -134,7 +162,7 @@ class StatusServer:
         if self._rendering is None:
             assert self._render_thread is not None, "server not started"
             rendering = asyncio.get_running_loop().run_in_executor(
-                self._render_thread, generate_latest, self._exposed
+                self._render_thread, render, self._exposed, self._text_sources
             )
             self._rendering = rendering
             rendering.add_done_callback(lambda _: setattr(self, "_rendering", None))
