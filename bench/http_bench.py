@@ -163,34 +163,33 @@ async def daemon_run(
 
         # Inline (like the metrics sink): a queued sink would add a hop production lacks.
         daemon.fanout._inline.append(("count", Count().record))
-        scrapes: list[tuple[float, int]] = []
+        scrapes: list[tuple[float, int, int]] = []
 
         async def scraper(every: float) -> None:
             # An outside process, as Prometheus is: a client on the daemon's own loop
             # would compete with the runs for it and be charged to the daemon's CPU.
             while True:
                 t0 = time.monotonic()
+                # As Prometheus scrapes: gzip asked for. The scrape's wall time is what a
+                # scrape_timeout is measured against; the sizes are the body as sent and
+                # as text (stderr, stdout).
                 curl = await asyncio.create_subprocess_exec(
-                    "curl",
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "--max-time",
-                    "60",
-                    "-H",
-                    "Accept-Encoding: identity",
-                    "-w",
-                    "%{size_download}",
+                    "bash",
+                    "-c",
+                    "set -o pipefail; curl -sS --max-time 60 -H 'Accept-Encoding: gzip' "
+                    '"$0" | tee >(wc -c >&2) | gzip -dc | wc -c',
                     f"{daemon.server.url}/metrics",
                     stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
                 )
-                out, _ = await curl.communicate()
+                out, err = await curl.communicate()
                 if curl.returncode == 0:
-                    scrapes.append((time.monotonic() - t0, int(out or 0)))
+                    sent = int(err.split()[-1]) if err.split() else 0
+                    scrapes.append((time.monotonic() - t0, int(out or 0), sent))
                 else:
                     print(
                         f"  scrape failed after {time.monotonic() - t0:.1f} s "
-                        f"(curl exit {curl.returncode})"
+                        f"(curl exit {curl.returncode}: {err.decode().strip()[-200:]})"
                     )
                 await asyncio.sleep(max(every - (time.monotonic() - t0), 0))
 
@@ -229,10 +228,11 @@ async def daemon_run(
         "skipped": skips,
         "rss": rss,
         # None when not scraping: a NaN tells the smoke run a phase measured nothing.
-        "scrape_seconds": max((t for t, _ in measured), default=float("nan"))
+        "scrape_seconds": max((t for t, _, _ in measured), default=float("nan"))
         if scrape_every
         else None,
-        "scrape_bytes": max((b for _, b in measured), default=0),
+        "scrape_bytes": max((b for _, b, _ in measured), default=0),
+        "scrape_gzip_bytes": max((z for _, _, z in measured), default=0),
         "scrapes": len(measured),
         "lags": window,
     }
@@ -428,7 +428,8 @@ async def main(size: Size) -> dict[str, Any]:
         f"{scale['cpu_share'] * 100:.0f}% of one core, RSS {scale['rss'] / 2**20:.0f} MB"
     )
     print(
-        f"  /metrics {scale['scrape_bytes'] / 2**20:.1f} MB, scrape took "
+        f"  /metrics {scale['scrape_bytes'] / 2**20:.1f} MB "
+        f"({scale['scrape_gzip_bytes'] / 2**20:.2f} MB gzipped, as sent), scrape took "
         f"{scale['scrape_seconds'] * 1000:.0f} ms (rendered off the event loop; "
         f"slowest of {scale['scrapes']})"
     )

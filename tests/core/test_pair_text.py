@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -216,3 +217,25 @@ class TestDaemonMetrics:
         assert sample(text, "synthmon_journey_info", journey="home", location="eu-1") == 1
         assert "synthmon_scheduler_lag_seconds" in names
         assert built == []
+
+    async def test_a_scraper_asking_for_gzip_gets_it(
+        self, shop: RunningShop, tmp_path: Path
+    ) -> None:
+        """Prometheus sends `Accept-Encoding: gzip`: /metrics answers gzip-encoded, the same
+        series as the plain body, in a fraction of its bytes; without it, plain text."""
+        settings = make_settings(tmp_path, targets={"demo": shop.url}, journeys={"h.py": ODD_STEPS})
+        async with run_daemon(settings) as (daemon, results):
+            await results.wait_for(lambda rs: len(rs) >= 1, timeout=10)
+            await daemon.fanout.flush()
+            url = f"{daemon.server.url}/metrics"
+            async with httpx.AsyncClient() as client:
+                zipped = await client.get(url, headers={"Accept-Encoding": "gzip"})
+                plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+        assert zipped.headers["Content-Encoding"] == "gzip"
+        assert "Content-Encoding" not in plain.headers
+        assert int(zipped.headers["Content-Length"]) < len(plain.content) / 2
+        labels = {"journey": "home", "target": "demo"}
+        for text in (zipped.text, plain.text):
+            assert (
+                sample(text, "synthmon_journey_runs_total", result="success", **labels) or 0
+            ) >= 1

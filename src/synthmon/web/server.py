@@ -14,6 +14,7 @@ sample by prometheus_client: docs/metrics.md, "Rendering".
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack
@@ -73,6 +74,12 @@ def render(exposed: WithoutCreated, text_sources: Sequence[TextSource]) -> bytes
         head = generate_latest(exposed)
         tail = "".join(text.render() for text in text_sources)
     return head + tail.encode()
+
+
+def gzip_body(body: bytes) -> bytes:
+    # Level 1: most of the size win (the text is repetitive) for a fraction of level 6's
+    # CPU at 5,000 pairs.
+    return gzip.compress(body, compresslevel=1, mtime=0)
 
 
 class StatusServer:
@@ -168,7 +175,16 @@ class StatusServer:
             rendering.add_done_callback(lambda _: setattr(self, "_rendering", None))
         # shield: a scraper hanging up must not cancel the render others wait for.
         body = await asyncio.shield(self._rendering)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        headers = {"Content-Type": CONTENT_TYPE_LATEST}
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            # Prometheus asks for gzip. Compressed in the render thread (zlib lets go of
+            # the GIL), so the loop writes ~1/10 of the bytes (docs/metrics.md).
+            assert self._render_thread is not None
+            body = await asyncio.get_running_loop().run_in_executor(
+                self._render_thread, gzip_body, body
+            )
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         # Answering at all means the process and its event loop are alive.
