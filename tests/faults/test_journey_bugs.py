@@ -7,14 +7,18 @@ it is, the watchdog names it with the real stall, and no other run is lost silen
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
+from synthmon.model import Status
 from tests.faults.conftest import FaultRun, Faults, Receiver, journey_file, run_synthmon
 from tests.faults.test_matrix import line_of
+from tests.harness import make_settings, run_daemon
 
 # Long enough that an alert fired between two 2.5 s stalls is delivered before the
 # stop: the blocking journeys hold the one event loop (and so the outbox) most of the time.
@@ -170,3 +174,43 @@ class TestLeakingJourney:
         assert len(runs) - 1 <= tasks <= len(runs)
         assert tasks == clients
         assert run.of("run_left_resources", journey="healthy") == []
+
+
+# The journey blocks the loop, then awaits a child task that blocks it in turn; the
+# child's turn comes before the watchdog's own task gets the loop back, so to the
+# watchdog it is one unbroken stall held by two tasks, one after the other.
+RELAY = """import asyncio
+import time
+
+from synthmon import Context, journey
+
+
+@journey(interval="7d", timeout="10s")
+async def relay(ctx: Context) -> None:
+    async def child() -> None:
+        time.sleep(1.0)  # line:second
+
+    async with ctx.step("relay"):
+        task = asyncio.create_task(child(), name="relay-child")
+        time.sleep(1.5)  # line:first
+        await task
+"""
+
+
+class TestStallAttribution:
+    async def test_each_task_of_one_stall_is_named_with_its_own_time(self, tmp_path: Path) -> None:
+        """Two tasks blocking the loop back to back are reported as two stalls, each
+        naming its own task and line; the first is not blamed on the one after it."""
+        settings = make_settings(
+            tmp_path, targets={"demo": "http://127.0.0.1:9"}, journeys={"relay.py": RELAY}
+        )
+        with structlog.testing.capture_logs() as logs:
+            async with run_daemon(settings) as (daemon, _):
+                result = await asyncio.create_task(daemon.run_pair(*daemon.pairs["relay@demo"]))
+        assert result.status is Status.SUCCESS, result.error_message
+        ended = [e for e in logs if e["event"] == "event_loop_unblocked"]
+        assert [(e["task"], e["journey"], e["at"]) for e in ended] == [
+            ("synthmon-run:relay@demo", "relay@demo", f"relay.py:{line_of(RELAY, 'first')}"),
+            ("relay-child", None, f"relay.py:{line_of(RELAY, 'second')}"),
+        ], ended
+        assert ended[0]["blocked_seconds"] >= 1.2
