@@ -20,8 +20,7 @@ from tests.faults.conftest import FaultRun, Faults, Receiver, journey_file, run_
 from tests.faults.test_matrix import line_of
 from tests.harness import make_settings, run_daemon
 
-# Long enough that an alert fired between two 2.5 s stalls is delivered before the
-# stop: the blocking journeys hold the one event loop (and so the outbox) most of the time.
+# How long the journeys run side by side before the alerts are waited for (`until`).
 WINDOW = 20.0
 
 BUGS = """
@@ -66,7 +65,14 @@ async def leaker(ctx: Context) -> None:
 def bugs(faults: Faults, receiver: Receiver, module_tmp: Path) -> tuple[FaultRun, str]:
     source = journey_file(BUGS)
     run = run_synthmon(
-        module_tmp, {"bugs.py": source}, {"faults": faults.url}, window=WINDOW, receiver=receiver
+        module_tmp,
+        {"bugs.py": source},
+        {"faults": faults.url},
+        window=WINDOW,
+        receiver=receiver,
+        # Every run of these fails, so each alerts: wait for the alerts to arrive (the
+        # blocking journeys hold the loop, and so the outbox, most of the time).
+        until=lambda: all(receiver.triggers(j) for j in ("blocker", "spinner", "raiser")),
     )
     return run, source
 
