@@ -113,7 +113,9 @@ class FaultRun:
         )
 
 
-def config_toml(tmp: Path, port: int, targets: Mapping[str, str]) -> str:
+def config_toml(
+    tmp: Path, port: int, targets: Mapping[str, str], target_extra: tuple[str, ...] = ()
+) -> str:
     lines = [
         f'journeys_dir = "{tmp / "journeys"}"',
         f'data_dir = "{tmp / "data"}"',
@@ -132,7 +134,7 @@ def config_toml(tmp: Path, port: int, targets: Mapping[str, str]) -> str:
         'critical = ["webhook"]',
     ]
     for name, url in targets.items():
-        lines += [f"[targets.{name}]", f'base_url = "{url}"']
+        lines += [f"[targets.{name}]", f'base_url = "{url}"', *target_extra]
     return "\n".join(lines) + "\n"
 
 
@@ -147,6 +149,7 @@ def run_synthmon(
     wrap: list[str] | None = None,
     port: int | None = None,
     until: Callable[[], bool] | None = None,
+    target_extra: tuple[str, ...] = (),
 ) -> FaultRun:
     """`synthmon run` for `window` seconds after it is healthy, then SIGTERM; returns
     everything it logged, its last /metrics and the alerts the receiver got.
@@ -155,7 +158,7 @@ def run_synthmon(
     having reached the receiver: after the window the daemon runs on until it holds
     (at most `SETTLE` s more). A loaded machine, or journeys that block the loop on
     purpose, can delay a delivery past any fixed window, and the stop must not be
-    what decides whether it arrived.
+    what decides whether it arrived. `target_extra` are TOML lines for every target.
 
     `wrap` prefixes the command (e.g. `unshare` into a network namespace); the daemon
     is then not reachable from here, so /metrics is not scraped and the window starts
@@ -163,7 +166,7 @@ def run_synthmon(
     write_journeys(tmp / "journeys", journeys)
     port = port or free_port()
     cfg = tmp / "synthmon.toml"
-    cfg.write_text(config_toml(tmp, port, targets), encoding="utf-8")
+    cfg.write_text(config_toml(tmp, port, targets, target_extra), encoding="utf-8")
     log_path = tmp / "daemon.log"
     cmd = [sys.executable, "-m", "synthmon", "run", "--config", str(cfg)]
     with log_path.open("w") as log:
