@@ -20,7 +20,7 @@ APT_PACKAGES += tini:tini
 DEMO_SECRETS := DEMO_SHOPPER1_PASSWORD=shopper1-pass DEMO_SHOPPER2_PASSWORD=shopper2-pass \
 	DEMO_MFA_PASSWORD=mfa-pass DEMO_MFA_TOTP_SECRET=$$($(PY) -c 'from synthmon_demo import DEMO_TOTP_SECRET as s; print(s)')
 
-.PHONY: setup venv system-deps run test lint typecheck check pytest bench soak lock clean screenshots
+.PHONY: setup venv system-deps run test lint typecheck check pytest bench bench-smoke soak lock clean screenshots
 
 setup: venv system-deps
 
@@ -77,6 +77,14 @@ test: setup lint typecheck check pytest
 
 bench: setup
 	$(PY) bench/run.py
+
+# Every benchmark at the smallest sizes that still take its whole path (daemon built,
+# runs finished, blackbox_exporter/Prometheus/Chromium started, figures printed), so
+# none rots unseen: CI runs it after container-check (.ci/run). Fails when a bench
+# fails, cannot be imported, prints no figures, or a bench/*.py is not registered in
+# bench/run.py's BENCHES. Asserts no timing; its figures mean nothing.
+bench-smoke: setup
+	$(PY) bench/run.py --smoke
 
 # The status page and a failing journey's page at desktop and phone width, into
 # docs/images/ (README.md shows them). tests/status/ runs the script so it cannot rot.

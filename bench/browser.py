@@ -15,7 +15,8 @@ max_concurrency default, 2). Peak RSS is this process plus all its descendants,
 sampled every 100 ms.
 
     python bench/browser.py                 # the real figures (500 leak runs)
-    python bench/browser.py --quick         # smaller counts for a smoke run
+    python bench/browser.py --quick         # smaller counts
+    python bench/run.py --smoke browser     # the smallest that takes every path (CI)
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from playwright.async_api import Playwright, async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from sizes import Size  # noqa: E402
 
 from synthmon import Context, journey  # noqa: E402
 from synthmon.model import RunRequest, Status, Target  # noqa: E402
@@ -184,7 +188,13 @@ def _mb(n: float) -> float:
     return round(n / 1024 / 1024, 1)
 
 
-async def bench(runs: int = 40, leak_runs: int = 500, leak_only: bool = False) -> dict[str, Any]:
+async def bench(
+    runs: int = 40,
+    leak_runs: int = 500,
+    leak_only: bool = False,
+    first: int = 50,
+    kill_every: int = 250,
+) -> dict[str, Any]:
     shop, url = _start_shop()
     target = Target("bench", url, frozenset({"127.0.0.1"}))
     out: dict[str, Any] = {"runs_per_mode": runs}
@@ -199,7 +209,7 @@ async def bench(runs: int = 40, leak_runs: int = 500, leak_only: bool = False) -
                     target, runs, artifacts, shop.pid, concurrency
                 )
             if leak_runs:
-                out["leak"] = await leak_check(target, leak_runs, artifacts)
+                out["leak"] = await leak_check(target, leak_runs, artifacts, first, kill_every)
     finally:
         shop.kill()
         shop.wait()
@@ -261,40 +271,44 @@ def _kill_browser(me: psutil.Process) -> int:
     return 0
 
 
-async def leak_check(target: Target, total: int, artifacts: Path) -> dict[str, Any]:
-    """RSS after run 50 and after run `total` of one pooled runner (recycling as
-    configured by default: a fresh browser every 200 runs), with the browser killed
-    (SIGKILL) every 250 runs; then shut down and count Chromium processes left."""
+async def leak_check(
+    target: Target, total: int, artifacts: Path, first: int = 50, kill_every: int = 250
+) -> dict[str, Any]:
+    """RSS after run `first` (50) and after run `total` of one pooled runner (recycling
+    as configured by default: a fresh browser every 200 runs), with the browser killed
+    (SIGKILL) every `kill_every` (250) runs; then shut down and count Chromium processes
+    left."""
     runner = _runner(_pool(), artifacts)
     me = psutil.Process()
     marks: dict[int, dict[str, float]] = {}
     failed = crashes = 0
     try:
         done = 0
-        checkpoints = sorted({50, total, *range(250, total, 250)})
+        checkpoints = sorted({first, total, *range(kill_every, total, kill_every)})
         for mark in checkpoints:
             statuses = await pooled(runner, target, mark - done)
             failed += sum(s is not Status.SUCCESS for s in statuses)
             done = mark
-            if mark in (50, total):
+            if mark in (first, total):
                 marks[mark] = {
                     "daemon_rss_mb": _mb(me.memory_info().rss),
                     "browser_rss_mb": _mb(runner.pool.rss_bytes()),
                 }
-            if mark % 250 == 0 and mark != total and _kill_browser(me):
+            if mark % kill_every == 0 and mark != total and _kill_browser(me):
                 crashes += 1
         launches = runner.pool.launches
     finally:
         await runner.aclose()
     await asyncio.sleep(1.0)
     left = len(_chromium(me))
-    first, last = marks[50], marks[total]
+    start, last = marks[first], marks[total]
     return {
         "runs": total,
-        "after_50": first,
+        "first": first,
+        f"after_{first}": start,
         f"after_{total}": last,
         "daemon_growth_pct": round(
-            (last["daemon_rss_mb"] - first["daemon_rss_mb"]) / first["daemon_rss_mb"] * 100, 1
+            (last["daemon_rss_mb"] - start["daemon_rss_mb"]) / start["daemon_rss_mb"] * 100, 1
         ),
         "browser_launches": launches,
         "browser_kills": crashes,
@@ -303,13 +317,19 @@ async def leak_check(target: Target, total: int, artifacts: Path) -> dict[str, A
     }
 
 
-async def main(
-    quick: bool = False, leak_runs: int | None = None, leak_only: bool = False
-) -> dict[str, Any]:
+async def main(size: Size, leak_runs: int | None = None, leak_only: bool = False) -> dict[str, Any]:
     """Entry point of bench/run.py (`make bench`): prints the figures, returns them."""
     if leak_runs is None:
-        leak_runs = 60 if quick else 500
-    figures = await bench(runs=10 if quick else 40, leak_runs=leak_runs, leak_only=leak_only)
+        leak_runs = size.pick(500, 60, 4)
+    # Smoke: RSS marks after runs 2 and 4, the browser killed after run 3 (the next run
+    # must relaunch it), instead of after 50, the last and every 250th.
+    figures = await bench(
+        runs=size.pick(40, 10, 2),
+        leak_runs=leak_runs,
+        leak_only=leak_only,
+        first=size.pick(50, 50, 2),
+        kill_every=size.pick(250, 250, 3),
+    )
     print(json.dumps(figures, indent=2), flush=True)
     for concurrency in () if leak_only else (CONCURRENCY, 1):
         fig = figures[f"concurrency_{concurrency}"]
@@ -323,7 +343,7 @@ async def main(
     if "leak" in figures:
         leak = figures["leak"]
         print(
-            f"== browser: daemon RSS growth run 50 -> {leak['runs']}: "
+            f"== browser: daemon RSS growth run {leak['first']} -> {leak['runs']}: "
             f"{leak['daemon_growth_pct']}% (target <= 10%); {leak['browser_kills']} browser "
             f"kills, {leak['failed_runs']} failed runs, "
             f"{leak['chromium_left_after_shutdown']} Chromium processes left after shutdown",
@@ -338,7 +358,7 @@ if __name__ == "__main__":
     import structlog
 
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts (smoke run)")
+    parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--leak-runs", type=int, help="runs of the leak check (0: skip it)")
     parser.add_argument(
         "--leak-only", action="store_true", help="only the leak check (no throughput comparison)"
@@ -351,4 +371,4 @@ if __name__ == "__main__":
     )
     # SIGTERM unwinds like Ctrl-C, so the demo shop child is stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    asyncio.run(main(args.quick, args.leak_runs, args.leak_only))
+    asyncio.run(main(Size.of(quick=args.quick), args.leak_runs, args.leak_only))

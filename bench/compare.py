@@ -31,6 +31,9 @@ from types import SimpleNamespace
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sizes import Size
 
 from synthmon.cli.compare import interleaved_runs, thresholds_for
 from synthmon.cli.verdict import compare
@@ -60,9 +63,9 @@ async def _chaos(url: str, **body: object) -> None:
         (await client.post(f"{url}/_chaos", json=body)).raise_for_status()
 
 
-async def main(quick: bool = False, trials: int = 40, runs: int = 30) -> dict[str, float]:
-    if quick:
-        trials = 4
+async def main(size: Size, trials: int = 40, runs: int = 30) -> dict[str, float]:
+    trials = size.pick(trials, 4, 1)
+    runs = size.pick(runs, runs, 4)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "journeys").mkdir()
@@ -96,7 +99,12 @@ async def main(quick: bool = False, trials: int = 40, runs: int = 30) -> dict[st
             await _chaos(green.url, **service)
             # Calibrate "twice as long": the healthy run's median, split over 2 requests.
             calib = await interleaved_runs(
-                settings, journeys, targets["blue"], targets["green"], runs=10, out=io.StringIO()
+                settings,
+                journeys,
+                targets["blue"],
+                targets["green"],
+                runs=size.pick(10, 10, 2),
+                out=io.StringIO(),
             )
             median = statistics.median(r.duration for r in calib["browse"][0])
             scenarios = {
@@ -133,4 +141,4 @@ if __name__ == "__main__":
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--quick", action="store_true")
     a = p.parse_args()
-    asyncio.run(main(a.quick, a.trials, a.runs))
+    asyncio.run(main(Size.of(quick=a.quick), a.trials, a.runs))

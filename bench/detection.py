@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sizes import Size
 
 from synthmon.alerting.policy import auto_retry_delay
 
@@ -423,12 +424,14 @@ async def one_interval(
 
 
 async def main(
-    quick: bool = False, trials: int = 20, intervals: tuple[float, ...] = INTERVALS
+    size: Size, trials: int = 20, intervals: tuple[float, ...] = INTERVALS
 ) -> list[dict[str, Any]]:
-    """Both phases at every interval; `bench/run.py` calls `main(quick)`."""
+    """Both phases at every interval; `bench/run.py` calls `main(size)`."""
     rng = random.Random()
-    copies, attempts = (5, 100) if quick else (10, 500)
-    trials = 3 if quick else trials
+    copies, attempts = size.pick((10, 500), (5, 100), (2, 4))
+    trials = size.pick(trials, 3, 1)
+    # Smoke: one interval (every interval takes the same path, compressed alike).
+    intervals = size.pick(intervals, intervals, intervals[:1])
     results = []
     with tempfile.TemporaryDirectory(prefix="synthmon-bench-") as tmp:
         stack = Stack(Path(tmp), intervals[0])
@@ -460,4 +463,4 @@ if __name__ == "__main__":
         "--intervals", type=float, nargs="+", default=list(INTERVALS), help="seconds, uncompressed"
     )
     args = p.parse_args()
-    asyncio.run(main(args.quick, args.trials, tuple(args.intervals)))
+    asyncio.run(main(Size.of(quick=args.quick), args.trials, tuple(args.intervals)))

@@ -22,22 +22,25 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sizes import Size
 
 from synthmon.scheduling.scheduler import Schedule, Scheduler
 from synthmon.scheduling.slots import phase
 
 
-async def _measure(start: Callable[[], None], stop: Callable[[], None], runs: list[int]) -> float:
+async def _measure(
+    start: Callable[[], None], stop: Callable[[], None], runs: list[int], seconds: float
+) -> float:
     start()
     await asyncio.sleep(1.5)  # every pair has fired once
     cpu0, n0 = time.process_time(), runs[0]
-    await asyncio.sleep(4)
+    await asyncio.sleep(seconds)
     cpu, n = time.process_time() - cpu0, runs[0] - n0
     stop()
     return cpu / max(n, 1)
 
 
-async def grid(pairs: int) -> float:
+async def grid(pairs: int, seconds: float) -> float:
     runs = [0]
 
     async def job() -> None:
@@ -46,10 +49,10 @@ async def grid(pairs: int) -> float:
     sched = Scheduler(on_skip=lambda *a: None, on_start=lambda key, lag: None)
     for i in range(pairs):
         sched.add(f"j{i}@t", job, Schedule(interval=1))
-    return await _measure(sched.start, sched.shutdown, runs)
+    return await _measure(sched.start, sched.shutdown, runs, seconds)
 
 
-async def apscheduler(pairs: int) -> float:
+async def apscheduler(pairs: int, seconds: float) -> float:
     runs = [0]
 
     async def job() -> None:
@@ -74,15 +77,16 @@ async def apscheduler(pairs: int) -> float:
     def stop() -> None:
         aps.shutdown(wait=False)
 
-    return await _measure(aps.start, stop, runs)
+    return await _measure(aps.start, stop, runs, seconds)
 
 
-async def main(quick: bool) -> dict[str, Any]:
+async def main(size: Size) -> dict[str, Any]:
     out: dict[str, Any] = {}  # pairs -> (ours, APScheduler) CPU seconds per run
     print("== Scheduler dispatch: CPU per run of a no-op job (lower is better) ==")
-    for pairs in (100, 1000) if quick else (100, 1000, 5000):
-        ours = await grid(pairs)
-        theirs = await apscheduler(pairs)
+    seconds = size.pick(4, 4, 1)
+    for pairs in size.pick((100, 1000, 5000), (100, 1000), (100,)):
+        ours = await grid(pairs, seconds)
+        theirs = await apscheduler(pairs, seconds)
         await asyncio.sleep(0.5)  # let cancelled APScheduler jobs finish
         out[str(pairs)] = (ours, theirs)
         print(
@@ -95,4 +99,4 @@ async def main(quick: bool) -> dict[str, Any]:
 if __name__ == "__main__":
     import sys
 
-    asyncio.run(main("--quick" in sys.argv))
+    asyncio.run(main(Size.of(quick="--quick" in sys.argv)))

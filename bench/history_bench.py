@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 from http_bench import start_target, write_journeys
+from sizes import Size
 
 from synthmon.model import RunResult, Status, StepResult
 from synthmon.runners.base import new_run_id
@@ -336,11 +337,11 @@ async def per_run_parts(n: int) -> dict[str, float]:
 
 
 async def main(
-    quick: bool, rounds: int | None = None, seconds: float | None = None
+    size: Size, rounds: int | None = None, seconds: float | None = None
 ) -> dict[str, Any]:
-    rounds = rounds or (1 if quick else 5)
+    rounds = rounds or size.pick(5, 1, 1)
     # 60 s: each window holds one statistics refresh (stats_interval), as production does.
-    seconds = seconds or (8 if quick else 60)
+    seconds = seconds or size.pick(60, 8, 1)
     proc, url = start_target()
     results: list[dict[str, dict[str, Any]]] = []
     print(
@@ -381,14 +382,14 @@ async def main(
         f"  per thread (medians): writer {writer * 1e6:.0f} us/run, "
         f"event loop thread on-off {loop_diff * 1e6:+.0f} us/run"
     )
-    cost = await per_run_parts(5_000 if quick else 20_000)
+    cost = await per_run_parts(size.pick(20_000, 5_000, 100))
     added = cost["loop_side"] + cost["writer"]
     print(
         f"  parts alone: event loop (fan-out record, slot) {cost['loop_side'] * 1e6:5.1f} us/run, "
         f"writer thread (1 commit per 50 runs) {cost['writer'] * 1e6:5.1f} us/run = "
         f"{added / cpu_off * 100:.1f} % of a run's CPU with history off"
     )
-    big = await api_on_a_million(1_000 if quick else 10_000)
+    big = await api_on_a_million(size.pick(10_000, 1_000, 10))
     print(f"== History: API on {big['runs']:,} stored runs ==")
     print(
         f"  GET /api/journeys              median {big['journeys'][0] * 1000:6.1f} ms  "
@@ -419,4 +420,4 @@ if __name__ == "__main__":
     if args.side:
         print(json.dumps(asyncio.run(side(args.url, args.side == "on", args.seconds))))
     else:
-        asyncio.run(main(args.quick, args.rounds, args.seconds))
+        asyncio.run(main(Size.of(quick=args.quick), args.rounds, args.seconds))

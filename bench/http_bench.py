@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -35,6 +36,7 @@ from typing import Any
 import certifi
 import httpx
 import psutil
+from sizes import Size
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,17 +65,25 @@ def start_target() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("benchmark target did not start")
 
 
-async def raw_floor(url: str, runs: int) -> float:
-    """CPU seconds per run for the hand-written loop."""
+async def raw_floor(url: str, runs: int, *, streams: bool = False) -> float:
+    """CPU seconds per run for the hand-written loop: httpx as it comes (on anyio), or
+    with `streams` on the asyncio network backend the daemon's runner uses
+    (src/synthmon/runners/streams.py), the like-for-like floor."""
+    from synthmon.runners.streams import asyncio_transport
+
+    def transport(ctx: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+        if streams:
+            return asyncio_transport(ctx)
+        return httpx.AsyncHTTPTransport(verify=ctx, retries=0)
+
     ctx = ssl.create_default_context(cafile=certifi.where())
     # Warm up imports and code paths.
     for _ in range(20):
-        async with httpx.AsyncClient(base_url=url, verify=ctx) as c:
+        async with httpx.AsyncClient(base_url=url, transport=transport(ctx)) as c:
             (await c.get("/healthz")).raise_for_status()
     cpu0 = time.process_time()
     for _ in range(runs):
-        transport = httpx.AsyncHTTPTransport(verify=ctx, retries=0)
-        async with httpx.AsyncClient(base_url=url, transport=transport, trust_env=False) as c:
+        async with httpx.AsyncClient(base_url=url, transport=transport(ctx), trust_env=False) as c:
             r = await c.get("/healthz")
             assert r.status_code == 200
     return (time.process_time() - cpu0) / runs
@@ -110,6 +120,7 @@ async def daemon_run(
     seconds: float,
     scrape_every: float | None = None,
     extra_toml: str = "",
+    top_toml: str = "",
 ) -> dict[str, Any]:
     """Run the daemon with `n` journeys for `seconds` (after one full interval of
     warm-up so every journey has started); CPU per run and start lag. With
@@ -129,7 +140,7 @@ async def daemon_run(
         write_journeys(jdir, n, interval)
         cfg = Path(tmp) / "c.toml"
         cfg.write_text(
-            f'journeys_dir = "{jdir}"\ndata_dir = "{tmp}/data"\n'
+            f'{top_toml}journeys_dir = "{jdir}"\ndata_dir = "{tmp}/data"\n'
             f'[server]\nlisten = "127.0.0.1:0"\n'
             f"[scheduler]\nmax_concurrency = 200\n"
             f'[targets.demo]\nbase_url = "{url}"\nmax_concurrency = 200\n{extra_toml}'
@@ -198,6 +209,7 @@ async def daemon_run(
             window = sorted(lags[lags0:])
             skips = skipped() - skipped0
             rss = psutil.Process().memory_info().rss
+            pairs = len(daemon.metrics.pairs.pairs)
             measured = scrapes[scrapes0:] or scrapes[-1:]
         finally:
             if scraping is not None:
@@ -206,6 +218,7 @@ async def daemon_run(
         devnull.close()
     return {
         "journeys": n,
+        "pairs": pairs,
         "runs": done,
         "runs_per_second": done / wall,
         "cpu_per_run": cpu / max(done, 1),
@@ -215,10 +228,64 @@ async def daemon_run(
         "lag_max": window[-1] if window else float("nan"),
         "skipped": skips,
         "rss": rss,
-        "scrape_seconds": max((t for t, _ in measured), default=float("nan")),
+        # None when not scraping: a NaN tells the smoke run a phase measured nothing.
+        "scrape_seconds": max((t for t, _ in measured), default=float("nan"))
+        if scrape_every
+        else None,
         "scrape_bytes": max((b for _, b in measured), default=0),
         "scrapes": len(measured),
+        "lags": window,
     }
+
+
+async def sharded_run(
+    url: str, n: int, shards: int, interval: str, seconds: float, scrape_every: float
+) -> dict[str, Any]:
+    """`shards` daemons, one process each, splitting the same `n` journeys with the
+    `shard` setting (docs/deploy.md#sharding), each scraped on its own as Prometheus
+    scrapes replicas; figures merged (lag percentiles over every run of every shard)."""
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--shard-child",
+            f"{i}/{shards}",
+            url,
+            str(n),
+            interval,
+            str(seconds),
+            str(scrape_every),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for i in range(shards)
+    ]
+    outs = [await p.communicate() for p in procs]
+    parts = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outs]
+    window = sorted(lag for part in parts for lag in part["lags"])
+    return {
+        "shards": parts,
+        "runs": sum(p["runs"] for p in parts),
+        "runs_per_second": sum(p["runs_per_second"] for p in parts),
+        "skipped": sum(p["skipped"] for p in parts),
+        "lag_p50": statistics.median(window) if window else float("nan"),
+        "lag_p99": window[int(len(window) * 0.99) - 1] if window else float("nan"),
+        "lag_max": window[-1] if window else float("nan"),
+    }
+
+
+def shard_child(shard: str, url: str, n: str, interval: str, seconds: str, every: str) -> None:
+    """One shard of `sharded_run`, in its own process: prints its figures as JSON."""
+    result = asyncio.run(
+        daemon_run(
+            url,
+            int(n),
+            interval,
+            float(seconds),
+            scrape_every=float(every),
+            top_toml=f'shard = "{shard}"\n',
+        )
+    )
+    print(json.dumps(result))
 
 
 BLACKBOX_CONFIG = """
@@ -293,32 +360,43 @@ async def blackbox_run(url: str, rate: float, seconds: float) -> dict[str, Any]:
     return {"probes": sent, "failed": failed, "cpu_per_probe": cpu / max(sent, 1)}
 
 
-async def main(quick: bool) -> dict[str, Any]:
+async def main(size: Size) -> dict[str, Any]:
     proc, url = start_target()
     try:
-        runs = 300 if quick else 2000
+        runs = size.pick(2000, 300, 20)
+        seconds = size.pick(15, 6, 1)
         # Raw, daemon and blackbox alternate, and each keeps its least disturbed (lowest)
         # round: on a shared machine a burst of load in one phase would otherwise
         # decide the ratio.
-        raws, cpus, bbs = [], [], []
-        for _ in range(1 if quick else 3):
+        raws, streams, cpus, bbs = [], [], [], []
+        for _ in range(size.pick(3, 1, 1)):
             raws.append(await raw_floor(url, runs))
-            cpus.append(await daemon_run(url, 100, "2s", 6 if quick else 15))
-            bbs.append(await blackbox_run(url, cpus[-1]["runs_per_second"], 6 if quick else 15))
-        raw = min(raws)
+            streams.append(await raw_floor(url, runs, streams=True))
+            cpus.append(await daemon_run(url, 100, "2s", seconds))
+            bbs.append(await blackbox_run(url, cpus[-1]["runs_per_second"], seconds))
+        raw, raw_streams = min(raws), min(streams)
         cpu = min(cpus, key=lambda c: float(c["cpu_per_run"]))
         bb = min(bbs, key=lambda b: float(b["cpu_per_probe"]))
-        lag = await daemon_run(url, 1000, "10s", 10 if quick else 30)
-        scale = await daemon_run(url, 5000, "10s", 20 if quick else 45, scrape_every=15)
+        # Smoke: a 1 s interval, so the warm-up (one interval) is short too.
+        every = size.pick("10s", "10s", "1s")
+        lag = await daemon_run(url, size.pick(1000, 1000, 100), every, size.pick(30, 10, 1))
+        n, scale_seconds = size.pick(5000, 5000, 200), size.pick(45, 20, 2)
+        scale = await daemon_run(url, n, every, scale_seconds, scrape_every=15)
+        sharded = await sharded_run(url, n, 2, every, scale_seconds, 15)
     finally:
         proc.terminate()
         proc.wait()
     ratio = cpu["cpu_per_run"] / raw
+    ratio_streams = cpu["cpu_per_run"] / raw_streams
     bb_ratio = cpu["cpu_per_run"] / bb["cpu_per_probe"]
     print("== HTTP journeys: CPU per run (lower is better) ==")
     print(
         f"  raw httpx loop          {raw * 1000:7.3f} ms CPU/run  "
         f"({runs} runs, best of {len(raws)})"
+    )
+    print(
+        f"  raw, asyncio streams    {raw_streams * 1000:7.3f} ms CPU/run  "
+        f"(the same loop on the runner's network backend, best of {len(streams)})"
     )
     print(
         f"  daemon, 100 journeys    {cpu['cpu_per_run'] * 1000:7.3f} ms CPU/run  "
@@ -332,13 +410,14 @@ async def main(quick: bool) -> dict[str, Any]:
         f"  ratio daemon/raw        {ratio:7.2f}x   (target <= 1.30x)   "
         f"daemon/blackbox {bb_ratio:5.2f}x"
     )
-    print("== Scheduler start lag, 1000 journeys every 10 s ==")
+    print(f"  ratio daemon/raw on the same network backend {ratio_streams:5.2f}x")
+    print(f"== Scheduler start lag, {lag['journeys']} journeys every {every} ==")
     print(
         f"  p50 {lag['lag_p50'] * 1000:6.1f} ms   p99 {lag['lag_p99'] * 1000:6.1f} ms   "
         f"max {lag['lag_max'] * 1000:6.1f} ms   (target p99 <= 50 ms; {lag['runs']} runs, "
         f"{lag['runs_per_second']:.0f} runs/s, {lag['cpu_share'] * 100:.0f}% of one core)"
     )
-    print("== Scale: 5000 journeys every 10 s, /metrics scraped every 15 s ==")
+    print(f"== Scale: {n} journeys every {every}, /metrics scraped every 15 s ==")
     print(
         f"  p50 {scale['lag_p50'] * 1000:6.1f} ms   p99 {scale['lag_p99'] * 1000:6.1f} ms   "
         f"max {scale['lag_max'] * 1000:6.1f} ms   (target p99 <= 50 ms)   "
@@ -353,17 +432,37 @@ async def main(quick: bool) -> dict[str, Any]:
         f"{scale['scrape_seconds'] * 1000:.0f} ms (rendered off the event loop; "
         f"slowest of {scale['scrapes']})"
     )
+    print(f"== Scale on 2 cores: the same {n} journeys, two sharded daemons (shard 0/2, 1/2) ==")
+    print(
+        f"  p50 {sharded['lag_p50'] * 1000:6.1f} ms   p99 {sharded['lag_p99'] * 1000:6.1f} ms   "
+        f"max {sharded['lag_max'] * 1000:6.1f} ms   (target p99 <= 50 ms)   "
+        f"skipped {sharded['skipped']} (target 0)"
+    )
+    for i, part in enumerate(sharded["shards"]):
+        print(
+            f"  shard {i}/2: {part['pairs']} journeys, {part['runs']} runs, "
+            f"{part['runs_per_second']:.0f} runs/s, {part['cpu_share'] * 100:.0f}% of one core, "
+            f"RSS {part['rss'] / 2**20:.0f} MB, /metrics {part['scrape_bytes'] / 2**20:.1f} MB "
+            f"in {part['scrape_seconds'] * 1000:.0f} ms"
+        )
     return {
         "raw_cpu_per_run": raw,
+        "raw_streams_cpu_per_run": raw_streams,
+        "ratio_streams": ratio_streams,
         "daemon": cpu,
         "ratio": ratio,
         "blackbox": bb,
         "lag": lag,
         "scale": scale,
+        "sharded": sharded,
     }
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--shard-child"]:
+        sys.path.insert(0, str(ROOT / "src"))
+        shard_child(*sys.argv[2:8])
+        raise SystemExit(0)
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="fewer runs, for a smoke check")
-    asyncio.run(main(p.parse_args().quick))
+    asyncio.run(main(Size.of(quick=p.parse_args().quick)))

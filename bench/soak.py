@@ -39,6 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from sizes import Size  # noqa: E402
 from tests.loopback import WebhookReceiver, free_port  # noqa: E402
 
 HTTP_INTERVAL = 5.0
@@ -52,7 +53,7 @@ def http(i: int, victim: bool):
     path = "/api/products" if victim else "/"
     name = f"{'victim' if victim else 'http'}{i:03d}"
 
-    @journey(name=name, severity="critical", interval="5s", timeout="2s")
+    @journey(name=name, severity="critical", interval="{http}s", timeout="2s")
     async def j(ctx: Context) -> None:
         async with ctx.step("get"):
             (await ctx.http.get(path)).raise_for_status()
@@ -61,8 +62,8 @@ def http(i: int, victim: bool):
 
 
 def browser(i: int):
-    @journey(name=f"browser{i:02d}", kind="browser", severity="warning", interval="20s",
-             timeout="15s")
+    @journey(name=f"browser{i:02d}", kind="browser", severity="warning", interval="{browser}s",
+             timeout="{browser_timeout}s")
     async def j(ctx: Context) -> None:
         async with ctx.step("home"):
             response = await ctx.page.goto("/")
@@ -71,7 +72,7 @@ def browser(i: int):
     return j
 
 
-@journey(name="reset_row", severity="critical", interval="5s", timeout="2s")
+@journey(name="reset_row", severity="critical", interval="{http}s", timeout="2s")
 async def reset_row(ctx: Context) -> None:
     async with ctx.step("get"):
         await ctx.http.get("{faults}/reset")
@@ -129,7 +130,16 @@ def start(cmd: list[str], **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(cmd, text=True, **kw)
 
 
-def soak(minutes: float, n_http: int, n_browser: int, period: float | None) -> int:
+def soak(
+    minutes: float,
+    n_http: int,
+    n_browser: int,
+    period: float | None,
+    intervals: tuple[float, float] = (HTTP_INTERVAL, BROWSER_INTERVAL),
+) -> dict[str, Any]:
+    """The soak; its figures, with "exit": 0 when every run and alert is accounted
+    for, 1 when not, 2 when the daemon did not start. `intervals`: HTTP, browser."""
+    http_interval, browser_interval = intervals
     window = minutes * 60
     # Fault episodes: `period` long, errors for its first half; the last one ends by 80 %.
     period = period or max(40.0, window / 6)
@@ -158,7 +168,12 @@ def soak(minutes: float, n_http: int, n_browser: int, period: float | None) -> i
         jdir.mkdir()
         names = [f"http({i}, {i < n_victims})" for i in range(n_http)]
         names += [f"browser({i})" for i in range(n_browser)]
-        body = JOURNEYS.replace("{faults}", faults_url)
+        body = (
+            JOURNEYS.replace("{faults}", faults_url)
+            .replace("{http}", f"{http_interval:g}")
+            .replace("{browser}", f"{browser_interval:g}")
+            .replace("{browser_timeout}", f"{min(15.0, browser_interval):g}")
+        )
         body += "\n".join(f"j{k} = {call}" for k, call in enumerate(names)) + "\n"
         (jdir / "soak.py").write_text(body)
         cfg = tmp / "synthmon.toml"
@@ -187,10 +202,10 @@ def soak(minutes: float, n_http: int, n_browser: int, period: float | None) -> i
                     break
             if time.monotonic() > deadline or daemon.poll() is not None:
                 print((tmp / "daemon.log").read_text()[-3000:])
-                return 2
+                return {"exit": 2}
             time.sleep(0.2)
         # One browser interval of warm-up: every pair has started once.
-        time.sleep(BROWSER_INTERVAL + 2)
+        time.sleep(browser_interval + 2)
         samples = {"start": footprint(daemon.pid)}
         m0, t0 = metrics(port), time.monotonic()
         episodes = 0
@@ -202,7 +217,8 @@ def soak(minutes: float, n_http: int, n_browser: int, period: float | None) -> i
             flush=True,
         )
         while (now := time.monotonic()) < t0 + window:
-            if now >= next_fault and now + period / 2 + 20 <= t0 + window:
+            # Four HTTP intervals after the episode for the resolves to arrive.
+            if now >= next_fault and now + period / 2 + 4 * http_interval <= t0 + window:
                 chaos(shop, "error")
                 episodes += 1
                 time.sleep(period / 2)
@@ -218,7 +234,9 @@ def soak(minutes: float, n_http: int, n_browser: int, period: float | None) -> i
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=60)
         log.close()
-        return report(m0, m1, elapsed, samples, rec.alerts, episodes, n_victims, daemon.returncode)
+        return report(
+            m0, m1, elapsed, samples, rec.alerts, episodes, n_victims, daemon.returncode, intervals
+        )
     finally:
         rec.close()
         for p in procs:
@@ -236,7 +254,8 @@ def report(
     episodes: int,
     n_victims: int,
     returncode: int | None,
-) -> int:
+    intervals: tuple[float, float],
+) -> dict[str, Any]:
     runs = per_journey(m1, "synthmon_journey_runs_total")
     runs.subtract(per_journey(m0, "synthmon_journey_runs_total"))
     skipped = per_journey(m1, "synthmon_journey_skipped_runs_total")
@@ -244,7 +263,7 @@ def report(
     unaccounted = 0
     worst = ("", 0.0)
     for journey in sorted(runs):
-        interval = BROWSER_INTERVAL if journey.startswith("browser") else HTTP_INTERVAL
+        interval = intervals[1] if journey.startswith("browser") else intervals[0]
         expected = elapsed / interval
         # A pair's first slot in the window may fall either side of its edges: +-1.
         missing = expected - runs[journey] - skipped[journey] - 1
@@ -288,15 +307,46 @@ def report(
     if reminders:
         print(f"   reminders (repeat_interval) while firing: {dict(reminders)}")
     print(f"== daemon exit status after SIGTERM: {returncode}")
-    return 0 if not unaccounted and not lost and not invented and returncode == 0 else 1
+    ok = not unaccounted and not lost and not invented and returncode == 0
+    return {
+        "exit": 0 if ok else 1,
+        "journeys": len(runs),
+        "runs": sum(runs.values()),
+        "skipped": sum(skipped.values()),
+        "unaccounted_journeys": unaccounted,
+        "episodes": episodes,
+        "alerts_expected": sum(expected_alerts.values()),
+        "alerts_delivered": sum(got.values()),
+        "alerts_lost": sum(lost.values()),
+        "alerts_invented": sum(invented.values()),
+        "daemon_exit": returncode,
+        "footprint": samples,
+    }
 
 
-async def main(quick: bool) -> None:
-    """`bench/run.py soak`: a short soak so the script cannot rot (2 min; 1 with --quick)."""
-    minutes = 1.0 if quick else 2.0
-    code = await asyncio.to_thread(soak, minutes, 20, 1, None)
-    if code:
-        raise RuntimeError(f"soak found unaccounted runs or alerts (exit {code})")
+async def main(size: Size) -> dict[str, Any]:
+    """`bench/run.py soak`: a short soak so the script cannot rot (2 min; 1 with --quick).
+
+    Smoke: 24 s, 4 HTTP journeys every 2 s and one browser journey every 6 s, one fault
+    episode of 8 s. So short a soak on a shared machine says nothing about lost runs or
+    alerts, so there it fails only when the daemon did not start or stop cleanly, or
+    recorded no run or delivered no alert: the paths did not run."""
+    figures = await asyncio.to_thread(
+        soak,
+        size.pick(2.0, 1.0, 0.4),
+        size.pick(20, 20, 4),
+        1,
+        size.pick(None, None, 16.0),
+        size.pick((HTTP_INTERVAL, BROWSER_INTERVAL), (HTTP_INTERVAL, BROWSER_INTERVAL), (2.0, 6.0)),
+    )
+    if figures["exit"] == 2:
+        raise RuntimeError("soak: the daemon did not start (its log is printed above)")
+    if size.smoke:
+        if not figures["runs"] or not figures["alerts_delivered"] or figures["daemon_exit"] != 0:
+            raise RuntimeError(f"soak: a path did not run: {figures}")
+    elif figures["exit"]:
+        raise RuntimeError(f"soak found unaccounted runs or alerts (exit {figures['exit']})")
+    return figures
 
 
 if __name__ == "__main__":
@@ -306,4 +356,4 @@ if __name__ == "__main__":
     p.add_argument("--browser", type=int, default=2, help="browser journeys")
     p.add_argument("--period", type=float, default=None, help="fault period, seconds")
     a = p.parse_args()
-    raise SystemExit(soak(a.minutes, a.http, a.browser, a.period))
+    raise SystemExit(soak(a.minutes, a.http, a.browser, a.period)["exit"])

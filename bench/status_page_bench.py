@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 from http_bench import write_journeys
+from sizes import Size
 
 from synthmon.model import RunResult, Status, StepResult
 from synthmon.sinks.history.records import IncidentRecord
@@ -142,7 +143,7 @@ def cpu_timed(fn: Callable[[], Any], n: int) -> tuple[float, float]:
     return statistics.median(times), times[max(int(n * 0.95) - 1, 0)]
 
 
-async def main(quick: bool) -> dict[str, Any]:
+async def main(size: Size) -> dict[str, Any]:
     from prometheus_client import CollectorRegistry
 
     from synthmon.config.settings import load_settings
@@ -152,8 +153,8 @@ async def main(quick: bool) -> dict[str, Any]:
     from synthmon.web.pages.html import Memo
     from synthmon.web.pages.rows import build_row, select
 
-    runs_per_pair = 100 if quick else 2000
-    n = 5 if quick else 30
+    runs_per_pair = size.pick(2000, 100, 5)
+    n = size.pick(30, 5, 2)
     devnull = open(os.devnull, "w")
     configure_logging(level="info", fmt="json", stream=devnull)
     out: dict[str, Any] = {}

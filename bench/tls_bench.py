@@ -16,11 +16,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.tls.pki
 
+from sizes import Size
 from tests.tls.pki import Pki, tls_server
 
 from synthmon.runners.tls import ChainCache, TlsCapture, parse_chain, presented_chain
@@ -46,9 +48,10 @@ async def runs_cpu_ms(url: str, ctx: object, n: int, capture: bool) -> float:
     return (time.process_time() - t0) / n * 1e3
 
 
-async def main(quick: bool) -> None:
-    runs = 100 if quick else 500
-    calls = 20_000 if quick else 200_000
+async def main(size: Size) -> dict[str, Any]:
+    runs = size.pick(500, 100, 3)
+    calls = size.pick(200_000, 20_000, 200)
+    out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         pki = Pki.make(Path(tmp), leaf_days=30, intermediate_days=10)
         ctx = pki.client_context()
@@ -62,6 +65,7 @@ async def main(quick: bool) -> None:
             print(f"    capture off  {sum(off) / len(off):7.3f} ms   rounds {off}")
             print(f"    capture on   {sum(on) / len(on):7.3f} ms   rounds {on}")
             print(f"    difference   {(sum(on) - sum(off)) / len(on) * 1000:+7.1f} us per run")
+            out["runs_cpu_ms"] = {"off": off, "on": on}
 
             async with httpx.AsyncClient(verify=ctx) as client:
                 r = await client.get(server.url)
@@ -74,18 +78,19 @@ async def main(quick: bool) -> None:
                 seen(r.request, r)
                 stream = r.extensions["network_stream"]
                 ders, complete = presented_chain(stream.get_extra_info("ssl_object"))
+                out["first_us"] = per_call_us(first, calls)
+                out["further_us"] = per_call_us(lambda: seen(r.request, r), calls)
+                out["parse_us"] = per_call_us(
+                    lambda: parse_chain("h", ders, complete), calls // 100
+                )
+                out["parses"] = cache.parses
                 print("(b) pieces, CPU per call")
-                print(f"    first response of a host in a run  {per_call_us(first, calls):6.2f} us")
-                print(
-                    "    further response, same host       "
-                    f"{per_call_us(lambda: seen(r.request, r), calls):6.2f} us"
-                )
-                print(
-                    "    parse (only when the chain changes) "
-                    f"{per_call_us(lambda: parse_chain('h', ders, complete), calls // 100):6.1f} us"
-                )
+                print(f"    first response of a host in a run  {out['first_us']:6.2f} us")
+                print(f"    further response, same host       {out['further_us']:6.2f} us")
+                print(f"    parse (only when the chain changes) {out['parse_us']:6.1f} us")
                 print(f"    parses after all that: {cache.parses}")
+    return out
 
 
 if __name__ == "__main__":
-    asyncio.run(main("--quick" in sys.argv))
+    asyncio.run(main(Size.of(quick="--quick" in sys.argv)))

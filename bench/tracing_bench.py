@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from http_bench import daemon_run, free_port, start_target
+from sizes import Size
 
 COLLECTOR = textwrap.dedent(
     """
@@ -56,15 +57,17 @@ def start_collector() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("benchmark collector did not start")
 
 
-async def main(quick: bool) -> dict[str, Any]:
+async def main(size: Size) -> dict[str, Any]:
     target, url = start_target()
     collector, endpoint = start_collector()
     on_toml = f'[tracing]\nenabled = true\nendpoint = "{endpoint}"\nflush_interval = "1s"\n'
     try:
         offs, ons = [], []
-        for _ in range(1 if quick else 3):
-            offs.append(await daemon_run(url, 100, "2s", 6 if quick else 15))
-            ons.append(await daemon_run(url, 100, "2s", 6 if quick else 15, extra_toml=on_toml))
+        # Smoke: a 1 s interval, so the warm-up (one interval) is short too.
+        n, every, seconds = size.pick((100, "2s", 15), (100, "2s", 6), (20, "1s", 1))
+        for _ in range(size.pick(3, 1, 1)):
+            offs.append(await daemon_run(url, n, every, seconds))
+            ons.append(await daemon_run(url, n, every, seconds, extra_toml=on_toml))
     finally:
         for proc in (target, collector):
             proc.terminate()

@@ -23,6 +23,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from sizes import Size
+
 from browser import _pool, _start_shop, browse
 from synthmon.model import RunRequest, Status, Target
 from synthmon.runners.base import new_run_id
@@ -54,7 +56,7 @@ async def _batch(runner: BrowserRunner, target: Target, n: int, shop: int) -> tu
     return _cpu(shop) - cpu0, time.perf_counter() - t0
 
 
-async def bench(runs: int) -> dict[str, Any]:
+async def bench(runs: int, batch: int = BATCH) -> dict[str, Any]:
     shop, url = _start_shop()
     target = Target("bench", url, frozenset({"127.0.0.1"}))
     try:
@@ -74,18 +76,18 @@ async def bench(runs: int) -> dict[str, Any]:
             try:
                 for runner in runners.values():  # launch both browsers before measuring
                     await _batch(runner, target, 1, shop.pid)
-                for _ in range(max(runs // BATCH, 1)):
+                for _ in range(max(runs // batch, 1)):
                     for mode, runner in runners.items():
-                        c, w = await _batch(runner, target, BATCH, shop.pid)
-                        cpu[mode].append(c / BATCH)
-                        wall[mode].append(w / BATCH)
+                        c, w = await _batch(runner, target, batch, shop.pid)
+                        cpu[mode].append(c / batch)
+                        wall[mode].append(w / batch)
             finally:
                 for runner in runners.values():
                     await runner.aclose()
     finally:
         shop.kill()
         shop.wait()
-    out: dict[str, Any] = {"runs_per_mode": max(runs // BATCH, 1) * BATCH}
+    out: dict[str, Any] = {"runs_per_mode": max(runs // batch, 1) * batch, "batch": batch}
     for mode in ("on", "off"):
         out[mode] = {
             "cpu_ms_per_run": round(statistics.median(cpu[mode]) * 1000, 1),
@@ -96,18 +98,19 @@ async def bench(runs: int) -> dict[str, Any]:
     return out
 
 
-async def main(quick: bool = False) -> None:
-    out = await bench(10 if quick else 60)
+async def main(size: Size) -> dict[str, Any]:
+    out = await bench(size.pick(60, 10, 1), batch=size.pick(BATCH, BATCH, 1))
     on, off = out["on"], out["off"]
     print(
         f"== web vitals (concurrency 1, {out['runs_per_mode']} runs per mode, median of "
-        f"batches of {BATCH}): CPU {on['cpu_ms_per_run']} vs {off['cpu_ms_per_run']} ms "
+        f"batches of {out['batch']}): CPU {on['cpu_ms_per_run']} vs {off['cpu_ms_per_run']} ms "
         f"per run ({out['cpu_ratio']}x), wall {on['wall_ms_per_run']} vs "
         f"{off['wall_ms_per_run']} ms ({out['wall_ratio']}x)"
     )
+    return out
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="10 runs per mode")
-    asyncio.run(main(p.parse_args().quick))
+    asyncio.run(main(Size.of(quick=p.parse_args().quick)))

@@ -217,8 +217,10 @@ class TestEntrypoint:
         cmd = localise(image_command())
         log = tmp_path / "daemon.log"
         with log.open("wb") as out:
+            # Its own process group: on a failure the whole tree (tini, synthmon, the
+            # Playwright driver) is killed, not only tini, which does not pass SIGKILL on.
             proc = await asyncio.create_subprocess_exec(
-                *cmd, env=env, stdout=out, stderr=subprocess.STDOUT
+                *cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
             try:
                 url = f"http://127.0.0.1:{port}/healthz"
@@ -233,15 +235,22 @@ class TestEntrypoint:
                             assert time.monotonic() < deadline, log.read_text()
                             await asyncio.sleep(0.2)
                     assert r.status_code == 200
-                    api = (await client.get(f"http://127.0.0.1:{port}/api/journeys")).json()
-                assert {j["journey"] for j in api["journeys"]} >= {"browse_catalog"}
+                    # /healthz answers as soon as the server is up; the journeys folder
+                    # loads right after (seconds on a loaded machine).
+                    while True:
+                        api = (await client.get(f"http://127.0.0.1:{port}/api/journeys")).json()
+                        loaded = {j["journey"] for j in api["journeys"]}
+                        if "browse_catalog" in loaded or time.monotonic() > deadline:
+                            break
+                        await asyncio.sleep(0.2)
+                assert "browse_catalog" in loaded, log.read_text()
                 hc = await asyncio.create_subprocess_exec(*localise(healthcheck_command()), env=env)
                 assert await hc.wait() == 0
                 proc.send_signal(signal.SIGTERM)
                 rc = await asyncio.wait_for(proc.wait(), 30)
             finally:
                 if proc.returncode is None:
-                    proc.kill()
+                    os.killpg(proc.pid, signal.SIGKILL)
                     await proc.wait()
         assert rc == 0, log.read_text()
         assert "shutdown_complete" in log.read_text()

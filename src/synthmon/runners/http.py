@@ -30,13 +30,15 @@ from synthmon.runners.base import (
 )
 from synthmon.runners.leftovers import RunScope
 from synthmon.runners.network import cap_body
+from synthmon.runners.streams import asyncio_transport
 from synthmon.runners.tls import ChainCache, TlsCapture
 
 TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
 
 
 def default_transport(ssl_context: ssl.SSLContext) -> httpx.AsyncBaseTransport:
-    return httpx.AsyncHTTPTransport(verify=ssl_context, retries=0)
+    # httpx's transport on plain asyncio streams instead of anyio (runners/streams.py).
+    return asyncio_transport(ssl_context)
 
 
 class TaggingTransport(httpx.AsyncBaseTransport):

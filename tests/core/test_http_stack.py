@@ -1,0 +1,95 @@
+"""The HTTP runner's network layer (runners/streams.py): httpx on plain asyncio streams.
+
+Driven through a daemon built as `synthmon run` builds it, against small loopback
+servers that count connections and misbehave on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthmon.model import Status
+from tests.harness import make_settings, run_daemon
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+
+
+@dataclass
+class Counting:
+    url: str
+    connections: int = 0
+    requests: int = 0
+
+
+@asynccontextmanager
+async def closing_server(close_after: float | None) -> AsyncIterator[Counting]:
+    """Answers keep-alive; with `close_after`, hangs up that long after each answer (a
+    server's idle timeout shorter than the client's)."""
+    state = Counting(url="")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                state.requests += 1
+                writer.write(OK)
+                await writer.drain()
+                if close_after is not None:
+                    await asyncio.sleep(close_after)
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with server:
+        yield state
+
+
+TWO_REQUESTS = """
+    import asyncio
+    from synthmon import Context, journey
+
+    @journey(interval="7d", timeout="5s")
+    async def twice(ctx: Context) -> None:
+        async with ctx.step("first"):
+            r = await ctx.http.get("/one")
+            assert r.status_code == 200
+            stream = type(r.extensions["network_stream"]).__name__
+            assert stream == "AsyncioStream", stream
+        await asyncio.sleep(0.3)
+        async with ctx.step("second"):
+            r = await ctx.http.get("/two")
+            assert r.status_code == 200
+"""
+
+
+class TestAsyncioStreams:
+    async def test_requests_of_a_run_share_one_connection(self, tmp_path: Path) -> None:
+        """Two requests of one run go over one kept-alive connection, on synthmon's
+        asyncio streams (not anyio's: runners/streams.py)."""
+        async with closing_server(close_after=None) as server:
+            settings = make_settings(
+                tmp_path, targets={"shop": server.url}, journeys={"j.py": TWO_REQUESTS}
+            )
+            async with run_daemon(settings) as (daemon, _):
+                run = await daemon.run_pair(daemon.journeys["twice"], daemon.targets["shop"])
+        assert run.status is Status.SUCCESS, run.error_message
+        assert (server.connections, server.requests) == (1, 2)
+
+    async def test_a_connection_the_server_closed_is_not_reused(self, tmp_path: Path) -> None:
+        """When the server hangs up an idle kept-alive connection between two requests,
+        the next request opens a new connection instead of failing the run."""
+        async with closing_server(close_after=0.05) as server:
+            settings = make_settings(
+                tmp_path, targets={"shop": server.url}, journeys={"j.py": TWO_REQUESTS}
+            )
+            async with run_daemon(settings) as (daemon, _):
+                run = await daemon.run_pair(daemon.journeys["twice"], daemon.targets["shop"])
+        assert run.status is Status.SUCCESS, run.error_message
+        assert (server.connections, server.requests) == (2, 2)
