@@ -32,10 +32,12 @@ from tests.history.conftest import check, eventually
 
 __all__ = ["receiver"]
 
+# 7 d, not 1 h: the daemons here run these journeys by hand (run_pair), and an hourly
+# journey's own slot (a fixed phase in the hour) could fall inside a test and add a run.
 PAGE_EXPERIENCE = """
 from synthmon import Context, journey
 
-@journey(kind="browser", severity="critical", interval="1h", timeout="40s")
+@journey(kind="browser", severity="critical", interval="7d", timeout="40s")
 async def page_experience(ctx: Context) -> None:
     page = ctx.page
     async with ctx.step("fast"):
@@ -54,7 +56,7 @@ async def page_experience(ctx: Context) -> None:
 SLOW_HERO = """
 from synthmon import Context, journey
 
-@journey(kind="browser", severity="critical", interval="1h", timeout="30s",
+@journey(kind="browser", severity="critical", interval="7d", timeout="30s",
          alert={"resolve_passes": 1})
 async def offer(ctx: Context) -> None:
     async with ctx.step("hero"):

@@ -174,10 +174,11 @@ def _start(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 15
+    # Start-up imports and loads journeys: seconds on a loaded machine.
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
                 return proc, port
         except httpx.TransportError:
             time.sleep(0.1)
@@ -189,15 +190,30 @@ def _events(output: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
+# In flight for 2 s of a 5 s timeout: the SIGTERM sent when /metrics shows it in flight
+# lands before it ends, and it passes even on a loaded machine (with 0.8 s of a 1 s
+# timeout, a loaded machine turned the drained run into a timeout, or let it finish
+# before the signal arrived).
 SLOW = """
     import asyncio
     from synthmon import Context, journey
 
-    @journey(interval="1s", timeout="1s")
+    @journey(interval="5s", timeout="5s")
     async def slow(ctx: Context) -> None:
         async with ctx.step("wait"):
-            await asyncio.sleep(0.8)
+            await asyncio.sleep(2.0)
 """
+
+
+def _wait_in_flight(port: int) -> None:
+    """Until /metrics shows a run in flight (the first slot is up to one interval away)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        if "synthmon_runs_in_flight 1.0" in text:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no run was in flight within 60 s")
 
 
 class TestRun:
@@ -208,14 +224,9 @@ class TestRun:
         """SIGTERM stops scheduling, lets the run in flight finish, and exits 0."""
         proc, port = _start(tmp_path, shop, {"s.py": SLOW})
         # Wait until a run is in flight, then ask the daemon to stop.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-            if "synthmon_runs_in_flight 1.0" in text:
-                break
-            time.sleep(0.05)
+        _wait_in_flight(port)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=15)
+        out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0, out
         events = _events(out)
         names = [e["event"] for e in events]

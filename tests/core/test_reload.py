@@ -254,48 +254,89 @@ class TestSighup:
         (tmp_path / "etc").mkdir()
         cfg = tmp_path / "etc" / "synthmon.toml"
         cfg.symlink_to(real)
-        proc = _spawn(cfg)
+        log_path = tmp_path / "out.log"
+        proc = _spawn(cfg, log_path)
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        # Everything below waits with asyncio: the shop answering the runs lives on
+        # this test's event loop (a time.sleep here timed every run out).
         try:
-            _wait_for(f"http://127.0.0.1:{port}/metrics", 'journey="a"')
+            await _wait_for(metrics, 'journey="a"')
+            await _wait_logged(log_path, _passed_at_info)
             other = free_port()
             edited = textwrap.dedent(body).replace('level = "info"', 'level = "warning"')
             real.write_text(edited.replace(f":{port}", f":{other}"))
-            time.sleep(2.5)  # runs log at info; no watcher event: nothing reloads yet
+            await asyncio.sleep(2.5)  # runs log at info; no watcher event: nothing reloads yet
             proc.send_signal(signal.SIGHUP)
-            time.sleep(2.5)
+            await _wait_logged(log_path, lambda e: e["event"] == "config_change_needs_restart")
+            # Two more passing runs at the new level (counted, no longer logged); the
+            # listen address needs a restart, so the old port still answers.
+            runs = await _passed(metrics, "a")
+            async with asyncio.timeout(60):
+                while await _passed(metrics, "a") < runs + 2:
+                    await asyncio.sleep(0.1)
             proc.send_signal(signal.SIGTERM)
-            out, _ = proc.communicate(timeout=20)
+            await asyncio.to_thread(proc.wait, 60)
         finally:
             if proc.poll() is None:
                 proc.kill()
-        events = _events(out)
+                proc.wait()
+        events = _events(log_path.read_text())
         names = [e["event"] for e in events]
         hup = names.index("config_change_needs_restart")
-        assert events[hup - 1]["event"] == "signal_received"
-        assert events[hup - 1]["signal"] == "SIGHUP"
+        # The reload follows the SIGHUP (runs may log in between), and nothing before
+        # the signal reloaded the edited file.
+        [signalled] = [i for i, e in enumerate(events) if e.get("signal") == "SIGHUP"]
+        assert signalled < hup
+        assert not {"config_change_needs_restart", "config_reloaded"} & set(names[:signalled])
         assert events[hup]["fields"] == ["server.listen"]
-        assert "run_finished" in names[:hup]
+        assert any(_passed_at_info(e) for e in events[:signalled])
         # From warning on, passing runs (info) are no longer logged.
         later = [e for e in events[hup:] if e["event"] == "run_finished"]
         assert all(e["level"] != "info" for e in later)
 
 
-def _spawn(cfg: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "synthmon", "run", "--config", str(cfg)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def _spawn(cfg: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """`synthmon run`, its output into `log_path` (read while it runs)."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "synthmon", "run", "--config", str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
-def _wait_for(url: str, text: str, timeout: float = 15.0) -> None:
+def _passed_at_info(event: dict[str, object]) -> bool:
+    return event["event"] == "run_finished" and event["level"] == "info"
+
+
+async def _wait_logged(
+    log_path: Path, match: Callable[[dict[str, object]], bool], timeout: float = 60.0
+) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if text in httpx.get(url, timeout=1).text:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+    while True:
+        # Whole lines only: the daemon may be writing the last one.
+        done = log_path.read_text().rpartition("\n")[0]
+        if any(match(e) for e in _events(done)):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not logged within {timeout}s: {log_path.read_text()[-3000:]}")
+        await asyncio.sleep(0.1)
+
+
+async def _passed(url: str, journey: str) -> float:
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(url)).text
+    return sample(text, "synthmon_journey_runs_total", journey=journey, result="success") or 0.0
+
+
+async def _wait_for(url: str, text: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                if text in (await client.get(url)).text:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
     raise AssertionError(f"{text!r} not at {url} within {timeout}s")

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ from tests.harness import sample, write_journeys
 from tests.loopback import WebhookReceiver, free_port
 
 HERE = Path(__file__).resolve().parent
+# How long past its window `run_synthmon` waits for its `until` condition at most.
+SETTLE = 60.0
 
 
 class Receiver(WebhookReceiver):
@@ -111,7 +113,9 @@ class FaultRun:
         )
 
 
-def config_toml(tmp: Path, port: int, targets: Mapping[str, str]) -> str:
+def config_toml(
+    tmp: Path, port: int, targets: Mapping[str, str], target_extra: tuple[str, ...] = ()
+) -> str:
     lines = [
         f'journeys_dir = "{tmp / "journeys"}"',
         f'data_dir = "{tmp / "data"}"',
@@ -130,7 +134,7 @@ def config_toml(tmp: Path, port: int, targets: Mapping[str, str]) -> str:
         'critical = ["webhook"]',
     ]
     for name, url in targets.items():
-        lines += [f"[targets.{name}]", f'base_url = "{url}"']
+        lines += [f"[targets.{name}]", f'base_url = "{url}"', *target_extra]
     return "\n".join(lines) + "\n"
 
 
@@ -144,9 +148,17 @@ def run_synthmon(
     env: Mapping[str, str] | None = None,
     wrap: list[str] | None = None,
     port: int | None = None,
+    until: Callable[[], bool] | None = None,
+    target_extra: tuple[str, ...] = (),
 ) -> FaultRun:
     """`synthmon run` for `window` seconds after it is healthy, then SIGTERM; returns
     everything it logged, its last /metrics and the alerts the receiver got.
+
+    `until` is what the test waits for before the stop, such as the alerts it expects
+    having reached the receiver: after the window the daemon runs on until it holds
+    (at most `SETTLE` s more). A loaded machine, or journeys that block the loop on
+    purpose, can delay a delivery past any fixed window, and the stop must not be
+    what decides whether it arrived. `target_extra` are TOML lines for every target.
 
     `wrap` prefixes the command (e.g. `unshare` into a network namespace); the daemon
     is then not reachable from here, so /metrics is not scraped and the window starts
@@ -154,7 +166,7 @@ def run_synthmon(
     write_journeys(tmp / "journeys", journeys)
     port = port or free_port()
     cfg = tmp / "synthmon.toml"
-    cfg.write_text(config_toml(tmp, port, targets), encoding="utf-8")
+    cfg.write_text(config_toml(tmp, port, targets, target_extra), encoding="utf-8")
     log_path = tmp / "daemon.log"
     cmd = [sys.executable, "-m", "synthmon", "run", "--config", str(cfg)]
     with log_path.open("w") as log:
@@ -178,13 +190,18 @@ def run_synthmon(
                     out.peak_rss = max(out.peak_rss, daemon.memory_info().rss)
                     out.peak_fds = max(out.peak_fds, daemon.num_fds())
                 time.sleep(0.25)
+            settle = time.monotonic() + SETTLE
+            while until is not None and not until() and time.monotonic() < settle:
+                time.sleep(0.25)
             out.window = time.monotonic() - started
             if wrap is None:
-                out.metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                # Generous: the journeys of a fault test may hold the daemon's loop most
+                # of the time, and the machine may be loaded.
+                out.metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=60).text
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -7,17 +7,20 @@ it is, the watchdog names it with the real stall, and no other run is lost silen
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
+from synthmon.model import Status
 from tests.faults.conftest import FaultRun, Faults, Receiver, journey_file, run_synthmon
 from tests.faults.test_matrix import line_of
+from tests.harness import make_settings, run_daemon
 
-# Long enough that an alert fired between two 2.5 s stalls is delivered before the
-# stop: the blocking journeys hold the one event loop (and so the outbox) most of the time.
+# How long the journeys run side by side before the alerts are waited for (`until`).
 WINDOW = 20.0
 
 BUGS = """
@@ -62,7 +65,14 @@ async def leaker(ctx: Context) -> None:
 def bugs(faults: Faults, receiver: Receiver, module_tmp: Path) -> tuple[FaultRun, str]:
     source = journey_file(BUGS)
     run = run_synthmon(
-        module_tmp, {"bugs.py": source}, {"faults": faults.url}, window=WINDOW, receiver=receiver
+        module_tmp,
+        {"bugs.py": source},
+        {"faults": faults.url},
+        window=WINDOW,
+        receiver=receiver,
+        # Every run of these fails, so each alerts: wait for the alerts to arrive (the
+        # blocking journeys hold the loop, and so the outbox, most of the time).
+        until=lambda: all(receiver.triggers(j) for j in ("blocker", "spinner", "raiser")),
     )
     return run, source
 
@@ -170,3 +180,48 @@ class TestLeakingJourney:
         assert len(runs) - 1 <= tasks <= len(runs)
         assert tasks == clients
         assert run.of("run_left_resources", journey="healthy") == []
+
+
+# The journey blocks the loop, then awaits a child task that blocks it in turn; the
+# child's turn comes before the watchdog's own task gets the loop back, so to the
+# watchdog it is one unbroken stall held by two tasks, one after the other.
+RELAY = """import asyncio
+import time
+
+from synthmon import Context, journey
+
+
+@journey(interval="7d", timeout="10s")
+async def relay(ctx: Context) -> None:
+    async def child() -> None:
+        time.sleep(1.0)  # line:second
+
+    async with ctx.step("relay"):
+        task = asyncio.create_task(child(), name="relay-child")
+        time.sleep(1.5)  # line:first
+        await task
+"""
+
+
+class TestStallAttribution:
+    async def test_each_task_of_one_stall_is_named_with_its_own_time(self, tmp_path: Path) -> None:
+        """Two tasks blocking the loop back to back are reported as two stalls, each
+        naming its own task and line; the first is not blamed on the one after it."""
+        settings = make_settings(
+            tmp_path, targets={"demo": "http://127.0.0.1:9"}, journeys={"relay.py": RELAY}
+        )
+        with structlog.testing.capture_logs() as logs:
+            async with run_daemon(settings) as (daemon, _):
+                result = await asyncio.create_task(daemon.run_pair(*daemon.pairs["relay@demo"]))
+        assert result.status is Status.SUCCESS, result.error_message
+        # Only this journey's file: start-up on a loaded machine may stall the loop too.
+        ended = [
+            e
+            for e in logs
+            if e["event"] == "event_loop_unblocked" and str(e["at"]).startswith("relay.py:")
+        ]
+        assert [(e["task"], e["journey"], e["at"]) for e in ended] == [
+            ("synthmon-run:relay@demo", "relay@demo", f"relay.py:{line_of(RELAY, 'first')}"),
+            ("relay-child", None, f"relay.py:{line_of(RELAY, 'second')}"),
+        ], ended
+        assert ended[0]["blocked_seconds"] >= 1.2

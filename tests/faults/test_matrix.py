@@ -86,20 +86,20 @@ async def refused(ctx: Context) -> None:
         await ctx.http.get("{refused}/")  # line:refused
 
 
-@journey(name="huge", severity="critical", interval="2s", timeout="2s")
+@journey(name="huge", severity="critical", interval="5s", timeout="5s")
 async def huge(ctx: Context) -> None:
     async with ctx.step("request"):
         await ctx.http.get("/huge-chunked?mb=200")  # line:huge
 
 
-@journey(name="huge_declared", severity="critical", interval="2s", timeout="2s")
+@journey(name="huge_declared", severity="critical", interval="5s", timeout="5s")
 async def huge_declared(ctx: Context) -> None:
     async with ctx.step("request"):
         await ctx.http.get("/huge?mb=200")
 """
 
-# The huge rows read 10 MiB before the cap stops them: 2 s, so a loaded machine
-# does not turn them into timeouts.
+# The huge rows read 10 MiB before the cap stops them: 5 s, so a loaded machine
+# does not turn them into timeouts (2.4 s was seen at load 13).
 FAILING = {
     "hang": "timeout",
     "slow_status": "timeout",
@@ -138,14 +138,33 @@ def matrix(faults: Faults, receiver: Receiver, module_tmp: Path) -> tuple[FaultR
         {"faults": faults.url},
         window=WINDOW,
         receiver=receiver,
+        # Each row alerts once: wait for every alert to arrive before the stop.
+        until=lambda: all(receiver.triggers(j) for j in FAILING),
+        # Ten failing rows share the target, three of them holding a connection for
+        # their whole timeout: the default 4 slots made runs of a loaded machine wait
+        # past 1 s for a slot ("no run slot free"), which is not what a row tests.
+        target_extra=("max_concurrency = 16",),
     )
     return run, source
 
 
 def _final(run: FaultRun, journey: str) -> list[dict[str, Any]]:
-    runs = run.runs(journey)
+    """The runs of `journey` that measured its target: on a loaded machine the first
+    slot (eleven runs at once in a fresh process) can stall the loop past a 1 s
+    timeout, and those runs are recorded as what they are, checked by `_excused`."""
+    runs = [r for r in run.runs(journey) if r.get("reason") != "event_loop_blocked"]
     assert runs, f"no run of {journey} recorded: {run.output[-2000:]}"
     return runs
+
+
+def _excused(run: FaultRun, journey: str) -> list[dict[str, Any]]:
+    """Runs cut short by a stalled loop: each must say so and never count against the
+    target (docs/journeys.md, "Blocking code")."""
+    cut = [r for r in run.runs(journey) if r.get("reason") == "event_loop_blocked"]
+    for r in cut:
+        assert (r["result"], r["error_type"]) == ("error", "EventLoopBlocked"), r
+        assert r["error"].startswith("run cut short: the event loop was blocked"), r
+    return cut
 
 
 class TestNetworkFaults:
@@ -159,10 +178,12 @@ class TestNetworkFaults:
         run, _ = matrix
         runs = _final(run, journey)
         assert {r["result"] for r in runs} == {FAILING[journey]}, runs
-        timeout = 2.0 if journey.startswith("huge") else TIMEOUT
+        timeout = 5.0 if journey.startswith("huge") else TIMEOUT
+        interval = 5.0 if journey.startswith("huge") else 2.0
         assert max(r["duration_ms"] for r in runs) <= (timeout + 1) * 1000, runs
-        # Every 2 s over the window: recorded or counted as skipped, never silently lost.
-        assert len(runs) + run.skipped(journey) >= WINDOW / 2 - 2
+        # Every interval over the window: recorded or counted as skipped, never lost.
+        recorded = len(runs) + len(_excused(run, journey))
+        assert recorded + run.skipped(journey) >= WINDOW / interval - 2
         assert len(run.triggers(journey)) == 1, run.alerts
 
     def test_reset_names_reset_body_request_and_line(self, matrix: tuple[FaultRun, str]) -> None:
@@ -224,13 +245,17 @@ class TestNetworkFaults:
     def test_healthy_journey_kept_its_schedule_and_never_alerted(
         self, matrix: tuple[FaultRun, str]
     ) -> None:
-        """Beside every fault, the healthy journey passed every run, ran about every
-        second (none lost, none skipped) and raised no alert."""
+        """Beside every fault, the healthy journey passed every run it measured, ran
+        about every second (none lost, none skipped unless the daemon reported its loop
+        starved) and raised no alert."""
         run, _ = matrix
         runs = _final(run, "healthy")
         assert {r["result"] for r in runs} == {"success"}
-        assert run.skipped("healthy") == 0
-        assert len(runs) >= WINDOW - 3
+        # No slot skipped, unless the daemon itself was starved of its loop for longer
+        # than the interval (a loaded machine) and said so.
+        starved = [e for e in run.of("event_loop_unblocked") if e["blocked_seconds"] >= 0.5]
+        assert run.skipped("healthy") == 0 or starved, run.skipped("healthy")
+        assert len(runs) + len(_excused(run, "healthy")) >= WINDOW - 3
         assert run.triggers("healthy") == []
         assert {a["journey"] for a in run.alerts} <= set(FAILING)
 

@@ -5,7 +5,8 @@ An in-loop task measures how late it wakes up (the metric). A thread notices a
 loop that stopped answering while it is still stuck, and names the task and the
 journey line that holds it (`event_loop_blocked`, at the threshold), which the loop
 itself cannot do; when the loop answers again it reports the whole stall
-(`event_loop_unblocked`, with the real `blocked_seconds`).
+(`event_loop_unblocked`, with the real `blocked_seconds`). A stall during which
+several tasks held the loop in turn is reported per task, each with its own time.
 """
 
 from __future__ import annotations
@@ -17,11 +18,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import structlog
 
 log = structlog.get_logger("synthmon.runtime.watchdog")
+
+
+@dataclass(slots=True)
+class _Segment:
+    """Part of a stall during which one task held the loop (monotonic times)."""
+
+    start: float
+    late_from: float  # when the loop was due back: blocked_seconds counts from here
+    task: str | None
+    where: str | None  # the last journey line seen ("checkout.py:14")
+    end: float | None = None  # None while it lasts
+    warned: bool = False  # event_loop_blocked was logged for it
 
 
 class LoopWatchdog:
@@ -43,8 +56,8 @@ class LoopWatchdog:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread_id = 0
-        # Recent stalls the thread saw: [start, end (None while it lasts), task, line].
-        self._stalls: deque[list[Any]] = deque(maxlen=256)
+        # Recent stalls the thread saw, one segment per task that held the loop.
+        self._stalls: deque[_Segment] = deque(maxlen=256)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -71,43 +84,68 @@ class LoopWatchdog:
             self._on_lag(max(0.0, now - before - self._tick))
 
     def _watch(self) -> None:
-        warned_for = 0.0  # the beat a stall was reported for (0: none open)
-        task_name = where = None
+        # The open stall's segments: one per task seen holding the loop, in order.
+        open_beat = 0.0  # the beat the open stall started after (0: none open)
+        seg: _Segment | None = None
         while not self._stop.wait(self._threshold / 2):
             beat = self._beat
-            if warned_for and beat != warned_for:
+            if seg is not None and beat != open_beat:
                 # The loop is back: report the whole stall, not the part seen first.
-                log.warning(
-                    "event_loop_unblocked",
-                    blocked_seconds=round(max(0.0, beat - warned_for - self._tick), 3),
-                    task=task_name,
-                    journey=_journey_of(task_name),
-                    at=where,
-                )
-                if self._stalls:
-                    self._stalls[-1][1] = beat
-                warned_for, task_name, where = 0.0, None, None
-            stalled = time.monotonic() - beat
-            if stalled < self._threshold + self._tick:
+                self._close(seg, beat)
+                seg, open_beat = None, 0.0
+            now = time.monotonic()
+            if now - beat < self._threshold + self._tick:
                 continue
             # Sampled on each pass of the stall: the last journey line seen is the culprit.
             name, at = self._culprit()
-            task_name, where = name or task_name, at or where
-            if beat == warned_for:
-                self._stalls[-1][2:] = [task_name, where]
-                continue
-            warned_for = beat
-            self._stalls.append([beat, None, task_name, where])
+            if seg is None:
+                # The loop was due back `tick` after its last beat: late from then on.
+                open_beat = beat
+                seg = self._open(beat, beat + self._tick, name, at)
+            elif name is not None and seg.task is not None and name != seg.task:
+                # Another task holds the loop now, so the one before let go: its part
+                # is over. Without this split, whichever task ran last before the
+                # monitor got its turn (a slow client set-up, a sink: common on a loaded
+                # machine) took the blame for the whole stall, and two back-to-back
+                # stalls were reported as one.
+                self._close(seg, now)
+                seg = self._open(now, now, name, at)
+            else:
+                seg.task, seg.where = seg.task or name, at or seg.where
+            if not seg.warned and now - seg.late_from >= self._threshold:
+                seg.warned = True
+                log.warning(
+                    "event_loop_blocked",
+                    blocked_seconds=round(now - seg.late_from, 3),
+                    still_blocked=True,
+                    task=seg.task,
+                    journey=_journey_of(seg.task),
+                    at=seg.where,
+                    hint="a journey is blocking the event loop: use 'await asyncio.sleep' "
+                    "and async clients instead of time.sleep or blocking I/O; run blocking "
+                    "code with 'await asyncio.to_thread(...)'",
+                )
+        if seg is not None:
+            # Stopping runs on the loop, so it is back: a stall that ended just before
+            # shutdown is still reported whole.
+            self._close(seg, self._beat if self._beat != open_beat else time.monotonic())
+
+    def _open(
+        self, start: float, late_from: float, task: str | None, where: str | None
+    ) -> _Segment:
+        seg = _Segment(start=start, late_from=late_from, task=task, where=where)
+        self._stalls.append(seg)
+        return seg
+
+    def _close(self, seg: _Segment, end: float) -> None:
+        seg.end = end
+        if seg.warned:
             log.warning(
-                "event_loop_blocked",
-                blocked_seconds=round(stalled, 3),
-                still_blocked=True,
-                task=task_name,
-                journey=_journey_of(task_name),
-                at=where,
-                hint="a journey is blocking the event loop: use 'await asyncio.sleep' "
-                "and async clients instead of time.sleep or blocking I/O; run blocking "
-                "code with 'await asyncio.to_thread(...)'",
+                "event_loop_unblocked",
+                blocked_seconds=round(max(0.0, end - seg.late_from), 3),
+                task=seg.task,
+                journey=_journey_of(seg.task),
+                at=seg.where,
             )
 
     def stolen_from(self, task: str | None, since: float, until: float) -> tuple[float, str | None]:
@@ -117,16 +155,17 @@ class LoopWatchdog:
         A run that timed out because a neighbour blocked the loop is a victim of
         synthmon's own situation, not evidence against its target (`execution`)."""
         stolen, longest, culprit = 0.0, 0.0, None
-        for start, end, name, where in list(self._stalls):
-            if name == task:
+        for seg in list(self._stalls):
+            if seg.task == task:
                 continue
-            overlap = min(until, end if end is not None else until) - max(since, start)
+            end = seg.end if seg.end is not None else until
+            overlap = min(until, end) - max(since, seg.start)
             if overlap > 0:
                 stolen += overlap
                 if overlap > longest:
                     longest = overlap
-                    who = _journey_of(name) or name or "synthmon itself"
-                    culprit = f"{who} at {where}" if where else who
+                    who = _journey_of(seg.task) or seg.task or "synthmon itself"
+                    culprit = f"{who} at {seg.where}" if seg.where else who
         return stolen, culprit
 
     def _culprit(self) -> tuple[str | None, str | None]:

@@ -59,7 +59,6 @@ _PAGE_JS = """
   if (window !== window.top) return;  // top-level documents only, not iframes
   const origin = performance.timeOrigin;
   const values = {};
-  let interacted = false;
   const webVitals = (function () {
 %(library)s
 ;return webVitals; })();
@@ -80,9 +79,6 @@ _PAGE_JS = """
     po.observe({ type: 'navigation', buffered: true });
     po.observe({ type: 'resource', buffered: true });
   } catch (e) {}
-  for (const type of ['pointerdown', 'keydown']) {
-    addEventListener(type, (e) => { if (e.isTrusted) interacted = true; }, { capture: true });
-  }
   // What the library does when the page is hidden, on demand: it takes its observers'
   // pending records and reports the final CLS and INP (LCP was reported as it grew).
   const flush = () => {
@@ -93,7 +89,6 @@ _PAGE_JS = """
     finally { delete document.visibilityState; }
     return [origin, location.href, values];
   };
-  flush.interacted = () => interacted;
   window[Symbol.for('synthmon.vitals.flush')] = flush;
   // Not pagehide: by then the document's binding calls no longer reach Playwright.
   addEventListener('beforeunload', () => {
@@ -102,17 +97,18 @@ _PAGE_JS = """
 })();
 """
 
-# After an interaction, two frames first (at most 200 ms): its Event Timing entry
-# exists only once the frame after it was presented.
+# Two frames first (at most 1 s): an interaction's Event Timing entry, and the
+# LCP entry of an image that just arrived, exist only once the frame that painted them
+# was presented. `load` fires when the image is fetched, before that paint, so a run
+# ending at `load` (page.goto's default) could flush first and report the LCP of the
+# text above the image instead: a slow hero image that never made the run degraded.
 _FLUSH_JS = """async () => {
   const f = window[Symbol.for('synthmon.vitals.flush')];
   if (!f) return null;
-  if (f.interacted()) {
-    await Promise.race([
-      new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r)))),
-      new Promise((r) => setTimeout(r, 200)),
-    ]);
-  }
+  await Promise.race([
+    new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r)))),
+    new Promise((r) => setTimeout(r, 1000)),
+  ]);
   return f();
 }"""
 
