@@ -121,6 +121,7 @@ async def daemon_run(
     scrape_every: float | None = None,
     extra_toml: str = "",
     top_toml: str = "",
+    daemon_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the daemon with `n` journeys for `seconds` (after one full interval of
     warm-up so every journey has started); CPU per run and start lag. With
@@ -145,7 +146,7 @@ async def daemon_run(
             f"[scheduler]\nmax_concurrency = 200\n"
             f'[targets.demo]\nbase_url = "{url}"\nmax_concurrency = 200\n{extra_toml}'
         )
-        daemon = Daemon(load_settings(cfg), registry=CollectorRegistry())
+        daemon = Daemon(load_settings(cfg), registry=CollectorRegistry(), **(daemon_kwargs or {}))
         lags: list[float] = []
         original = daemon.scheduler._on_start
 
