@@ -65,16 +65,17 @@ def start_target() -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("benchmark target did not start")
 
 
+def httpx_default_transport(ctx: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+    return httpx.AsyncHTTPTransport(verify=ctx, retries=0)
+
+
 async def raw_floor(url: str, runs: int, *, streams: bool = False) -> float:
     """CPU seconds per run for the hand-written loop: httpx as it comes (on anyio), or
     with `streams` on the asyncio network backend the daemon's runner uses
     (src/synthmon/runners/streams.py), the like-for-like floor."""
     from synthmon.runners.streams import asyncio_transport
 
-    def transport(ctx: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
-        if streams:
-            return asyncio_transport(ctx)
-        return httpx.AsyncHTTPTransport(verify=ctx, retries=0)
+    transport = asyncio_transport if streams else httpx_default_transport
 
     ctx = ssl.create_default_context(cafile=certifi.where())
     # Warm up imports and code paths.
@@ -369,14 +370,19 @@ async def main(size: Size) -> dict[str, Any]:
         # Raw, daemon and blackbox alternate, and each keeps its least disturbed (lowest)
         # round: on a shared machine a burst of load in one phase would otherwise
         # decide the ratio.
-        raws, streams, cpus, bbs = [], [], [], []
+        raws, streams, cpus, anyios, bbs = [], [], [], [], []
         for _ in range(size.pick(3, 1, 1)):
             raws.append(await raw_floor(url, runs))
             streams.append(await raw_floor(url, runs, streams=True))
             cpus.append(await daemon_run(url, 100, "2s", seconds))
+            # The same daemon on httpx's default network backend (anyio): what
+            # runners/streams.py saves per run, measured side by side.
+            on_anyio = {"transport_factory": httpx_default_transport}
+            anyios.append(await daemon_run(url, 100, "2s", seconds, daemon_kwargs=on_anyio))
             bbs.append(await blackbox_run(url, cpus[-1]["runs_per_second"], seconds))
         raw, raw_streams = min(raws), min(streams)
         cpu = min(cpus, key=lambda c: float(c["cpu_per_run"]))
+        cpu_anyio = min(anyios, key=lambda c: float(c["cpu_per_run"]))
         bb = min(bbs, key=lambda b: float(b["cpu_per_probe"]))
         # Smoke: a 1 s interval, so the warm-up (one interval) is short too.
         every = size.pick("10s", "10s", "1s")
@@ -384,6 +390,12 @@ async def main(size: Size) -> dict[str, Any]:
         n, scale_seconds = size.pick(5000, 5000, 200), size.pick(45, 20, 2)
         scale = await daemon_run(url, n, every, scale_seconds, scrape_every=15)
         sharded = await sharded_run(url, n, 2, every, scale_seconds, 15)
+        # Where one daemon stops keeping up: journeys every 10 s between the lag and
+        # the scale points (full size only; docs/deploy.md's sizing comes from it).
+        sweep = [
+            await daemon_run(url, k, every, 30, scrape_every=15)
+            for k in size.pick((2000, 3000, 4000), (), ())
+        ]
     finally:
         proc.terminate()
         proc.wait()
@@ -412,6 +424,11 @@ async def main(size: Size) -> dict[str, Any]:
         f"daemon/blackbox {bb_ratio:5.2f}x"
     )
     print(f"  ratio daemon/raw on the same network backend {ratio_streams:5.2f}x")
+    print(
+        f"  daemon on anyio (httpx's default backend) {cpu_anyio['cpu_per_run'] * 1000:7.3f} "
+        f"ms CPU/run: the asyncio-streams backend saves "
+        f"{(cpu_anyio['cpu_per_run'] - cpu['cpu_per_run']) * 1000:.3f} ms per run"
+    )
     print(f"== Scheduler start lag, {lag['journeys']} journeys every {every} ==")
     print(
         f"  p50 {lag['lag_p50'] * 1000:6.1f} ms   p99 {lag['lag_p99'] * 1000:6.1f} ms   "
@@ -447,6 +464,15 @@ async def main(size: Size) -> dict[str, Any]:
             f"RSS {part['rss'] / 2**20:.0f} MB, /metrics {part['scrape_bytes'] / 2**20:.1f} MB "
             f"in {part['scrape_seconds'] * 1000:.0f} ms"
         )
+    if sweep:
+        print("== Sweep: journeys every 10 s on one daemon, /metrics scraped every 15 s ==")
+    for point in sweep:
+        print(
+            f"  {point['journeys']:5d} journeys: p99 lag {point['lag_p99'] * 1000:7.1f} ms, "
+            f"skipped {point['skipped']}, {point['runs_per_second']:.0f} runs/s, "
+            f"{point['cpu_share'] * 100:.0f}% of one core, "
+            f"{point['cpu_per_run'] * 1000:.2f} ms CPU/run"
+        )
     return {
         "raw_cpu_per_run": raw,
         "raw_streams_cpu_per_run": raw_streams,
@@ -457,6 +483,8 @@ async def main(size: Size) -> dict[str, Any]:
         "lag": lag,
         "scale": scale,
         "sharded": sharded,
+        "daemon_anyio": cpu_anyio,
+        "sweep": sweep,
     }
 
 
