@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from synthmon.model import Status
+from synthmon.model import RunResult, Status
 from tests.harness import make_settings, run_daemon
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
@@ -69,27 +69,28 @@ TWO_REQUESTS = """
 """
 
 
+async def run_twice(tmp_path: Path, close_after: float | None) -> tuple[RunResult, Counting]:
+    """One run of TWO_REQUESTS through the daemon against a `closing_server`."""
+    async with closing_server(close_after) as server:
+        settings = make_settings(
+            tmp_path, targets={"shop": server.url}, journeys={"j.py": TWO_REQUESTS}
+        )
+        async with run_daemon(settings) as (daemon, _):
+            run = await daemon.run_pair(daemon.journeys["twice"], daemon.targets["shop"])
+    return run, server
+
+
 class TestAsyncioStreams:
     async def test_requests_of_a_run_share_one_connection(self, tmp_path: Path) -> None:
         """Two requests of one run go over one kept-alive connection, on synthmon's
         asyncio streams (not anyio's: runners/streams.py)."""
-        async with closing_server(close_after=None) as server:
-            settings = make_settings(
-                tmp_path, targets={"shop": server.url}, journeys={"j.py": TWO_REQUESTS}
-            )
-            async with run_daemon(settings) as (daemon, _):
-                run = await daemon.run_pair(daemon.journeys["twice"], daemon.targets["shop"])
+        run, server = await run_twice(tmp_path, close_after=None)
         assert run.status is Status.SUCCESS, run.error_message
         assert (server.connections, server.requests) == (1, 2)
 
     async def test_a_connection_the_server_closed_is_not_reused(self, tmp_path: Path) -> None:
         """When the server hangs up an idle kept-alive connection between two requests,
         the next request opens a new connection instead of failing the run."""
-        async with closing_server(close_after=0.05) as server:
-            settings = make_settings(
-                tmp_path, targets={"shop": server.url}, journeys={"j.py": TWO_REQUESTS}
-            )
-            async with run_daemon(settings) as (daemon, _):
-                run = await daemon.run_pair(daemon.journeys["twice"], daemon.targets["shop"])
+        run, server = await run_twice(tmp_path, close_after=0.05)
         assert run.status is Status.SUCCESS, run.error_message
         assert (server.connections, server.requests) == (2, 2)

@@ -260,6 +260,7 @@ class PairCollector:
 
     def _families(self) -> list[Metric]:
         store = self.store
+        families = [_family(f) for f in PAIR_FAMILIES]
         (
             success,
             duration,
@@ -279,7 +280,7 @@ class PairCollector:
             degraded,
             navigation,
             web_vital,
-        ) = (_family(f) for f in PAIR_FAMILIES)
+        ) = families
         bounds = list(DURATION_LE)
 
         # Samples are appended directly with one label dict per pair: add_metric()
@@ -318,27 +319,7 @@ class PairCollector:
                 _hist(navigation, {**base, "step": step, "phase": phase}, bounds, h)
             for (step, metric), vital in list(s.vitals.items()):
                 _add(web_vital, "", {**base, "step": step, "metric": metric}, vital)
-        return [
-            success,
-            duration,
-            runs,
-            infra,
-            step_duration,
-            step_success,
-            last_run,
-            last_success,
-            consecutive,
-            retries,
-            skipped,
-            paused,
-            cleanup,
-            left_behind,
-            alert_state,
-            degraded,
-            navigation,
-            web_vital,
-            *self._journey_families(store.journeys),
-        ]
+        return [*families, *self._journey_families(store.journeys)]
 
     def _journey_families(self, journeys: Mapping[str, JourneyInfo]) -> list[Metric]:
         loc, ln = self._loc, self._loc_names
