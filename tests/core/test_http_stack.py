@@ -6,14 +6,19 @@ servers that count connections and misbehave on purpose."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from synthmon.model import RunResult, Status
 from tests.harness import make_settings, run_daemon
 
+BLACK_HOLE = "127.0.0.2"  # loopback, but its listener's full backlog drops every SYN
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 
 
@@ -94,3 +99,69 @@ class TestAsyncioStreams:
         run, server = await run_twice(tmp_path, close_after=0.05)
         assert run.status is Status.SUCCESS, run.error_message
         assert (server.connections, server.requests) == (2, 2)
+
+
+@contextmanager
+def black_hole(port: int) -> Iterator[None]:
+    """A listener on BLACK_HOLE:`port` whose accept queue is full: the kernel drops new
+    SYNs, so a connect hangs as to a black-holed address (a dead IPv6 route)."""
+    server = socket.socket()
+    held: list[socket.socket] = []
+    try:
+        server.bind((BLACK_HOLE, port))
+        server.listen(0)
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            with suppress(BlockingIOError):
+                c.connect((BLACK_HOLE, port))
+            held.append(c)
+        yield
+    finally:
+        for c in held:
+            c.close()
+        server.close()
+
+
+HOSTNAME = """
+    from synthmon import Context, journey
+
+    @journey(interval="7d", timeout="5s")
+    async def named(ctx: Context) -> None:
+        async with ctx.step("home"):
+            r = await ctx.http.get("/")
+            assert r.status_code == 200
+"""
+
+
+class TestHappyEyeballs:
+    async def test_a_black_holed_first_address_does_not_stall_the_run(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A host name whose first address never answers (IPv6 black-holed, say) is
+        reached on its next address 250 ms later, as with anyio, instead of hanging
+        until the run's timeout and failing it."""
+        async with closing_server(close_after=None) as server:
+            port = int(server.url.rsplit(":", 1)[1])
+            loop = asyncio.get_running_loop()
+            real = loop.getaddrinfo
+
+            async def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+                if host != "dualstack.test":
+                    return await real(host, *args, **kwargs)
+                return [
+                    (socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))
+                    for address in (BLACK_HOLE, "127.0.0.1")
+                ]
+
+            monkeypatch.setattr(loop, "getaddrinfo", resolve)
+            settings = make_settings(
+                tmp_path,
+                targets={"shop": f"http://dualstack.test:{port}"},
+                journeys={"j.py": HOSTNAME},
+            )
+            with black_hole(port):
+                async with run_daemon(settings) as (daemon, _):
+                    run = await daemon.run_pair(daemon.journeys["named"], daemon.targets["shop"])
+        assert run.status is Status.SUCCESS, run.error_message
+        assert server.requests == 1

@@ -106,8 +106,12 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return None
 
 
+HAPPY_EYEBALLS_DELAY = 0.25  # seconds, as anyio.connect_tcp
+
+
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """Connects with `asyncio.open_connection` (every resolved address in turn)."""
+    """Connects with `asyncio.open_connection`: the resolved addresses raced with
+    Happy Eyeballs, as anyio does (one address: a plain connect)."""
 
     def __init__(self) -> None:
         self._fallback = httpcore.AnyIOBackend()
@@ -127,7 +131,12 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
-                    host, port, local_addr=(local_address, 0) if local_address else None
+                    host,
+                    port,
+                    local_addr=(local_address, 0) if local_address else None,
+                    # A host with IPv6 and IPv4 addresses where IPv6 is black-holed must
+                    # not wait out the connect timeout: RFC 8305 with anyio's 250 ms.
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
                 )
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(str(exc)) from exc
