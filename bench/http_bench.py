@@ -132,6 +132,7 @@ async def daemon_run(
     from synthmon.config.durations import parse_duration
     from synthmon.config.settings import load_settings
     from synthmon.daemon import Daemon
+    from synthmon.runtime.collector import tune_for_daemon
     from synthmon.runtime.logs import configure_logging
 
     devnull = open(os.devnull, "w")
@@ -147,7 +148,9 @@ async def daemon_run(
             f"[scheduler]\nmax_concurrency = 200\n"
             f'[targets.demo]\nbase_url = "{url}"\nmax_concurrency = 200\n{extra_toml}'
         )
-        daemon = Daemon(load_settings(cfg), registry=CollectorRegistry(), **(daemon_kwargs or {}))
+        settings = load_settings(cfg)
+        tune_for_daemon()  # as `synthmon run` does before it builds the daemon
+        daemon = Daemon(settings, registry=CollectorRegistry(), **(daemon_kwargs or {}))
         lags: list[float] = []
         original = daemon.scheduler._on_start
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -57,6 +58,9 @@ from synthmon.config.alerting import AlertingConfig
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult, Verdict
 from synthmon.sinks.pairstate import PairStore
+
+# Steady-pass states written per slice of the event loop (~250 x 20 us).
+FLUSH_CHUNK = 250
 
 log = structlog.get_logger("synthmon.alerting")
 
@@ -385,17 +389,27 @@ class AlertEngine:
         period = min(max(min(c.resend_interval, c.repeat_interval) / 4, 0.05), 15.0)
         while True:
             try:
+                await self._flush_in_chunks()
                 self.tick()
             except Exception:
                 log.exception("alerting_tick_failed")
             await asyncio.sleep(period)
 
-    def flush_states(self) -> None:
-        """Persist states whose steady passes were not written yet."""
+    async def _flush_in_chunks(self) -> None:
+        """`flush_states` a chunk at a time, letting the event loop run between chunks:
+        at thousands of pairs, writing every steady pass in one go stopped the loop for
+        longer than the start-lag budget (docs/benchmarks.md, "Alert state flush")."""
+        while self._dirty:
+            self.flush_states(limit=FLUSH_CHUNK)
+            await asyncio.sleep(0)
+
+    def flush_states(self, limit: int | None = None) -> None:
+        """Persist states whose steady passes were not written yet (at most `limit`)."""
         if not self._dirty:
             return
-        states = {k: t.to_json() for k in self._dirty if (t := self._tracked.get(k)) is not None}
-        self._dirty.clear()
+        keys = list(self._dirty) if limit is None else list(itertools.islice(self._dirty, limit))
+        states = {k: t.to_json() for k in keys if (t := self._tracked.get(k)) is not None}
+        self._dirty.difference_update(keys)
         self.store.save_states(states)
 
     def tick(self) -> None:

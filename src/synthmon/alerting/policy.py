@@ -123,7 +123,10 @@ class PairState:
     incident: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "state": self.state.value}
+        # Flat fields only: no deep copy needed (dataclasses.asdict is 10x slower).
+        data = {name: getattr(self, name) for name in _STATE_FIELDS}
+        data["state"] = self.state.value
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PairState:
@@ -131,6 +134,9 @@ class PairState:
         kw = {k: v for k, v in data.items() if k in fields}
         kw["state"] = AlertState(kw.get("state", "ok"))
         return cls(**kw)
+
+
+_STATE_FIELDS = tuple(f.name for f in dataclasses.fields(PairState))
 
 
 def advance(

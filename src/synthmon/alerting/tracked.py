@@ -32,9 +32,15 @@ class Tracked:
     am_resolve: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        # By hand, not dataclasses.asdict: the engine writes every pair's state each
+        # tick (steady passes), and asdict's deep copy made that ~50 us a pair: 130 ms
+        # of stalled event loop per tick at 1,500 pairs (docs/benchmarks.md). `last` and
+        # `am_resolve` are JSON documents that are replaced, never edited in place, so
+        # they are shared, not copied.
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["alertname"] = self.alertname.value
         data["policy"] = self.policy.to_json()
+        data["routes"] = list(self.routes)
         return data
 
     @classmethod
@@ -43,3 +49,6 @@ class Tracked:
         kw["alertname"] = AlertName(kw["alertname"])
         kw["policy"] = PairState.from_json(kw["policy"])
         return cls(**kw)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Tracked))
