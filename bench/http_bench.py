@@ -132,7 +132,7 @@ async def daemon_run(
     from synthmon.config.durations import parse_duration
     from synthmon.config.settings import load_settings
     from synthmon.daemon import Daemon
-    from synthmon.runtime.collector import tune_for_daemon
+    from synthmon.runtime.interpreter import tune_for_daemon
     from synthmon.runtime.logs import configure_logging
 
     devnull = open(os.devnull, "w")

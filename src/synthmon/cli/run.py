@@ -14,7 +14,7 @@ EXIT_OK, EXIT_CONFIG = 0, 2
 
 def run(settings: Settings, config_path: str | None = None) -> int:
     from synthmon.daemon import Daemon
-    from synthmon.runtime.collector import tune_for_daemon
+    from synthmon.runtime.interpreter import tune_for_daemon
     from synthmon.runtime.logs import configure_logging
     from synthmon.safety.facade import scrubber_for
 
@@ -24,7 +24,7 @@ def run(settings: Settings, config_path: str | None = None) -> int:
         extra_processors=[scrubber_for(settings).processor],
         static={"location": settings.location} if settings.location else None,
     )
-    # After the imports above, before the journeys load: runtime/collector.py says why.
+    # After the imports above, before the journeys load: runtime/interpreter.py says why.
     tune_for_daemon()
     try:
         asyncio.run(Daemon(settings, config_path=config_path).run_forever())
