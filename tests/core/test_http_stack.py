@@ -129,7 +129,8 @@ class TestHappyEyeballs:
     ) -> None:
         """A host name whose first address never answers (IPv6 black-holed, say) is
         reached on its next address 250 ms later, as with anyio, instead of hanging
-        until the run's timeout and failing it."""
+        until the run's timeout and failing it; the race's tasks are not reported as
+        the journey's leftovers."""
         async with closing_server(close_after=None) as server:
             port = int(server.url.rsplit(":", 1)[1])
             loop = asyncio.get_running_loop()
@@ -154,3 +155,5 @@ class TestHappyEyeballs:
                     run = await daemon.run_pair(daemon.journeys["twice"], daemon.targets["shop"])
         assert run.status is Status.SUCCESS, run.error_message
         assert server.requests == 2
+        # The race's attempt tasks are synthmon's, not the journey's leftovers.
+        assert run.left_behind == ()

@@ -20,6 +20,9 @@ options, which synthmon never asks for, go to httpcore's own backend.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import ipaddress
+import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
@@ -128,16 +131,30 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             return await self._fallback.connect_tcp(
                 host, port, timeout, local_address, socket_options
             )
+        local = (local_address, 0) if local_address else None
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host,
-                    port,
-                    local_addr=(local_address, 0) if local_address else None,
+                addresses = await _addresses(host, port)
+                if len(addresses) == 1:
+                    reader, writer = await asyncio.open_connection(
+                        addresses[0], port, local_addr=local
+                    )
+                else:
                     # A host with IPv6 and IPv4 addresses where IPv6 is black-holed must
                     # not wait out the connect timeout: RFC 8305 with anyio's 250 ms.
-                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
-                )
+                    # Python 3.11's staggered race leaves its attempt tasks cancelled
+                    # but not finished when it returns: in a context of their own, so
+                    # the run's leftover check (runners/leftovers.py) does not blame
+                    # the journey for them. Cancelling the run cancels this task too.
+                    reader, writer = await asyncio.get_running_loop().create_task(
+                        asyncio.open_connection(
+                            host,
+                            port,
+                            local_addr=local,
+                            happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY,
+                        ),
+                        context=contextvars.Context(),
+                    )
         except TimeoutError as exc:
             raise httpcore.ConnectTimeout(str(exc)) from exc
         except OSError as exc:
@@ -154,6 +171,17 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def _addresses(host: str, port: int) -> list[str]:
+    """The host's addresses for a TCP connect: an IP literal as is (no resolver round
+    trip), a name through the loop's resolver (which raises socket.gaierror)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 BACKEND = AsyncioBackend()
