@@ -128,8 +128,10 @@ class TestPairCollector:
         settings = make_settings(
             tmp_path, targets={"demo": shop.url}, journeys={"h.py": ONE_STEP, "o.py": OTHER}
         )
+        # Before the daemon starts: a first run that lands before the switch would pass
+        # and add a last_success series (seen under load).
+        await set_chaos(shop, "error", paths=["/"])
         async with run_daemon(settings) as (daemon, results):
-            await set_chaos(shop, "error", paths=["/"])
             # The other journey's failure must be counted before the reload, or the
             # last assertion races its first run.
             await results.wait_for(
