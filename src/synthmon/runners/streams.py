@@ -13,8 +13,9 @@ It keeps what the anyio backend promises httpcore (httpcore/_backends/anyio.py):
 same httpcore exceptions for the same failures, raised `from` the OS or TLS error so
 `runners.network.explain` finds the cause; `ssl_object`, `client_addr`, `server_addr`,
 `socket` and `is_readable` from `get_extra_info`; TLS without waiting for the peer's
-close_notify on close (anyio's `standard_compatible=False`). Unix sockets and socket
-options, which synthmon never asks for, go to httpcore's own backend.
+close_notify on close (anyio's `standard_compatible=False`). Socket options, which
+synthmon never sets, go to httpcore's own backend; Unix sockets (never used) are not
+implemented, as in httpcore's base class.
 """
 
 from __future__ import annotations
@@ -160,14 +161,6 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         return AsyncioStream(reader, writer)
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return await self._fallback.connect_unix_socket(path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
