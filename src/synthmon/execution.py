@@ -24,13 +24,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import operator
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
+from prometheus_client import CollectorRegistry
 
+from synthmon.config.settings import Settings
 from synthmon.errors import NoAccountError
 from synthmon.journeys.context import NoTrace
 from synthmon.journeys.dsl import Journey
@@ -90,6 +93,18 @@ class NoTracing:
 
     async def aclose(self) -> None:
         pass
+
+
+def build_tracing(
+    settings: Settings, *, registry: CollectorRegistry, scrub: Callable[[str], str]
+) -> Tracing:
+    """`[tracing]` as the executor's Tracing. Off (or OTEL_SDK_DISABLED=true): no
+    OpenTelemetry import at all."""
+    if not settings.tracing.enabled or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return NoTracing()
+    from synthmon.sinks.tracing.otel import OtelTracing
+
+    return OtelTracing(settings.tracing, registry=registry, location=settings.location, scrub=scrub)
 
 
 # `_stamp` builds the stamped copy positionally from every field's value, ~2.5x
