@@ -6,8 +6,10 @@ being its end of a socketpair. Messages (wire.py), daemon to worker:
 
   ("hello", Bootstrap)          first: logging, the scrubber, the runner's tagging
   ("source", file, digest, src) a journey file version, loaded before runs use it
-  ("run", id, file, digest, journey, target, run_id, attempt, source, account,
-          extra_headers, peers, handed_at)
+  ("object", n, obj)            an object later messages name by number n (targets)
+  ("forget",)                   drop those objects
+  ("run", id, file, digest, journey, target n, run_id, attempt, source, account,
+          extra_headers, peers n)
   ("cancel", id)                the daemon gave up on run `id` (stopping, say)
   ("paced", n)                  the target's rate limit lets request `n` go
   ("log_level", level)          `[logging] level` changed (hot reload)
@@ -66,6 +68,7 @@ class Worker:
         self._pace_ids = itertools.count()
         self._runner: HttpRunner | None = None
         self._limited: frozenset[str] = frozenset()
+        self._objects: dict[int, Any] = {}
 
     def _send(self, *message: Any) -> None:
         self._writer.write(encode(message))
@@ -103,8 +106,11 @@ class Worker:
         while (message := await receive(self._reader)) is not None:
             kind = message[0]
             if kind == "run":
-                run_id = message[1]
-                self._runs[run_id] = asyncio.create_task(self._run(*message[1:]))
+                self._runs[message[1]] = asyncio.create_task(self._run(message))
+            elif kind == "object":
+                self._objects[message[1]] = message[2]
+            elif kind == "forget":
+                self._objects.clear()
             elif kind == "paced":
                 waiter = self._paces.get(message[1])
                 if waiter is not None and not waiter.done():
@@ -131,23 +137,14 @@ class Worker:
         else:
             self._journeys[fname, digest] = {j.name: j for j in journeys}
 
-    async def _run(
-        self,
-        run: int,
-        fname: str,
-        digest: str,
-        name: str,
-        target: Target,
-        run_id: str,
-        attempt: int,
-        source: Any,
-        account: Any,
-        extra_headers: tuple[tuple[str, str], ...],
-        peers: tuple[Target, ...],
-        handed_at: float,
-    ) -> None:
+    async def _run(self, message: tuple[Any, ...]) -> None:
+        (_, run, fname, digest, name, target_n, run_id, attempt, source, account) = message[:10]
+        extra_headers, peers_n = message[10:12]
+        target: Target = self._objects[target_n]
+        peers: tuple[Target, ...] = self._objects[peers_n]
         started = time.monotonic()
-        self._limited = self._limited | ({target.name} if target.max_requests_per_second else set())
+        if target.max_requests_per_second:
+            self._limited = self._limited | {target.name}
         try:
             result = await self._attempt(
                 fname, digest, name, target, run_id, attempt, source, account, extra_headers, peers

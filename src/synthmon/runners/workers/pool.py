@@ -39,6 +39,7 @@ log = structlog.get_logger("synthmon.workers")
 # A worker gets this long past a run's timeout and cleanup budget before it counts as
 # stuck (a journey blocking its event loop, say) and is restarted.
 STUCK_GRACE = 10.0
+MAX_REFS = 1024
 START_TIMEOUT = 60.0
 # Restart back-off: doubles per failed start, up to the cap; reset by a worker that
 # stayed up this long.
@@ -77,10 +78,26 @@ class _Worker:
     loaded: set[tuple[str, str]] = field(default_factory=set)
     reader: asyncio.Task[None] | None = None
     stuck: bool = False
+    # Objects sent once and named by number afterwards (targets, peer tuples): the same
+    # few objects go with every run. id -> (the object, its number).
+    refs: dict[int, tuple[object, int]] = field(default_factory=dict)
 
     def send(self, *message: Any) -> None:
         assert self.writer is not None
         self.writer.write(encode(message))
+
+    def ref(self, obj: object) -> int:
+        known = self.refs.get(id(obj))
+        if known is not None and known[0] is obj:
+            return known[1]
+        if len(self.refs) >= MAX_REFS:
+            # Per-run copies (a journey's own max_response_bytes) would grow it forever.
+            self.refs.clear()
+            self.send("forget")
+        n = len(self.refs)
+        self.refs[id(obj)] = (obj, n)
+        self.send("object", n, obj)
+        return n
 
 
 class WorkerPool:
@@ -163,14 +180,13 @@ class WorkerPool:
             journey.filename,
             digest,
             journey.name,
-            request.target,
+            w.ref(request.target),
             request.run_id,
             request.attempt,
             request.run_source,
             request.account,
             request.extra_headers,
-            request.peers,
-            handed_at,
+            w.ref(request.peers),
         )
         try:
             async with asyncio.timeout(journey.timeout + CLEANUP_BUDGET + STUCK_GRACE):
@@ -200,7 +216,7 @@ class WorkerPool:
             )
         finally:
             theirs.close()
-        w.proc, w.stuck, w.loaded = proc, False, set()
+        w.proc, w.stuck, w.loaded, w.refs = proc, False, set(), {}
         reader, writer = await asyncio.open_connection(sock=ours)
         w.writer = writer
         writer.write(encode(("hello", self._bootstrap(w.index))))
