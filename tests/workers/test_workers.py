@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from synthmon.config.settings import load_settings
-from synthmon.errors import ConfigError
 from synthmon.model import Status
 from synthmon.runners.workers import pool as pool_module
 from synthmon.runners.workers.pool import WorkerPool
@@ -286,18 +284,6 @@ class TestWorkersHotReload:
             )
         assert steps == ["v1", "v2"]
         assert [r.steps[0].name for r in results] == ["v2"] * 4
-
-
-class TestWorkersConfig:
-    def test_tracing_with_workers_is_refused(self, tmp_path: Path) -> None:
-        """Tracing and workers together are refused at load, naming both settings."""
-        cfg = tmp_path / "c.toml"
-        cfg.write_text(
-            '[scheduler]\nworkers = 2\n[tracing]\nenabled = true\nendpoint = "http://127.0.0.1:4318"\n'
-        )
-        with pytest.raises(ConfigError) as err:
-            load_settings(cfg)
-        assert "workers" in str(err.value) and "tracing" in str(err.value)
 
 
 LOGS_SECRET = """

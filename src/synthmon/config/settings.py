@@ -379,17 +379,6 @@ class Settings(BaseSettings):
             parse_shard(v)
         return v
 
-    @field_validator("tracing")
-    @classmethod
-    def _tracing(cls, v: TracingSettings, info: ValidationInfo) -> TracingSettings:
-        workers = getattr(info.data.get("scheduler"), "workers", 0)
-        if v.enabled and workers:
-            raise ValueError(
-                f"tracing is not supported with [scheduler] workers = {workers} yet "
-                "(docs/workers.md): set workers = 0 or [tracing] enabled = false"
-            )
-        return v
-
     def target_list(self) -> list[Target]:
         return [cfg.to_target(name) for name, cfg in self.targets.items()]
 

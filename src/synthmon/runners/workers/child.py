@@ -9,12 +9,13 @@ being its end of a socketpair. Messages (wire.py), daemon to worker:
   ("object", n, obj)            an object later messages name by number n (targets)
   ("forget",)                   drop those objects
   ("run", id, file, digest, journey, target n, run_id, attempt, source, account,
-          extra_headers, peers n)
+          extra_headers, peers n, root traceparent or None)
   ("cancel", id)                the daemon gave up on run `id` (stopping, say)
   ("paced", n)                  the target's rate limit lets request `n` go
   ("log_level", level)          `[logging] level` changed (hot reload)
 
-and worker to daemon: ("ready",), ("result", id, RunResult, started_at_monotonic) and
+and worker to daemon: ("ready",), ("result", id, RunResult, started_at_monotonic,
+spans or None: the `SpanRecord`s of a traced run, runners/workers/spans.py) and
 ("pace", n, target) — every request to a target with `max_requests_per_second` waits
 for the daemon's pacer, so the limit holds across all workers and the daemon's own
 browser runs. End of stream either way ends the worker: it never outlives its daemon.
@@ -38,6 +39,7 @@ from synthmon.journeys.loader import load_source
 from synthmon.model import RunRequest, RunResult, Target
 from synthmon.runners.base import error_result
 from synthmon.runners.http import HttpRunner
+from synthmon.runners.workers.spans import RecordedTrace
 from synthmon.runners.workers.wire import encode, receive
 from synthmon.runtime.interpreter import tune_for_daemon
 from synthmon.runtime.logs import configure_logging, set_log_level
@@ -139,21 +141,35 @@ class Worker:
 
     async def _run(self, message: tuple[Any, ...]) -> None:
         (_, run, fname, digest, name, target_n, run_id, attempt, source, account) = message[:10]
-        extra_headers, peers_n = message[10:12]
+        extra_headers, peers_n, root = message[10:13]
         target: Target = self._objects[target_n]
         peers: tuple[Target, ...] = self._objects[peers_n]
         started = time.monotonic()
         if target.max_requests_per_second:
             self._limited = self._limited | {target.name}
+        trace = None
+        if root is not None:
+            _, trace_id, span_id, _ = root.split("-")
+            trace = RecordedTrace(trace_id, int(span_id, 16))
         try:
             result = await self._attempt(
-                fname, digest, name, target, run_id, attempt, source, account, extra_headers, peers
+                fname,
+                digest,
+                name,
+                target,
+                run_id,
+                attempt,
+                source,
+                account,
+                extra_headers,
+                peers,
+                trace,
             )
         except asyncio.CancelledError:
             return  # the daemon stopped waiting for it
         finally:
             self._runs.pop(run, None)
-        self._send("result", run, result, started)
+        self._send("result", run, result, started, trace.spans() if trace is not None else None)
 
     async def _attempt(
         self,
@@ -167,6 +183,7 @@ class Worker:
         account: Any,
         extra_headers: tuple[tuple[str, str], ...],
         peers: tuple[Target, ...],
+        trace: RecordedTrace | None,
     ) -> RunResult:
         loaded = self._journeys.get((fname, digest))
         journey = loaded.get(name) if isinstance(loaded, dict) else None
@@ -193,6 +210,7 @@ class Worker:
                 account=account,
                 extra_headers=extra_headers,
                 peers=peers,
+                trace=trace,
             )
         )
 

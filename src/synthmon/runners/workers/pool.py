@@ -20,15 +20,15 @@ import itertools
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
 from synthmon.config.settings import Settings
 from synthmon.journeys.dsl import Journey
-from synthmon.model import RunRequest, RunResult
+from synthmon.model import RunRequest, RunResult, SpanRecord
 from synthmon.runners.base import CLEANUP_BUDGET, Pace, Runner, error_result
 from synthmon.runners.workers.child import Bootstrap
 from synthmon.runners.workers.wire import encode, receive
@@ -58,6 +58,15 @@ class WorkerEvents(Protocol):
 
 class WorkerStartError(Exception):
     pass
+
+
+@runtime_checkable
+class AdoptsSpans(Protocol):
+    """A run trace that exports spans a worker recorded (sinks/tracing/otel.py)."""
+
+    def traceparent(self) -> str: ...
+
+    def adopt(self, records: Sequence[SpanRecord]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -187,6 +196,8 @@ class WorkerPool:
             request.account,
             request.extra_headers,
             w.ref(request.peers),
+            # Tracing on: the worker records the spans under the attempt's root span.
+            request.trace.traceparent() if isinstance(request.trace, AdoptsSpans) else None,
         )
         try:
             async with asyncio.timeout(journey.timeout + CLEANUP_BUDGET + STUCK_GRACE):
@@ -243,6 +254,9 @@ class WorkerPool:
                 pending = w.pending.pop(message[1], None)
                 if pending is not None:
                     self._events.handed_off(max(message[3] - pending.handed_at, 0.0))
+                    trace = pending.request.trace
+                    if message[4] and isinstance(trace, AdoptsSpans):
+                        trace.adopt(message[4])
                     if not pending.future.done():
                         pending.future.set_result(message[2])
             elif message[0] == "pace":
