@@ -38,7 +38,7 @@ from synthmon.errors import NoAccountError
 from synthmon.journeys.context import NoTrace
 from synthmon.journeys.dsl import Journey
 from synthmon.model import Kind, RunRequest, RunResult, RunSource, RunTrace, Status, Target
-from synthmon.runners.base import Runner, error_result, new_run_id
+from synthmon.runners.base import Runner, error_result, excuse_stall, new_run_id
 from synthmon.safety.facade import Safety
 
 log = structlog.get_logger("synthmon.execution")
@@ -283,18 +283,7 @@ class Executor:
         stolen, culprit = self._stalls.stolen_from(
             task.get_name() if task else None, now - result.duration, now
         )
-        if stolen <= 0 or result.duration - stolen >= journey.timeout:
-            return result
-        return dataclasses.replace(
-            result,
-            status=Status.ERROR,
-            reason="event_loop_blocked",
-            error_type="EventLoopBlocked",
-            error_message=f"run cut short: the event loop was blocked {stolen:.1f}s of its "
-            f"{journey.timeout:g}s timeout by {culprit} (a blocking call there, or a machine "
-            "starved of CPU; blocking code belongs in 'await asyncio.to_thread(...)'). "
-            "Not counted against the target",
-        )
+        return excuse_stall(result, journey.timeout, stolen, culprit)
 
     async def _limited_run(
         self, journey: Journey, target: Target, *, run_id: str, attempt: int, trace: RunTrace

@@ -36,13 +36,14 @@ import structlog
 
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import load_source
-from synthmon.model import RunRequest, RunResult, Target
-from synthmon.runners.base import error_result
+from synthmon.model import RunRequest, RunResult, Status, Target
+from synthmon.runners.base import error_result, excuse_stall
 from synthmon.runners.http import HttpRunner
 from synthmon.runners.workers.spans import RecordedTrace
 from synthmon.runners.workers.wire import encode, receive
 from synthmon.runtime.interpreter import tune_for_daemon
 from synthmon.runtime.logs import configure_logging, set_log_level
+from synthmon.runtime.watchdog import LoopWatchdog
 
 log = structlog.get_logger("synthmon.worker")
 
@@ -59,6 +60,8 @@ class Bootstrap:
     # The daemon's secret scrubber (safety/scrub.py), for the worker's own log lines.
     scrubber: Any
     location: str | None = None
+    # [scheduler] loop_lag_warning: the worker's own event-loop watchdog.
+    loop_lag_warning: float = 0.25
 
 
 class Worker:
@@ -71,6 +74,7 @@ class Worker:
         self._runner: HttpRunner | None = None
         self._limited: frozenset[str] = frozenset()
         self._objects: dict[int, Any] = {}
+        self._watchdog: LoopWatchdog | None = None
 
     def _send(self, *message: Any) -> None:
         self._writer.write(encode(message))
@@ -101,6 +105,13 @@ class Worker:
             else {"worker": boot.index},
         )
         tune_for_daemon()
+        # As in the daemon: a journey blocking this loop is named in the log, and a
+        # neighbour it cut short is not counted against its target (`_attempt`).
+        self._watchdog = LoopWatchdog(
+            threshold=boot.loop_lag_warning,
+            journey_files=lambda: {fname for fname, _ in self._journeys},
+        )
+        self._watchdog.start()
         self._runner = HttpRunner(
             user_agent=boot.user_agent, tag_headers=boot.tag_headers, pace=self._pace
         )
@@ -108,7 +119,11 @@ class Worker:
         while (message := await receive(self._reader)) is not None:
             kind = message[0]
             if kind == "run":
-                self._runs[message[1]] = asyncio.create_task(self._run(message))
+                # Named as the daemon names a run's task: the watchdog reports it so.
+                where = f"{message[4]}@{self._objects[message[5]].name}"
+                self._runs[message[1]] = asyncio.create_task(
+                    self._run(message), name=f"synthmon-run:{where}"
+                )
             elif kind == "object":
                 self._objects[message[1]] = message[2]
             elif kind == "forget":
@@ -127,6 +142,8 @@ class Worker:
                 set_log_level(message[1])
         for task in self._runs.values():
             task.cancel()
+        if self._watchdog is not None:
+            await self._watchdog.stop()
 
     def _load(self, fname: str, digest: str, source: bytes) -> None:
         journeys, problems = load_source(fname, source)
@@ -200,7 +217,8 @@ class Worker:
                 attempt,
             )
         assert self._runner is not None
-        return await self._runner.run(
+        assert self._watchdog is not None
+        result = await self._runner.run(
             RunRequest(
                 journey=journey,
                 target=target,
@@ -213,6 +231,14 @@ class Worker:
                 trace=trace,
             )
         )
+        if result.status is Status.TIMEOUT:
+            task = asyncio.current_task()
+            now = time.monotonic()
+            stolen, culprit = self._watchdog.stolen_from(
+                task.get_name() if task else None, now - result.duration, now
+            )
+            result = excuse_stall(result, journey.timeout, stolen, culprit)
+        return result
 
 
 async def _never(ctx: Any) -> None:  # pragma: no cover - a stub never runs

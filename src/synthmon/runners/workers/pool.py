@@ -392,6 +392,7 @@ def worker_pool_from_settings(
             log_format=settings.logging.format,
             scrubber=scrubber,
             location=settings.location,
+            loop_lag_warning=settings.scheduler.loop_lag_warning,
         )
 
     return WorkerPool(
