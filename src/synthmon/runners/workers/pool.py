@@ -39,6 +39,7 @@ log = structlog.get_logger("synthmon.workers")
 # A worker gets this long past a run's timeout and cleanup budget before it counts as
 # stuck (a journey blocking its event loop, say) and is restarted.
 STUCK_GRACE = 10.0
+SWEEP_EVERY = 1.0
 MAX_REFS = 1024
 START_TIMEOUT = 60.0
 # Restart back-off: doubles per failed start, up to the cap; reset by a worker that
@@ -74,6 +75,8 @@ class _Pending:
     future: asyncio.Future[RunResult]
     request: RunRequest
     handed_at: float
+    # Past this (monotonic), no answer means the worker's loop is blocked (`_sweep`).
+    deadline: float
 
 
 @dataclass(slots=True)
@@ -140,8 +143,26 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.proc.pid for w in self._workers if w.up and w.proc is not None]
 
+    async def _sweep(self) -> None:
+        """Once a second: a worker with a run unanswered long past its deadline has a
+        blocked event loop. Restarted; its runs end as worker_lost."""
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            now = time.monotonic()
+            for w in self._workers:
+                late = [p for p in w.pending.values() if p.deadline < now]
+                if late and w.up and not w.stuck:
+                    log.error(
+                        "worker_stuck",
+                        worker=w.index,
+                        journeys=sorted({p.request.journey.name for p in late})[:10],
+                        hint="a journey blocks its worker's event loop; the worker is restarted",
+                    )
+                    self._kill(w, "stuck")
+
     async def start(self) -> None:
         """Start every worker (in parallel); one that fails is retried in the background."""
+        self._background(self._sweep())
         results = await asyncio.gather(
             *(self._spawn(w) for w in self._workers), return_exceptions=True
         )
@@ -179,10 +200,14 @@ class WorkerPool:
         if (journey.filename, digest) not in w.loaded:
             w.send("source", journey.filename, digest, text)
             w.loaded.add((journey.filename, digest))
+        trace = request.trace
+        # Tracing on: the worker records the spans under the attempt's root span.
+        root = trace.traceparent() if trace is not None and hasattr(trace, "adopt") else None
         n = next(self._ids)
         future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         handed_at = time.monotonic()
-        w.pending[n] = _Pending(future, request, handed_at)
+        deadline = handed_at + journey.timeout + CLEANUP_BUDGET + STUCK_GRACE
+        w.pending[n] = _Pending(future, request, handed_at, deadline)
         w.send(
             "run",
             n,
@@ -196,16 +221,10 @@ class WorkerPool:
             request.account,
             request.extra_headers,
             w.ref(request.peers),
-            # Tracing on: the worker records the spans under the attempt's root span.
-            request.trace.traceparent() if isinstance(request.trace, AdoptsSpans) else None,
+            root,
         )
         try:
-            async with asyncio.timeout(journey.timeout + CLEANUP_BUDGET + STUCK_GRACE):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            # The worker answers nothing for this run long past its deadline: its event
-            # loop is blocked. Restarted; this run and its neighbours end worker_lost.
-            self._kill(w, "stuck")
+            # One sweep for all runs finds a stuck worker: no timer per run.
             return await future
         except asyncio.CancelledError:
             if w.pending.pop(n, None) is not None and w.up:
