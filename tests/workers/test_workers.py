@@ -16,7 +16,6 @@ import pytest
 
 from synthmon.model import Status
 from synthmon.runners.workers import pool as pool_module
-from synthmon.runners.workers.pool import WorkerPool
 from synthmon_demo import RunningShop
 from tests.harness import make_settings, run_daemon, sample, scrape
 from tests.safety.conftest import ACCOUNTS_TOML, SECRETS
@@ -40,11 +39,20 @@ PID_JOURNEY = """
 """
 
 
-def _pool(daemon: object) -> WorkerPool:
-    runners = daemon.runners  # type: ignore[attr-defined]
-    pool = next(iter(r for r in runners.values() if isinstance(r, WorkerPool)))
-    assert isinstance(pool, WorkerPool)
-    return pool
+def worker_pids() -> set[int]:
+    """This test process's live worker processes, as `ps` shows them."""
+    import psutil
+
+    found = set()
+    for child in psutil.Process().children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "workers.child" in " ".join(
+                child.cmdline()
+            ):
+                found.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
 
 
 async def _until(predicate: object, timeout: float = 20.0) -> None:
@@ -64,15 +72,15 @@ class TestRunsInWorkers:
             tmp_path, targets={"demo": shop.url}, journeys={"j.py": PID_JOURNEY}, extra_toml=WORKERS
         )
         async with run_daemon(settings) as (daemon, _):
-            worker_pids = set(_pool(daemon).pids())
-            assert len(worker_pids) == 2
+            workers = worker_pids()
+            assert len(workers) == 2
             results = [await daemon.run_pair(*daemon.pairs["where@demo"]) for _ in range(6)]
             wrong = await daemon.run_pair(*daemon.pairs["wrong@demo"])
             await daemon.fanout.flush()
             text = await scrape(daemon)
         assert all(r.status is Status.SUCCESS for r in results), results
         pids = {int(r.steps[0].name.removeprefix("pid-")) for r in results}
-        assert pids <= worker_pids and os.getpid() not in pids
+        assert pids <= workers and os.getpid() not in pids
         assert wrong.status is Status.FAILURE
         assert "at j.py:13" in (wrong.error_message or ""), wrong.error_message
         assert "last response: 200" in (wrong.error_message or "")
@@ -195,13 +203,12 @@ class TestWorkerFailures:
             extra_toml="[scheduler]\nworkers = 1\n[alerting.severity.warning]\nfailures = 1\n",
         )
         async with run_daemon(settings) as (daemon, _):
-            pool = _pool(daemon)
-            (victim,) = pool.pids()
+            (victim,) = worker_pids()
             running = asyncio.create_task(daemon.run_pair(*daemon.pairs["slow@demo"]))
             await asyncio.sleep(1.0)
             os.kill(victim, signal.SIGKILL)
             lost = await running
-            await _until(lambda: len(pool.pids()) == 1 and pool.pids() != [victim])
+            await _until(lambda: len(worker_pids()) == 1 and worker_pids() != {victim})
             after = await daemon.run_pair(*daemon.pairs["quick@demo"])
             await daemon.fanout.flush()
             text = await scrape(daemon)
@@ -233,12 +240,11 @@ class TestWorkerFailures:
             tmp_path, targets={"demo": shop.url}, journeys={"s.py": SLOW}, extra_toml=WORKERS
         )
         async with run_daemon(settings) as (daemon, _):
-            pool = _pool(daemon)
-            before = set(pool.pids())
+            before = worker_pids()
             t0 = time.monotonic()
             stuck = await daemon.run_pair(*daemon.pairs["blocks@demo"])
             waited = time.monotonic() - t0
-            await _until(lambda: len(pool.pids()) == 2 and set(pool.pids()) != before)
+            await _until(lambda: len(worker_pids()) == 2 and worker_pids() != before)
             after = await daemon.run_pair(*daemon.pairs["quick@demo"])
             text = await scrape(daemon)
         assert stuck.status is Status.ERROR and stuck.reason == "worker_lost", stuck
@@ -246,6 +252,36 @@ class TestWorkerFailures:
         assert waited < 5.5  # not the 6 s the journey blocks for
         assert after.status is Status.SUCCESS
         assert sample(text, "synthmon_worker_restarts_total", reason="stuck") == 1
+
+    async def test_workers_that_cannot_start_are_retried_and_runs_say_so(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """When no worker can start (a broken interpreter), the daemon still serves,
+        runs end as error worker_unavailable (not against the target) after waiting
+        their timeout for a worker, and the failed starts are counted and retried."""
+        monkeypatch.setattr("sys.executable", "/bin/false")
+        journeys = {
+            "q.py": """
+                from synthmon import journey
+
+                @journey(interval="1h", timeout="1s")
+                async def quick(ctx):
+                    (await ctx.http.get("/api/products")).raise_for_status()
+            """
+        }
+        settings = make_settings(
+            tmp_path, targets={"demo": shop.url}, journeys=journeys, extra_toml=WORKERS
+        )
+        async with run_daemon(settings) as (daemon, _):
+            result = await daemon.run_pair(*daemon.pairs["quick@demo"])
+            await asyncio.sleep(1.0)  # a retry after the 0.5 s back-off
+            await daemon.fanout.flush()
+            text = await scrape(daemon)
+        assert result.status is Status.ERROR and result.reason == "worker_unavailable"
+        assert result.duration >= 0.9
+        assert sample(text, "synthmon_workers_up") == 0
+        assert (sample(text, "synthmon_worker_restarts_total", reason="start_failed") or 0) >= 3
+        assert shop.state.stats("/api/products").total == 0
 
 
 class TestWorkersHotReload:

@@ -16,6 +16,7 @@ pool cannot place (no worker up) end as `error` `worker_unavailable`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import socket
 import sys
@@ -122,7 +123,7 @@ class WorkerPool:
         local: Runner,
         pace: Pace,
         events: WorkerEvents,
-        python: str = sys.executable,
+        python: str | None = None,
     ) -> None:
         self._workers = [_Worker(i) for i in range(size)]
         self._bootstrap = bootstrap
@@ -130,7 +131,7 @@ class WorkerPool:
         self._local = local  # journeys no folder loaded (none in `synthmon run`)
         self._pace = pace
         self._events = events
-        self._python = python
+        self._python = python or sys.executable
         self._ids = itertools.count()
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -139,9 +140,6 @@ class WorkerPool:
     @property
     def size(self) -> int:
         return len(self._workers)
-
-    def pids(self) -> list[int]:
-        return [w.proc.pid for w in self._workers if w.up and w.proc is not None]
 
     async def _sweep(self) -> None:
         """Once a second: a worker with a run unanswered long past its deadline has a
@@ -181,11 +179,19 @@ class WorkerPool:
             return await self._local.run(request)
         live = [w for w in self._workers if w.up]
         if not live:
+            # All restarting (one worker, just lost): wait for one, within the timeout.
+            started = time.time()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(request.journey.timeout):
+                    while not live:  # rare: a short poll, no wake-up bookkeeping
+                        await asyncio.sleep(0.05)
+                        live = [w for w in self._workers if w.up]
+        if not live:
             return error_result(
                 request.journey,
                 request.target,
                 request.run_id,
-                time.time(),
+                started,
                 "worker_unavailable",
                 f"no worker process is up to run the journey ([scheduler] workers = "
                 f"{self.size}); see the daemon's worker_* log events",
