@@ -45,11 +45,9 @@ def _positional(cls: type[Any]) -> Any:
     return reduce
 
 
-_DISPATCH: dict[Any, Any] = {
-    **copyreg.dispatch_table,
-    MappingProxyType: _proxy,
-    **{cls: _positional(cls) for cls in (RunResult, StepResult, Target, TlsChain, PageVitals)},
-}
+_DISPATCH: dict[Any, Any] = {**copyreg.dispatch_table, MappingProxyType: _proxy}
+for _cls in (RunResult, StepResult, Target, TlsChain, PageVitals):
+    _DISPATCH[_cls] = _positional(_cls)
 
 
 def encode(message: tuple[Any, ...]) -> bytes:
