@@ -27,10 +27,10 @@ class HistoryMetrics:
         self.loc: tuple[str, ...] = (location,) if location else ()
         loc = ("location",) if location else ()
         self.pairs = HistoryPairs()
-        collector = HistoryCollector(self.pairs, location=location)
-        registry.register(collector)
+        self.collector = HistoryCollector(self.pairs, location=location)
+        registry.register(self.collector)
         # What the status server renders these families with (a `TextSource`).
-        self.text = HistoryText(collector)
+        self.text = HistoryText(self.collector)
         for name, doc, key in (
             (
                 "synthmon_history_up",
