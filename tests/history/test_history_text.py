@@ -104,6 +104,8 @@ def filled(location: str | None) -> tuple[HistoryPairs, str]:
     for _ in range(2):
         pairs.incident("shop", "staging")
         incidents.labels("shop", "staging", *lv).inc()
+    pairs.incidents[("shop", "default")] = 1_234_567  # Go's format: 1.234567e+06
+    incidents.labels("shop", "default", *lv).inc(1_234_567)
     pairs.remove("gone", "x")
     for outcome in OUTCOMES:
         slots.remove("gone", "x", outcome, *lv)
