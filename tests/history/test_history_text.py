@@ -5,12 +5,10 @@ them, and the daemon's /metrics serves them that way (docs/metrics.md, "Renderin
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from synthmon.sinks.history.families import (
@@ -22,8 +20,8 @@ from synthmon.sinks.history.families import (
 from synthmon.sinks.history.stats import WindowStats
 from synthmon.web.server import WithoutCreated
 from synthmon_demo import RunningShop
-from tests.harness import make_settings, run_daemon, sample, scrape
-from tests.history.conftest import HISTORY_FAST, eventually
+from tests.harness import families_built, make_settings, run_daemon, sample, scrape
+from tests.history.conftest import FAST_CRITICAL, HISTORY_FAST, eventually
 
 # User-supplied names with every character the text format escapes.
 ODD_JOURNEY = 'say "hi"\\n\nnow'
@@ -195,16 +193,7 @@ class TestHistoryText:
         assert len(list(registry.collect())) == 5
 
 
-PASSING = """
-    from synthmon import Context, journey
-
-    @journey(severity="critical", interval="1s", timeout="1s")
-    async def home(ctx: Context) -> None:
-        async with ctx.step("open home"):
-            r = await ctx.http.get("/")
-            assert r.status_code == 200, f"home answered {r.status_code}"
-"""
-OTHER = PASSING.replace("def home", "def other")
+OTHER = FAST_CRITICAL.replace("def home", "def other")
 HISTORY_FAMILIES = (
     "synthmon_slots",
     "synthmon_journey_incidents",
@@ -223,11 +212,9 @@ class TestDaemonHistoryMetrics:
         by the text writer (collect() builds none of them); a removed journey's history
         series are gone from the next scrape."""
         monkeypatch.setenv("SYNTHMON_LOCATION", "eu-1")
+        journeys = {"h.py": FAST_CRITICAL, "o.py": OTHER}
         settings = make_settings(
-            tmp_path,
-            targets={"demo": shop.url},
-            journeys={"h.py": PASSING, "o.py": OTHER},
-            extra_toml=HISTORY_FAST,
+            tmp_path, targets={"demo": shop.url}, journeys=journeys, extra_toml=HISTORY_FAST
         )
         async with run_daemon(settings) as (daemon, results):
             await results.wait_for(lambda rs: len(rs) >= 6, timeout=15)
@@ -238,16 +225,7 @@ class TestDaemonHistoryMetrics:
                 return (history.stats("home", "demo") or {}).get("24h")
 
             await eventually(figures, what="the history's figures")
-            built: list[str] = []
-            collector = history.metrics.collector
-            collect = collector.collect
-
-            def counted() -> Iterator[Metric]:
-                families = list(collect())
-                built.extend(f.name for f in families)
-                return iter(families)
-
-            collector.collect = counted  # type: ignore[method-assign]
+            built = families_built(history.metrics.collector)
             passed_before = sum(1 for r in results.of("home") if r.ok)
             text = await scrape(daemon)
             passed_after = sum(1 for r in results.of("home") if r.ok)

@@ -29,7 +29,7 @@ from synthmon.sinks.history.records import SlotOutcome
 from synthmon.sinks.history.stats import WindowStats
 from synthmon.sinks.pairfamilies import Family
 from synthmon.sinks.pairstate import TextWritten
-from synthmon.sinks.pairtext import escape, header, number
+from synthmon.sinks.pairtext import escape, header, location_label, number
 
 OUTCOMES: tuple[str, ...] = tuple(o.value for o in SlotOutcome)
 # In exposition order (the order they were registered in before they became text).
@@ -145,8 +145,7 @@ class HistoryText:
     def __init__(self, collector: HistoryCollector) -> None:
         self._collector = collector
         self._pairs = collector.pairs
-        loc = collector.location
-        self._loc = f',location="{escape(loc)}"' if loc else ""
+        self._loc = location_label(collector.location)
         self._window_heads = [header(f) for f in WINDOW_FAMILIES]
         self._slots_head = header(SLOTS)
         self._incidents_head = header(INCIDENTS)
