@@ -28,8 +28,8 @@ ODD_JOURNEY = 'say "hi"\\n\nnow'
 ODD_TARGET = 'eu\\west "2"'
 PAIRS = [("shop", "default"), ("shop", "staging"), (ODD_JOURNEY, ODD_TARGET), ("gone", "x")]
 Figures = tuple[float | None, float | None, float | None]  # availability, MTTR, MTBF
-# Per pair and window; None: the figure is unknown (no series). Floats of every format
-# Go's writes differently (exponents, +Inf, NaN), and ints as the API may hand them.
+# Per pair and window; None: the figure is unknown (no series). Floats in every form
+# Go's format writes differently (exponents, +Inf, NaN), and ints.
 FIGURES: dict[tuple[str, str], dict[str, Figures]] = {
     ("shop", "default"): {"24h": (1.0, None, None), "7d": (0.999, 30.0, None)},
     ("shop", "staging"): {"24h": (math.nan, math.inf, -math.inf), "30d": (0, 17, 1_234_567)},
