@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,16 @@ from prometheus_client import CollectorRegistry
 
 from synthmon._version import __version__
 from synthmon.alerting.engine import AlertEngine
-from synthmon.config.settings import Settings, changed_settings, load_settings, restart_fields
+from synthmon.config.reload import changed_settings, restart_fields
+from synthmon.config.settings import Settings, load_settings
 from synthmon.errors import ConfigError
-from synthmon.execution import Executor, NoTracing, RetryPolicy, Tracing, pair_key
+from synthmon.execution import Executor, RetryPolicy, Tracing, build_tracing, pair_key
 from synthmon.journeys.dsl import Journey
 from synthmon.journeys.loader import JourneyFolder, LoadReport
 from synthmon.model import Kind, RunResult, RunSource, Target
 from synthmon.runners.base import Runner
 from synthmon.runners.http import HttpRunner, TransportFactory, default_transport
+from synthmon.runners.workers.pool import WorkerPool, worker_pool_from_settings
 from synthmon.runtime.logs import set_log_level
 from synthmon.runtime.watchdog import LoopWatchdog
 from synthmon.runtime.watcher import ChangeWatcher
@@ -48,6 +49,7 @@ from synthmon.sinks.metrics import Metrics, MetricsSink
 from synthmon.sinks.safety_metrics import SafetyMetrics
 from synthmon.sinks.shadow_metrics import ShadowMetrics
 from synthmon.sinks.tls_metrics import TlsMetrics
+from synthmon.sinks.worker_metrics import WorkerMetrics
 from synthmon.web import api, auth, control, pages, silences_api
 from synthmon.web.artifacts import artifact_routes
 from synthmon.web.server import StatusServer
@@ -59,18 +61,6 @@ log = structlog.get_logger("synthmon.daemon")
 def user_agent(settings: Settings) -> str:
     comment = settings.synthetic.user_agent_comment
     return f"synthmon/{__version__} ({comment})" if comment else f"synthmon/{__version__}"
-
-
-def build_tracing(
-    settings: Settings, *, registry: CollectorRegistry, scrub: Callable[[str], str]
-) -> Tracing:
-    """`[tracing]` as the executor's Tracing. Off (or OTEL_SDK_DISABLED=true): no
-    OpenTelemetry import at all."""
-    if not settings.tracing.enabled or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return NoTracing()
-    from synthmon.sinks.tracing.otel import OtelTracing
-
-    return OtelTracing(settings.tracing, registry=registry, location=settings.location, scrub=scrub)
 
 
 class Daemon:
@@ -152,6 +142,19 @@ class Daemon:
         # The browser runner is built when the first browser journey is loaded
         # (`reload`): HTTP-only deployments never load Playwright.
         self.runners: dict[Kind, Runner] = {Kind.HTTP: self.http_runner, **(runners or {})}
+        if settings.scheduler.workers and Kind.HTTP not in (runners or {}):
+            # HTTP runs in worker processes, one core each (docs/workers.md).
+            self.runners[Kind.HTTP] = worker_pool_from_settings(
+                settings,
+                local=self.http_runner,
+                sources=self.folder.source_of,
+                pace=self.safety.rate_limits.acquire,
+                scrubber=self.safety.scrub,
+                user_agent=user_agent(settings),
+                events=WorkerMetrics(
+                    self.registry, size=settings.scheduler.workers, location=settings.location
+                ),
+            )
         self.fanout = Fanout(
             [
                 ("metrics", MetricsSink(self.metrics)),
@@ -273,6 +276,9 @@ class Daemon:
         self.alerting.start()
         self.fanout.start()
         await self.server.start()
+        for runner in self.runners.values():
+            if isinstance(runner, WorkerPool):
+                await runner.start()  # before the first run is scheduled
         self.watchdog.start()
         if self.history is not None:
             # After the server (a slow disk must not delay /healthz), before anything is
@@ -393,6 +399,9 @@ class Daemon:
         applied = changed_settings(self.settings, live)
         if live.logging.level != self.settings.logging.level:
             set_log_level(live.logging.level)
+            for runner in self.runners.values():
+                if isinstance(runner, WorkerPool):
+                    runner.set_log_level(live.logging.level)
         self.settings = live
         if "targets" in applied:
             self._apply_targets(live.target_list())

@@ -24,18 +24,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import operator
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
+from prometheus_client import CollectorRegistry
 
+from synthmon.config.settings import Settings
 from synthmon.errors import NoAccountError
 from synthmon.journeys.context import NoTrace
 from synthmon.journeys.dsl import Journey
 from synthmon.model import Kind, RunRequest, RunResult, RunSource, RunTrace, Status, Target
-from synthmon.runners.base import Runner, error_result, new_run_id
+from synthmon.runners.base import Runner, error_result, excuse_stall, new_run_id
 from synthmon.safety.facade import Safety
 
 log = structlog.get_logger("synthmon.execution")
@@ -90,6 +93,18 @@ class NoTracing:
 
     async def aclose(self) -> None:
         pass
+
+
+def build_tracing(
+    settings: Settings, *, registry: CollectorRegistry, scrub: Callable[[str], str]
+) -> Tracing:
+    """`[tracing]` as the executor's Tracing. Off (or OTEL_SDK_DISABLED=true): no
+    OpenTelemetry import at all."""
+    if not settings.tracing.enabled or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return NoTracing()
+    from synthmon.sinks.tracing.otel import OtelTracing
+
+    return OtelTracing(settings.tracing, registry=registry, location=settings.location, scrub=scrub)
 
 
 # `_stamp` builds the stamped copy positionally from every field's value, ~2.5x
@@ -268,18 +283,7 @@ class Executor:
         stolen, culprit = self._stalls.stolen_from(
             task.get_name() if task else None, now - result.duration, now
         )
-        if stolen <= 0 or result.duration - stolen >= journey.timeout:
-            return result
-        return dataclasses.replace(
-            result,
-            status=Status.ERROR,
-            reason="event_loop_blocked",
-            error_type="EventLoopBlocked",
-            error_message=f"run cut short: the event loop was blocked {stolen:.1f}s of its "
-            f"{journey.timeout:g}s timeout by {culprit} (a blocking call there, or a machine "
-            "starved of CPU; blocking code belongs in 'await asyncio.to_thread(...)'). "
-            "Not counted against the target",
-        )
+        return excuse_stall(result, journey.timeout, stolen, culprit)
 
     async def _limited_run(
         self, journey: Journey, target: Target, *, run_id: str, attempt: int, trace: RunTrace

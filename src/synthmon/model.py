@@ -241,6 +241,21 @@ class SpanHandle(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """A span a worker process recorded (runners/workers/), for the daemon's tracer to
+    export as if it had made it: same ids, same times (epoch nanoseconds)."""
+
+    span_id: int
+    parent_id: int  # 0: the attempt's root span
+    name: str
+    client: bool
+    attributes: Mapping[str, Attr]
+    start: int
+    end: int
+    error: str | None = None
+
+
 class RunTrace(Protocol):
     """One run's trace (docs/tracing.md). The executor opens it around each attempt;
     with tracing off it only names the run's trace id in traceparent headers."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,20 +62,29 @@ async def leaker(ctx: Context) -> None:
 """
 
 
-@pytest.fixture(scope="module")
-def bugs(faults: Faults, receiver: Receiver, module_tmp: Path) -> tuple[FaultRun, str]:
+# In the daemon's own loop, and in one worker process that every journey shares
+# (docs/workers.md): the same promises either way.
+@pytest.fixture(scope="module", params=[0, 1], ids=["in_process", "one_worker"])
+def bugs(
+    faults: Faults, module_tmp: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[FaultRun, str]]:
     source = journey_file(BUGS)
-    run = run_synthmon(
-        module_tmp,
-        {"bugs.py": source},
-        {"faults": faults.url},
-        window=WINDOW,
-        receiver=receiver,
-        # Every run of these fails, so each alerts: wait for the alerts to arrive (the
-        # blocking journeys hold the loop, and so the outbox, most of the time).
-        until=lambda: all(receiver.triggers(j) for j in ("blocker", "spinner", "raiser")),
-    )
-    return run, source
+    receiver = Receiver()  # its own: each daemon's alerts are counted apart
+    try:
+        run = run_synthmon(
+            module_tmp / f"workers{request.param}",
+            {"bugs.py": source},
+            {"faults": faults.url},
+            window=WINDOW,
+            receiver=receiver,
+            env={"SYNTHMON_SCHEDULER__WORKERS": str(request.param)},
+            # Every run of these fails, so each alerts: wait for the alerts to arrive (the
+            # blocking journeys hold the loop, and so the outbox, most of the time).
+            until=lambda: all(receiver.triggers(j) for j in ("blocker", "spinner", "raiser")),
+        )
+        yield run, source
+    finally:
+        receiver.close()
 
 
 def _runs(run: FaultRun, journey: str) -> list[dict[str, Any]]:

@@ -40,7 +40,9 @@ LEAF = "CN=localhost,O=synthmon tests"
 INTERMEDIATE = "CN=Test Intermediate,O=synthmon tests"
 
 
-def settings_for(tmp_path: Path, servers: dict[str, TlsServer], *, verify: bool) -> Settings:
+def settings_for(
+    tmp_path: Path, servers: dict[str, TlsServer], *, verify: bool, workers: int = 0
+) -> Settings:
     """A config file as a user writes it: one target per server."""
     jdir = write_journeys(tmp_path / "journeys", {"storefront.py": JOURNEY})
     lines = [
@@ -50,6 +52,8 @@ def settings_for(tmp_path: Path, servers: dict[str, TlsServer], *, verify: bool)
         'listen = "127.0.0.1:0"',
         "[history]",
         'flush_interval = "100ms"',
+        "[scheduler]",
+        f"workers = {workers}",
     ]
     for name, server in servers.items():
         lines += [f"[targets.{name}]", f'base_url = "{server.url}"']
@@ -62,16 +66,20 @@ def runs_of(results: Collector, target: str) -> list[RunResult]:
 
 
 class TestDaemonReportsCertificates:
+    @pytest.mark.parametrize("workers", [0, 2], ids=["in_process", "workers"])
     async def test_metrics_show_the_leaf_and_the_earliest_expiry(
-        self, tmp_path: Path, short_lived: Pki, early_intermediate: Pki
+        self, tmp_path: Path, short_lived: Pki, early_intermediate: Pki, workers: int
     ) -> None:
         """Per target and host: the leaf's expiry, and the earliest of the presented chain
-        (the intermediate when it expires before the leaf), with subject and issuer."""
+        (the intermediate when it expires before the leaf), with subject and issuer; the
+        same when the runs happen in worker processes (docs/workers.md)."""
         async with (
             tls_server(short_lived) as short,
             tls_server(early_intermediate) as inter,
         ):
-            settings = settings_for(tmp_path, {"short": short, "inter": inter}, verify=False)
+            settings = settings_for(
+                tmp_path, {"short": short, "inter": inter}, verify=False, workers=workers
+            )
             async with run_daemon(settings) as (daemon, results):
                 await results.wait_for(
                     lambda rs: all(len(runs_of(results, t)) >= 2 for t in ("short", "inter"))

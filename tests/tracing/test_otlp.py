@@ -85,13 +85,15 @@ def _complete(trace_id: str, n: int) -> Callable[[Received], bool]:
 
 
 class TestRunTrace:
+    @pytest.mark.parametrize("workers", [0, 2], ids=["in_process", "workers"])
     async def test_run_is_a_trace_of_steps_and_requests_joined_by_the_backend(
-        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch, workers: int
     ) -> None:
         """A run arrives as one trace (run → steps → HTTP requests) whose id is the run
         id, with the journey's attributes and the semantic conventions' synthetic and
         test attributes; the shop got each request's own span as traceparent and the
-        synthetic baggage; the collector got the configured (secret) header."""
+        synthetic baggage; the collector got the configured (secret) header. The same
+        when the run happens in a worker process (docs/workers.md)."""
         monkeypatch.setenv("OTLP_TOKEN", "s3cret-token")
         async with otlp_http() as (url, received):
             settings = make_settings(
@@ -99,7 +101,8 @@ class TestRunTrace:
                 targets={"shop": shop.url},
                 journeys={"j.py": SHOP_JOURNEY},
                 extra_toml=tracing_toml(url, service_name='"probe-eu"')
-                + 'headers = { authorization = { env = "OTLP_TOKEN" } }\n',
+                + 'headers = { authorization = { env = "OTLP_TOKEN" } }\n'
+                + f"[scheduler]\nworkers = {workers}\n",
             )
             async with run_daemon(settings) as (daemon, _):
                 shop.state.reset()
@@ -154,8 +157,9 @@ class TestRunTrace:
         assert all(h.get("authorization") == "s3cret-token" for h in received.headers)
         assert (sample(text, "synthmon_trace_spans_exported_total") or 0) >= 5
 
+    @pytest.mark.parametrize("workers", [0, 2], ids=["in_process", "workers"])
     async def test_a_failed_run_marks_its_trace_and_links_it(
-        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch, workers: int
     ) -> None:
         """A failing run's root, step and request spans have error status with the
         reason; its alert and /api/runs/{id} link to the trace through ui_url."""
@@ -165,7 +169,9 @@ class TestRunTrace:
                 tmp_path,
                 targets={"shop": shop.url},
                 journeys={"j.py": SHOP_JOURNEY},
-                extra_toml=tracing_toml(url) + ALERT_ON_FIRST_FAILURE,
+                extra_toml=tracing_toml(url)
+                + ALERT_ON_FIRST_FAILURE
+                + f"[scheduler]\nworkers = {workers}\n",
             )
             async with run_daemon(settings) as (daemon, _):
                 result = await daemon.run_pair(daemon.journeys["broken"], daemon.targets["shop"])
@@ -276,8 +282,9 @@ async def leaky(ctx):
 
 
 class TestSecretsStayHome:
+    @pytest.mark.parametrize("workers", [0, 2], ids=["in_process", "workers"])
     async def test_spans_are_scrubbed_like_every_other_sink(
-        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch, workers: int
     ) -> None:
         """A configured secret in a request URL or an error message reaches the
         collector masked, as it reaches logs and alerts."""
@@ -288,7 +295,8 @@ class TestSecretsStayHome:
                 targets={"shop": shop.url},
                 journeys={"j.py": LEAKY_JOURNEY},
                 extra_toml=tracing_toml(url)
-                + 'headers = { authorization = { env = "OTLP_TOKEN" } }\n',
+                + 'headers = { authorization = { env = "OTLP_TOKEN" } }\n'
+                + f"[scheduler]\nworkers = {workers}\n",
             )
             async with run_daemon(settings) as (daemon, _):
                 result = await daemon.run_pair(daemon.journeys["leaky"], daemon.targets["shop"])

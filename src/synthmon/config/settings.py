@@ -170,6 +170,9 @@ class SchedulerConfig(_Section):
     loop_lag_warning: Duration = 0.25
     # Sinks (metrics, logs, alerting) get this long per result before it is dropped.
     sink_timeout: Duration = 5.0
+    # HTTP journeys run in this many worker processes, 0: on the daemon's own event
+    # loop, one core (docs/workers.md; past ~100 HTTP runs a second, docs/deploy.md).
+    workers: int = Field(default=0, ge=0, le=64)
 
 
 class SyntheticConfig(_Section):
@@ -386,30 +389,6 @@ class Settings(BaseSettings):
     @property
     def artifacts_dir(self) -> Path:
         return self.artifacts.dir if self.artifacts.dir is not None else self.data_dir / "artifacts"
-
-
-# What a running daemon applies when its config file changes (docs/config.md#reload);
-# every other change is named in a log event and waits for the next start.
-LIVE_SETTINGS = frozenset({"targets", "logging.level"})
-
-
-def changed_settings(old: Settings, new: Settings) -> list[str]:
-    """Dotted names of the settings that differ: `server.listen`, `targets`, ..."""
-    out: list[str] = []
-    for name in type(old).model_fields:
-        a, b = getattr(old, name), getattr(new, name)
-        if a == b:
-            continue
-        if isinstance(a, BaseModel) and isinstance(b, BaseModel) and type(a) is type(b):
-            out += [f"{name}.{f}" for f in type(a).model_fields if getattr(a, f) != getattr(b, f)]
-        else:
-            out.append(name)
-    return out
-
-
-def restart_fields(old: Settings, new: Settings) -> list[str]:
-    """The changed settings a running daemon cannot apply."""
-    return [f for f in changed_settings(old, new) if f not in LIVE_SETTINGS]
 
 
 def load_settings(path: str | Path | None) -> Settings:

@@ -40,6 +40,9 @@ class _FileVersion:
     digest: str
     journeys: list[Journey]
     problems: list[Problem]
+    # The bytes these journeys were compiled from: worker processes run exactly this
+    # version (runners/workers/), even after the file changed on disk.
+    source: bytes = b""
 
 
 class JourneyFolder:
@@ -54,6 +57,8 @@ class JourneyFolder:
         self.directory = Path(directory)
         self._seen: dict[str, _FileVersion] = {}  # what each file held at its last read
         self._good: dict[str, _FileVersion] = {}  # each file's last version that loaded
+        # id(journey) -> (journey, its version), for `source_of`.
+        self._versions: dict[int, tuple[Journey, _FileVersion]] = {}
 
     def load(self, known_targets: Iterable[str] | None = None) -> LoadReport:
         report = LoadReport()
@@ -100,21 +105,34 @@ class JourneyFolder:
                     continue
                 seen[j.name] = j
                 report.journeys.append(j)
+        self._versions = {
+            id(j): (j, v) for v in (*self._good.values(), *self._seen.values()) for j in v.journeys
+        }
         return report
+
+    def source_of(self, journey: Journey) -> tuple[str, bytes] | None:
+        """(digest, source) of the file version `journey` was loaded from; None for a
+        journey this folder did not load."""
+        entry = self._versions.get(id(journey))
+        if entry is None or entry[0] is not journey or not entry[1].digest:
+            return None
+        return entry[1].digest, entry[1].source
 
     def _read(self, path: Path) -> _FileVersion:
         fname = str(path)
         try:
             # Through symlinks: a Kubernetes ConfigMap swaps `..data`, not the file.
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            # Read once: the digest and the compiled code are of the same bytes.
+            data = path.read_bytes()
         except OSError:
-            digest = ""
+            data = None
+        source, digest = data, hashlib.sha256(data).hexdigest() if data is not None else ""
         last = self._seen.get(fname)
         if last is not None and digest and last.digest == digest:
             return last
         single = LoadReport()
-        journeys = _load_file(path, single)
-        version = _FileVersion(digest, journeys, single.problems)
+        journeys = _load_file(path, single, source)
+        version = _FileVersion(digest, journeys, single.problems, source or b"")
         self._seen[fname] = version
         return version
 
@@ -136,14 +154,22 @@ def _unknown_targets(journeys: Iterable[Journey], targets: set[str] | None) -> l
     return problems
 
 
-def _load_file(path: Path, report: LoadReport) -> list[Journey]:
+def load_source(fname: str, source: bytes) -> tuple[list[Journey], list[Problem]]:
+    """The journeys of one file version given as bytes (a worker process loads what
+    the daemon loaded, not what the file holds now)."""
+    report = LoadReport()
+    return _load_file(Path(fname), report, source), report.problems
+
+
+def _load_file(path: Path, report: LoadReport, source: bytes | None = None) -> list[Journey]:
     fname = str(path)
     # A unique module name per file, so a stdlib module named like the file never
     # collides with it; a new version of the file replaces the old one's entry.
     digest = hashlib.sha1(fname.encode(), usedforsecurity=False).hexdigest()[:10]
     modname = f"synthmon_journeys_{digest}_{path.stem}"
     try:
-        source = path.read_bytes()
+        if source is None:
+            source = path.read_bytes()
         code = compile(source, fname, "exec")
     except SyntaxError as exc:
         report.problems.append(Problem(fname, exc.lineno or 0, f"syntax error: {exc.msg}"))

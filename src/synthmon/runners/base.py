@@ -7,6 +7,7 @@ own error classification lives in `runners.browser.classify` and falls back to t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import linecache
 import os
 import time
@@ -252,6 +253,28 @@ async def run_cleanups(
                 error=emsg,
             )
     return failed
+
+
+def excuse_stall(
+    result: RunResult, timeout: float, stolen: float, culprit: str | None
+) -> RunResult:
+    """A timeout that another journey caused by blocking the shared event loop (`stolen`
+    seconds of the run, by `culprit`; runtime/watchdog.py) is synthmon's problem (error
+    reason "event_loop_blocked"), not the target's: it must not page. Only when the run
+    got less than its timeout of unblocked time. Used by the executor, and by a worker
+    process for its own loop (runners/workers/child.py)."""
+    if stolen <= 0 or result.duration - stolen >= timeout:
+        return result
+    return dataclasses.replace(
+        result,
+        status=Status.ERROR,
+        reason="event_loop_blocked",
+        error_type="EventLoopBlocked",
+        error_message=f"run cut short: the event loop was blocked {stolen:.1f}s of its "
+        f"{timeout:g}s timeout by {culprit} (a blocking call there, or a machine "
+        "starved of CPU; blocking code belongs in 'await asyncio.to_thread(...)'). "
+        "Not counted against the target",
+    )
 
 
 def error_result(

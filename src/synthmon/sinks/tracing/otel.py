@@ -18,7 +18,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 from opentelemetry import context as otel_context
@@ -27,7 +27,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Span, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry
 from typing_extensions import override  # typing.override from Python 3.12
 
@@ -35,7 +35,7 @@ from synthmon._version import __version__
 from synthmon.config.tracing import TracingSettings
 from synthmon.journeys.context import NoTrace
 from synthmon.journeys.dsl import Journey
-from synthmon.model import Attr, RunResult, SpanHandle, Target
+from synthmon.model import Attr, RunResult, SpanHandle, SpanRecord, Target
 from synthmon.model import Status as RunStatus
 from synthmon.sinks.tracing.export import (
     LOG_EVERY,
@@ -75,6 +75,8 @@ class _RunIds(RandomIdGenerator):
 
     def __init__(self) -> None:
         self.next_trace_id: int | None = None
+        # A span a worker process made (OtelRunTrace.adopt) keeps the id it was given.
+        self.next_span_id: int | None = None
 
     @override  # the SDK calls it for a span without a parent
     def generate_trace_id(self) -> int:
@@ -82,6 +84,13 @@ class _RunIds(RandomIdGenerator):
             trace_id, self.next_trace_id = self.next_trace_id, None
             return trace_id
         return super().generate_trace_id()
+
+    @override
+    def generate_span_id(self) -> int:
+        if self.next_span_id is not None:
+            span_id, self.next_span_id = self.next_span_id, None
+            return span_id
+        return super().generate_span_id()
 
 
 def _traceparent(span: otel_trace.Span) -> str:
@@ -111,8 +120,15 @@ class _Span:
 class OtelRunTrace:
     """One attempt's trace (satisfies `execution.TracedRun`)."""
 
-    def __init__(self, tracer: otel_trace.Tracer, root: Span, scrub: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        tracer: otel_trace.Tracer,
+        root: Span,
+        scrub: Callable[[str], str],
+        ids: _RunIds | None = None,
+    ) -> None:
         self._tracer = tracer
+        self._ids = ids
         self._root = root
         self._scrub = scrub
         self._trace_id = root.get_span_context().trace_id
@@ -187,6 +203,41 @@ class OtelRunTrace:
             otel_context.detach(token)  # type: ignore[arg-type]
             with contextlib.suppress(ValueError):
                 self._open.remove(span)
+
+    def adopt(self, records: Sequence[SpanRecord]) -> None:
+        """Export spans a worker process recorded for this attempt (runners/workers/),
+        with the ids, parents and times it gave them, scrubbed like our own."""
+        try:
+            self._adopt(records)
+        except Exception:  # noqa: BLE001 - a tracing fault never fails a run
+            _fault("adopt")
+
+    def _adopt(self, records: Sequence[SpanRecord]) -> None:
+        assert self._ids is not None
+        root = self._root.get_span_context()
+        for rec in records:
+            parent = SpanContext(
+                self._trace_id,
+                rec.parent_id or root.span_id,
+                is_remote=False,
+                trace_flags=root.trace_flags,
+            )
+            self._ids.next_span_id = rec.span_id
+            try:
+                span = self._tracer.start_span(
+                    rec.name,
+                    context=otel_trace.set_span_in_context(
+                        NonRecordingSpan(parent), otel_context.Context()
+                    ),
+                    kind=SpanKind.CLIENT if rec.client else SpanKind.INTERNAL,
+                    attributes=self._clean(rec.attributes),
+                    start_time=rec.start,
+                )
+            finally:
+                self._ids.next_span_id = None
+            if rec.error is not None:
+                span.set_status(Status(StatusCode.ERROR, self._scrub(rec.error)[:1000]))
+            span.end(end_time=rec.end)
 
     def finish(self, result: RunResult) -> None:
         """End the root span with the run's outcome (and any span left open)."""
@@ -299,7 +350,7 @@ class OtelTracing:
         )
         self._ids.next_trace_id = None
         assert isinstance(span, Span)
-        return OtelRunTrace(self._tracer, span, self._scrub)
+        return OtelRunTrace(self._tracer, span, self._scrub, self._ids)
 
     async def aclose(self) -> None:
         """Export what is queued, for up to SHUTDOWN_SECONDS, in a thread of its own: a

@@ -1,0 +1,371 @@
+"""`[scheduler] workers = N`: HTTP journeys run in worker processes (docs/workers.md).
+
+Every test runs a real daemon (as `synthmon run` builds it) with real worker
+processes against the demo shop; the last one runs `synthmon run` itself."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from synthmon.model import Status
+from synthmon.runners.workers import pool as pool_module
+from synthmon.runners.workers.pool import WorkerPool
+from synthmon_demo import RunningShop
+from tests.harness import make_settings, run_daemon, sample, scrape
+from tests.safety.conftest import ACCOUNTS_TOML, SECRETS
+
+WORKERS = "[scheduler]\nworkers = 2\n"
+
+PID_JOURNEY = """
+    import os
+    from synthmon import Context, journey
+
+    @journey(interval="1h", timeout="5s")
+    async def where(ctx: Context) -> None:
+        async with ctx.step(f"pid-{os.getpid()}"):
+            r = await ctx.http.get("/api/products")
+            assert r.status_code == 200
+
+    @journey(interval="1h", timeout="5s")
+    async def wrong(ctx: Context) -> None:
+        r = await ctx.http.get("/api/products")
+        assert r.status_code == 201
+"""
+
+
+def _pool(daemon: object) -> WorkerPool:
+    runners = daemon.runners  # type: ignore[attr-defined]
+    pool = next(iter(r for r in runners.values() if isinstance(r, WorkerPool)))
+    assert isinstance(pool, WorkerPool)
+    return pool
+
+
+async def _until(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+class TestRunsInWorkers:
+    async def test_http_runs_happen_in_worker_processes(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """Runs execute in the worker processes, tagged as synthetic traffic like any
+        run, and land in /metrics of the one daemon; a failure names the journey line."""
+        settings = make_settings(
+            tmp_path, targets={"demo": shop.url}, journeys={"j.py": PID_JOURNEY}, extra_toml=WORKERS
+        )
+        async with run_daemon(settings) as (daemon, _):
+            worker_pids = set(_pool(daemon).pids())
+            assert len(worker_pids) == 2
+            results = [await daemon.run_pair(*daemon.pairs["where@demo"]) for _ in range(6)]
+            wrong = await daemon.run_pair(*daemon.pairs["wrong@demo"])
+            await daemon.fanout.flush()
+            text = await scrape(daemon)
+        assert all(r.status is Status.SUCCESS for r in results), results
+        pids = {int(r.steps[0].name.removeprefix("pid-")) for r in results}
+        assert pids <= worker_pids and os.getpid() not in pids
+        assert wrong.status is Status.FAILURE
+        assert "at j.py:13" in (wrong.error_message or ""), wrong.error_message
+        assert "last response: 200" in (wrong.error_message or "")
+        assert sample(text, "synthmon_journey_runs_total", journey="where", result="success") == 6
+        assert sample(text, "synthmon_workers_up") == 2
+        seen = [r for r in shop.state.seen() if r.path == "/api/products"]
+        assert len(seen) == 7
+        assert all(r.headers.get("x-synthetic-monitor") == "synthmon" for r in seen)
+        assert all(r.headers.get("user-agent", "").startswith("synthmon/") for r in seen)
+
+    async def test_accounts_and_totp_reach_the_worker(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A leased account (password, attributes, TOTP) is usable in a worker, and its
+        requests carry the account tag."""
+        for name, value in SECRETS.items():
+            monkeypatch.setenv(name, value)
+        from tests.safety.test_accounts import JOURNEYS
+
+        settings = make_settings(
+            tmp_path,
+            targets={"demo": shop.url},
+            journeys=JOURNEYS,
+            extra_toml=WORKERS + ACCOUNTS_TOML,
+        )
+        async with run_daemon(settings) as (daemon, _):
+            login = await daemon.run_pair(*daemon.pairs["shopper_login@demo"])
+            mfa = await daemon.run_pair(*daemon.pairs["mfa_login@demo"])
+            assert daemon.safety.accounts.in_use("shopper") == 0
+        assert login.status is Status.SUCCESS, login.error_message
+        assert mfa.status is Status.SUCCESS, mfa.error_message
+        seen = [r for r in shop.state.seen() if r.path == "/api/login"]
+        assert [r.headers.get("x-synthetic-account") for r in seen] == ["shopper", "mfa"]
+
+    @pytest.mark.slow
+    async def test_rate_limit_holds_across_workers(self, tmp_path: Path, shop: RunningShop) -> None:
+        """Four journeys spread over two workers reach the shop at the target's
+        max_requests_per_second, not all at once: the daemon paces every worker."""
+        journeys = {
+            "burst.py": "from synthmon import journey\n"
+            + "".join(
+                f"""
+@journey(interval="1h", timeout="20s")
+async def burst{i}(ctx):
+    for _ in range(4):
+        (await ctx.http.get("/api/products")).raise_for_status()
+"""
+                for i in range(4)
+            )
+        }
+        settings = make_settings(
+            tmp_path,
+            targets={},
+            journeys=journeys,
+            extra_toml=WORKERS
+            + f'[targets.demo]\nbase_url = "{shop.url}"\nmax_requests_per_second = 4\n',
+        )
+        async with run_daemon(settings) as (daemon, _):
+            results = await asyncio.gather(
+                *(daemon.run_pair(*daemon.pairs[f"burst{i}@demo"]) for i in range(4))
+            )
+        assert all(r.status is Status.SUCCESS for r in results), results
+        stats = shop.state.stats("/api/products")
+        assert stats.total == 16
+        # 0.25 s apart; +1 for jitter across a second boundary. Unpaced: all at once.
+        assert stats.max_per_second <= 4 + 1, stats.per_second
+
+    async def test_timeout_in_a_worker_is_a_timeout(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """A journey that overruns its timeout in a worker ends as timeout, as in-process."""
+        journeys = {
+            "slow.py": """
+                import asyncio
+                from synthmon import journey
+
+                @journey(interval="1h", timeout="0.5s")
+                async def slow(ctx):
+                    async with ctx.step("wait"):
+                        await asyncio.sleep(5)
+            """
+        }
+        settings = make_settings(
+            tmp_path, targets={"demo": shop.url}, journeys=journeys, extra_toml=WORKERS
+        )
+        async with run_daemon(settings) as (daemon, _):
+            result = await daemon.run_pair(*daemon.pairs["slow@demo"])
+        assert result.status is Status.TIMEOUT
+        assert result.failed_step == "wait"
+
+
+SLOW = """
+    import asyncio, time
+    from synthmon import journey
+
+    @journey(interval="1h", timeout="10s")
+    async def slow(ctx):
+        await asyncio.sleep(8)
+
+    @journey(interval="1h", timeout="1s")
+    async def blocks(ctx):
+        time.sleep(6)  # blocks the worker's event loop
+
+    @journey(interval="1h", timeout="5s")
+    async def quick(ctx):
+        (await ctx.http.get("/api/products")).raise_for_status()
+"""
+
+
+class TestWorkerFailures:
+    async def test_killed_worker_loses_its_runs_not_the_target(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """A worker killed mid-run: its run ends as error worker_lost (an infrastructure
+        error: no alert for the target), the worker is started again, runs go on."""
+        settings = make_settings(
+            tmp_path,
+            targets={"demo": shop.url},
+            journeys={"s.py": SLOW},
+            extra_toml="[scheduler]\nworkers = 1\n[alerting.severity.warning]\nfailures = 1\n",
+        )
+        async with run_daemon(settings) as (daemon, _):
+            pool = _pool(daemon)
+            (victim,) = pool.pids()
+            running = asyncio.create_task(daemon.run_pair(*daemon.pairs["slow@demo"]))
+            await asyncio.sleep(1.0)
+            os.kill(victim, signal.SIGKILL)
+            lost = await running
+            await _until(lambda: len(pool.pids()) == 1 and pool.pids() != [victim])
+            after = await daemon.run_pair(*daemon.pairs["quick@demo"])
+            await daemon.fanout.flush()
+            text = await scrape(daemon)
+            firing = daemon.alerting.firing("slow", "demo")
+        assert lost.status is Status.ERROR and lost.reason == "worker_lost", lost
+        assert "killed by signal 9" in (lost.error_message or ""), lost.error_message
+        assert not firing
+        assert after.status is Status.SUCCESS, after.error_message
+        assert sample(text, "synthmon_worker_restarts_total", reason="exited") == 1
+        assert (
+            sample(
+                text,
+                "synthmon_journey_infrastructure_errors_total",
+                journey="slow",
+                reason="worker_lost",
+            )
+            == 1
+        )
+
+    async def test_stuck_worker_is_restarted(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A journey blocking its worker's event loop (time.sleep) stops only that
+        worker: the run ends worker_lost once past its deadline, the worker is
+        restarted, and the daemon's own loop never stalls."""
+        monkeypatch.setattr(pool_module, "CLEANUP_BUDGET", 0.5)
+        monkeypatch.setattr(pool_module, "STUCK_GRACE", 0.5)
+        settings = make_settings(
+            tmp_path, targets={"demo": shop.url}, journeys={"s.py": SLOW}, extra_toml=WORKERS
+        )
+        async with run_daemon(settings) as (daemon, _):
+            pool = _pool(daemon)
+            before = set(pool.pids())
+            t0 = time.monotonic()
+            stuck = await daemon.run_pair(*daemon.pairs["blocks@demo"])
+            waited = time.monotonic() - t0
+            await _until(lambda: len(pool.pids()) == 2 and set(pool.pids()) != before)
+            after = await daemon.run_pair(*daemon.pairs["quick@demo"])
+            text = await scrape(daemon)
+        assert stuck.status is Status.ERROR and stuck.reason == "worker_lost", stuck
+        assert "stopped answering" in (stuck.error_message or "")
+        assert waited < 5.5  # not the 6 s the journey blocks for
+        assert after.status is Status.SUCCESS
+        assert sample(text, "synthmon_worker_restarts_total", reason="stuck") == 1
+
+
+class TestWorkersHotReload:
+    async def test_workers_run_the_version_the_daemon_loaded(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """An edited journey runs its new version in the workers; a broken edit keeps
+        the previous version running there too."""
+
+        def version(v: str) -> str:
+            return textwrap.dedent(f"""
+                from synthmon import journey
+
+                @journey(interval="1h", timeout="5s")
+                async def edited(ctx):
+                    async with ctx.step("{v}"):
+                        (await ctx.http.get("/api/products")).raise_for_status()
+            """)
+
+        settings = make_settings(
+            tmp_path,
+            targets={"demo": shop.url},
+            journeys={"e.py": version("v1")},
+            extra_toml=WORKERS,
+        )
+        path = settings.journeys_dir / "e.py"
+        async with run_daemon(settings, watch=False) as (daemon, _):
+            steps = []
+            for text in (version("v2"), version("v3") + "\n)broken(\n"):
+                steps.append((await daemon.run_pair(*daemon.pairs["edited@demo"])).steps[0].name)
+                path.write_text(text)
+                daemon.reload()
+            # Both workers, not only the one that happens to be picked first.
+            results = await asyncio.gather(
+                *(daemon.run_pair(*daemon.pairs["edited@demo"]) for _ in range(4))
+            )
+        assert steps == ["v1", "v2"]
+        assert [r.steps[0].name for r in results] == ["v2"] * 4
+
+
+LOGS_SECRET = """
+    from synthmon import Context, journey
+
+    @journey(interval="1s", timeout="1s", account="shopper")
+    async def chatty(ctx: Context) -> None:
+        # A careless journey author: the password goes to the log.
+        ctx.log.info("signing_in", password=ctx.account.password.get_secret_value())
+        (await ctx.http.get("/api/products")).raise_for_status()
+"""
+
+
+class TestSynthmonRunWithWorkers:
+    @pytest.mark.slow
+    async def test_synthmon_run_scrubs_worker_logs_and_stops_its_workers(
+        self, tmp_path: Path, shop: RunningShop
+    ) -> None:
+        """`synthmon run` with workers: runs pass, a secret a journey logs in a worker
+        is masked on the daemon's stderr, and SIGTERM leaves no worker behind."""
+        import subprocess
+        import sys
+
+        import httpx
+        import psutil
+
+        from tests.harness import write_config, write_journeys
+        from tests.loopback import free_port
+
+        port = free_port()
+        jdir = write_journeys(tmp_path / "journeys", {"c.py": LOGS_SECRET})
+        cfg = write_config(
+            tmp_path / "synthmon.toml",
+            f"""
+            journeys_dir = "{jdir}"
+            data_dir = "{tmp_path / "data"}"
+            [server]
+            listen = "127.0.0.1:{port}"
+            [scheduler]
+            workers = 2
+            [logging]
+            format = "json"
+            [targets.demo]
+            base_url = "{shop.url}"
+            """
+            + textwrap.dedent(ACCOUNTS_TOML),
+        )
+        log_path = tmp_path / "daemon.log"
+        env = {**os.environ, **SECRETS}
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(  # noqa: ASYNC220 - started once, stopped below
+                [sys.executable, "-m", "synthmon", "run", "--config", str(cfg)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            try:
+                runs = 0.0
+                deadline = time.monotonic() + 40
+                async with httpx.AsyncClient() as c:
+                    while runs < 3:
+                        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                        await asyncio.sleep(0.3)
+                        try:
+                            text = (await c.get(f"http://127.0.0.1:{port}/metrics")).text
+                        except httpx.TransportError:
+                            continue
+                        runs = sample(text, "synthmon_journey_runs_total", result="success") or 0
+                assert sample(text, "synthmon_workers_up") == 2
+                workers = [
+                    p
+                    for p in psutil.Process(proc.pid).children()
+                    if "workers.child" in " ".join(p.cmdline())
+                ]
+                assert len(workers) == 2
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                code = proc.wait(timeout=30)
+        assert code == 0
+        assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        logged = log_path.read_text()
+        assert '"event": "signing_in"' in logged
+        assert SECRETS["T_SHOPPER1_PASSWORD"] not in logged
+        assert SECRETS["T_SHOPPER2_PASSWORD"] not in logged
+        assert '"password": "***"' in logged
