@@ -3,11 +3,14 @@
 `generate_latest` over the whole registry, every per-pair sample formatted in Python)
 and the way the status server renders it now (`web.server.render`: generate_latest for
 the rest of the registry, the per-pair families written as text by
-`sinks/pairtext.py`).
+`sinks/pairtext.py`, the history's per-pair families by sinks/history/families.py).
 
 The store is filled as the daemon fills it: `Metrics.set_catalog` with real journeys,
 then runs recorded through the metrics sink (a mix of passes and failures) and an
-alert state per pair, with `location` set. The render thread holds the GIL while it
+alert state per pair, with `location` set; the history's per-pair families (slots by
+outcome, incidents, availability/MTTR/MTBF for 3 windows) as its writer publishes them,
+with the figures of a pair that had incidents for some pairs (unknown for the others,
+so without series, as in the daemon). The render thread holds the GIL while it
 formats, so its CPU time is how long every scrape holds up the event loop that
 starts runs. Each figure is the median of several renders after one warm-up render
 (the first new render also builds the per-pair label cache: shown apart).
@@ -28,13 +31,20 @@ from sizes import Size
 from synthmon import Context, journey
 from synthmon.journeys.dsl import Journey
 from synthmon.model import RunResult, Status, StepResult
+from synthmon.sinks.history.metrics import HistoryMetrics
+from synthmon.sinks.history.records import SlotOutcome
+from synthmon.sinks.history.stats import WINDOWS, WindowStats
 from synthmon.sinks.metrics import Metrics
-from synthmon.web.server import WithoutCreated, render
+from synthmon.web.server import TextSource, WithoutCreated, render
 
 
-def build(pairs: int, *, step_histograms: bool) -> tuple[WithoutCreated, Metrics]:
+def build(pairs: int, *, step_histograms: bool) -> tuple[WithoutCreated, list[TextSource]]:
+    """The registry and the text sources of a daemon with `pairs` journeys on one target,
+    wired as daemon.py wires them."""
     registry = CollectorRegistry()
     metrics = Metrics(registry, location="eu-west-1", step_histograms=step_histograms)
+    health = {"ok": True, "queued": 0, "size_bytes": 123_456_789}
+    history = HistoryMetrics(registry, health=lambda: health, location="eu-west-1")
 
     async def body(ctx: Context) -> None:
         return None
@@ -63,7 +73,39 @@ def build(pairs: int, *, step_histograms: bool) -> tuple[WithoutCreated, Metrics
             )
     for j in journeys:
         metrics.pairs.set_alert_state("SyntheticJourneyFailing", j.name, "production", "ok")
-    return WithoutCreated(registry), metrics
+    for i, j in enumerate(journeys):
+        history.pairs.add(j.name, "production")
+        for n in range(3):
+            outcome = SlotOutcome.PASSED if (i + n) % 7 else SlotOutcome.FAILED
+            history.pairs.slot(j.name, "production", outcome.value)
+    history.pairs.publish({(j.name, "production"): _figures(i) for i, j in enumerate(journeys)})
+    return WithoutCreated(registry), [metrics.pair_text, history.text]
+
+
+def _figures(i: int) -> dict[str, WindowStats]:
+    # One pair in three had an incident (MTTR known); one in five had two (MTBF known).
+    mttr = 120.0 + i if i % 3 == 0 else None
+    mtbf = 3600.0 * (1 + i % 7) if i % 5 == 0 else None
+    return {
+        w: WindowStats(
+            w,
+            8640,
+            8600,
+            0.99537 - (i % 9) / 1000,
+            86400.0,
+            86000.0,
+            0.995,
+            1 if mttr else 0,
+            0,
+            mttr,
+            30.0 if mttr else None,
+            mtbf,
+            mttr,
+            mttr,
+            mttr,
+        )
+        for w in WINDOWS
+    }
 
 
 def cpu(fn: Callable[[], bytes], reps: int) -> tuple[float, int]:
@@ -85,19 +127,19 @@ async def main(size: Size) -> dict[str, Any]:
         ((20, False), (20, True)),
     )
     print("/metrics body: old = generate_latest over the whole registry;")
-    print("new = web.server.render (rest of the registry + per-pair families as text)")
+    print("new = web.server.render (rest of the registry + per-pair and history families as text)")
     print(
         f"{'pairs':>7} {'step hist':>9} {'series':>8} {'MB':>6} {'old CPU':>9} "
         f"{'new CPU':>9} {'first new':>9} {'old/new':>8}"
     )
     figures = []
     for pairs, step_histograms in points:
-        exposed, metrics = build(pairs, step_histograms=step_histograms)
+        exposed, sources = build(pairs, step_histograms=step_histograms)
         t0 = time.process_time()
-        first = render(exposed, [metrics.pair_text])
+        first = render(exposed, sources)
         first_cpu = time.process_time() - t0
         old_cpu, old_size = cpu(lambda: generate_latest(exposed), reps)  # noqa: B023
-        new_cpu, new_size = cpu(lambda: render(exposed, [metrics.pair_text]), reps)  # noqa: B023
+        new_cpu, new_size = cpu(lambda: render(exposed, sources), reps)  # noqa: B023
         series = sum(1 for line in first.splitlines() if not line.startswith(b"#"))
         same = "same" if old_size == new_size == len(first) else "SIZE DIFFERS"
         ratio = old_cpu / new_cpu if new_cpu else float("inf")

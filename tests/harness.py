@@ -9,17 +9,19 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 
 from synthmon.config.settings import Settings, load_settings
 from synthmon.daemon import Daemon
 from synthmon.model import RunResult
+from synthmon.sinks.pairstate import TextWritten
 
 
 def write_journeys(directory: Path, files: Mapping[str, str]) -> Path:
@@ -140,3 +142,18 @@ def sample(metrics_text: str, name: str, **labels: str) -> float | None:
             if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
                 return float(s.value)
     return None
+
+
+def families_built(collector: TextWritten) -> list[str]:
+    """From now on, the names of the families `collector.collect()` builds: none while
+    /metrics is served by the collector's text writer (web/server.py, `TextSource`)."""
+    built: list[str] = []
+    collect = collector.collect
+
+    def counted() -> Iterator[Metric]:
+        families = list(collect())
+        built.extend(f.name for f in families)
+        return iter(families)
+
+    collector.collect = counted  # type: ignore[method-assign]
+    return built

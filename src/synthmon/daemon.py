@@ -226,7 +226,10 @@ class Daemon:
             ],
             max_connections=settings.server.max_connections,
             idle_timeout=settings.server.idle_timeout,
-            text_sources=[self.metrics.pair_text],
+            text_sources=[
+                self.metrics.pair_text,
+                *([self.history.metrics.text] if self.history else []),
+            ],
         )
         self.watcher: ChangeWatcher | None = None
         if watch:

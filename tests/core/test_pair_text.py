@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
@@ -28,7 +26,7 @@ from synthmon.sinks.pairstate import (
 )
 from synthmon.sinks.pairtext import PairText, number
 from synthmon_demo import RunningShop
-from tests.harness import make_settings, run_daemon, sample, scrape
+from tests.harness import families_built, make_settings, run_daemon, sample, scrape
 
 # User-supplied names with every character the text format escapes.
 ODD_JOURNEY = 'say "hi"\\n\nnow'
@@ -198,16 +196,7 @@ class TestDaemonMetrics:
         async with run_daemon(settings) as (daemon, results):
             await results.wait_for(lambda rs: len(rs) >= 1, timeout=10)
             await daemon.fanout.flush()
-            built: list[str] = []
-            collector = daemon.metrics.collector
-            collect = collector.collect
-
-            def counted() -> Iterator[Metric]:
-                families = list(collect())
-                built.extend(f.name for f in families)
-                return iter(families)
-
-            collector.collect = counted  # type: ignore[method-assign]
+            built = families_built(daemon.metrics.collector)
             text = await scrape(daemon)
         names = [f.name for f in text_string_to_metric_families(text)]
         assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)

@@ -226,14 +226,12 @@ class PairStore:
             pair.degraded = None
 
 
-class PairCollector:
-    """Renders a `PairStore` as metric families (a prometheus_client Collector)."""
+class TextWritten:
+    """A Collector whose families the status server writes as text itself (a
+    `TextSource`): `quiet()` keeps them out of `collect()` during that render. The
+    pair families here and the history's (sinks/history/families.py) are such."""
 
-    def __init__(self, store: PairStore, *, location: str | None = None) -> None:
-        self.store = store
-        self.location = location
-        self._loc: tuple[str, ...] = (location,) if location else ()
-        self._loc_names: tuple[str, ...] = ("location",) if location else ()
+    def __init__(self) -> None:
         self._quiet = threading.local()
 
     def describe(self) -> list[Metric]:
@@ -257,6 +255,20 @@ class PairCollector:
         if getattr(self._quiet, "on", False):
             return
         yield from self._families()
+
+    def _families(self) -> list[Metric]:
+        raise NotImplementedError
+
+
+class PairCollector(TextWritten):
+    """Renders a `PairStore` as metric families (a prometheus_client Collector)."""
+
+    def __init__(self, store: PairStore, *, location: str | None = None) -> None:
+        super().__init__()
+        self.store = store
+        self.location = location
+        self._loc: tuple[str, ...] = (location,) if location else ()
+        self._loc_names: tuple[str, ...] = ("location",) if location else ()
 
     def _families(self) -> list[Metric]:
         store = self.store

@@ -59,6 +59,11 @@ def number(value: float) -> str:
     return text
 
 
+def location_label(location: str | None) -> str:
+    """`,location="…"` to put after a line's `journey` label, or "" without a location."""
+    return f',location="{escape(location)}"' if location else ""
+
+
 def header(family: Family) -> str:
     """The HELP and TYPE lines `generate_latest` writes for the family."""
     name = family.name + ("_total" if family.type == "counter" else "")
@@ -73,7 +78,7 @@ class PairText:
         self._collector = collector
         self._store = collector.store
         loc = collector.location
-        self._loc = f',location="{escape(loc)}"' if loc else ""
+        self._loc = location_label(loc)
         self._loaded = "synthmon_journeys_loaded" + (f'{{location="{escape(loc)}"}}' if loc else "")
         self._heads = [header(f) for f in PAIR_FAMILIES]
         self._journey_heads = [header(f) for f in JOURNEY_FAMILIES]

@@ -33,7 +33,7 @@ from synthmon.config.settings import HistoryConfig
 from synthmon.model import RunResult
 from synthmon.sinks.history.metrics import HistoryMetrics
 from synthmon.sinks.history.overview import Overview
-from synthmon.sinks.history.records import IncidentRecord, SlotOutcome, SlotRecord
+from synthmon.sinks.history.records import IncidentRecord, SlotRecord
 from synthmon.sinks.history.stats import WINDOWS, WindowStats, window_stats
 from synthmon.sinks.history.store import DB_NAME, HistoryStore, SqliteHistory
 
@@ -42,7 +42,6 @@ log = structlog.get_logger("synthmon.history")
 T = TypeVar("T")
 Item = RunResult | SlotRecord | IncidentRecord
 REOPEN_AFTER = 30.0
-OUTCOMES = tuple(o.value for o in SlotOutcome)
 
 
 class HistoryUnavailable(Exception):
@@ -152,14 +151,16 @@ class HistorySink:
         # A run of a pair removed while it was in flight is stored, but must not bring
         # back the series `set_catalog` removed.
         if (record.journey, record.target) in self._pairs:
-            self.metrics.slot(record.journey, record.target, record.outcome.value, record.count)
+            self.metrics.pairs.slot(
+                record.journey, record.target, record.outcome.value, record.count
+            )
         self._put(record)
 
     def alert_transition(self, alert: Alert) -> None:
         """The alerting engine's firing/resolved transitions open and close incidents."""
         if alert.state == "firing":
             if alert.alertname.value == "SyntheticJourneyFailed":
-                self.metrics.incidents.labels(alert.journey, alert.target, *self.metrics.loc).inc()
+                self.metrics.pairs.incident(alert.journey, alert.target)
             fired = alert.fired_at if alert.fired_at is not None else self._clock()
             record = IncidentRecord(
                 alertname=alert.alertname.value,
@@ -190,14 +191,14 @@ class HistorySink:
         new = frozenset(pairs)
         with self._publish_lock:  # a refresh in flight must not publish removed pairs
             for journey, target in new - self._pairs:
-                self.metrics.init_pair(journey, target, OUTCOMES)
+                self.metrics.pairs.add(journey, target)
             for journey, target in self._pairs - new:
-                self.metrics.forget_pair(journey, target, OUTCOMES)
+                self.metrics.pairs.remove(journey, target)
             self._pairs = new
             self.overview.keep(new)
             self._stats = {k: v for k, v in self._stats.items() if k in new}
             self._stats_json = {k: v for k, v in self._stats_json.items() if k in new}
-            self.metrics.publish(self._stats)
+            self.metrics.pairs.publish(self._stats)
             added = new - self._stats.keys()
         self._mark_dirty(added)
 
@@ -409,7 +410,7 @@ class HistorySink:
                 fresh = {**self._stats_json, **fresh}
             self._stats = {k: v for k, v in out.items() if k in self._pairs}
             self._stats_json = {k: v for k, v in fresh.items() if k in self._pairs}
-            self.metrics.publish(self._stats)
+            self.metrics.pairs.publish(self._stats)
 
     def _maintain(self) -> None:
         assert self._store is not None
