@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from synthmon.alerting.metrics import AlertMetrics
 from synthmon.sinks.metrics import Metrics
 from synthmon.sinks.tls_metrics import TlsMetrics
+from synthmon.sinks.worker_metrics import WorkerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RULES = DEPLOY / "prometheus" / "rules.yml"
@@ -47,6 +48,7 @@ class TestPrometheusRules:
         Metrics(registry, location="eu")
         AlertMetrics(registry, location="eu")
         TlsMetrics(registry, location="eu")
+        WorkerMetrics(registry, size=2, location="eu")  # [scheduler] workers > 0
         exported = set()
         for family in registry.collect():
             exported |= {family.name, *(s.name for s in family.samples)}
