@@ -262,6 +262,9 @@ def run_image(rootfs: Path, replay: Replay, secrets: dict[str, str]) -> None:
         **secrets,
         "SYNTHMON_SERVER__LISTEN": f"127.0.0.1:{port}",
         "SYNTHMON_TARGETS__DEMO__BASE_URL": f"http://127.0.0.1:{shop_port}",
+        # HTTP journeys in a worker process (docs/workers.md): proves the image can
+        # start one as its user, and that runs pass through it.
+        "SYNTHMON_SCHEDULER__WORKERS": "1",
     }
     box = Container(rootfs, replay.user, replay.workdir, env)
     shop = subprocess.Popen(
@@ -285,6 +288,7 @@ def run_image(rootfs: Path, replay: Replay, secrets: dict[str, str]) -> None:
         check_init(box)
         check_chromium_sandboxed(box)
         check_journeys(base, box)
+        check_worker(base, box)
         check_daemon_browser_sandboxed(box)
         os.kill(box.init_pid, stop_signal)
         rc = box.proc.wait(40)
@@ -402,6 +406,30 @@ def check_journeys(base: str, box: Container) -> None:
     if failed:
         raise SystemExit(f"journeys failed in the container: {[j['journey'] for j in failed]}")
     say("every journey succeeded in the container")
+
+
+def check_worker(base: str, box: Container) -> None:
+    """The HTTP journeys above ran in the daemon's worker process: it is up, a child
+    of the daemon, running as the image's user."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:  # noqa: S310 - loopback only
+        metrics = r.read().decode()
+    up = [line for line in metrics.splitlines() if line.startswith("synthmon_workers_up")]
+    handed = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("synthmon_worker_handoff_seconds_count")
+    ]
+    if not up or float(up[0].split()[-1]) != 1 or not handed or float(handed[0].split()[-1]) < 1:
+        raise SystemExit(f"no worker process took the HTTP runs: {up} {handed}")
+    workers = []
+    for pid in descendants(box.init_pid):
+        with contextlib.suppress(OSError):
+            if b"synthmon.runners.workers.child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(Path(f"/proc/{pid}/status").read_text())
+    uids = {line.split()[1] for w in workers for line in w.splitlines() if line.startswith("Uid:")}
+    if len(workers) != 1 or "0" in uids:
+        raise SystemExit(f"expected one worker process, not as root: {len(workers)}, uids {uids}")
+    say(f"HTTP runs went through the worker process (uid {', '.join(sorted(uids))})")
 
 
 def check_daemon_browser_sandboxed(box: Container) -> None:
