@@ -285,6 +285,37 @@ class TestWorkerFailures:
 
 
 class TestWorkersHotReload:
+    async def test_log_level_change_reaches_the_workers(
+        self, tmp_path: Path, shop: RunningShop, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """`[logging] level` applies live (config reload) in the workers too: a journey's
+        info line stops once the level is warning."""
+        journeys = {
+            "chatty.py": """
+                from synthmon import journey
+
+                @journey(interval="1h", timeout="5s")
+                async def chatty(ctx):
+                    ctx.log.info("hello_from_the_worker")
+            """
+        }
+        cfg = tmp_path / "synthmon.toml"
+        settings = make_settings(
+            tmp_path, targets={"demo": shop.url}, journeys=journeys, extra_toml=WORKERS
+        )
+        async with run_daemon(settings, config_path=cfg, watch=False) as (daemon, _):
+            await daemon.run_pair(*daemon.pairs["chatty@demo"])
+            await asyncio.sleep(0.3)  # the worker's log line (stdout, as the daemon's)
+            before = capfd.readouterr().out
+            cfg.write_text(cfg.read_text() + '[logging]\nlevel = "warning"\n')
+            daemon.reload_config()
+            await asyncio.sleep(0.3)  # the level message reaches the workers first
+            await daemon.run_pair(*daemon.pairs["chatty@demo"])
+            await asyncio.sleep(0.3)
+            after = capfd.readouterr().out
+        assert "hello_from_the_worker" in before
+        assert "hello_from_the_worker" not in after
+
     async def test_workers_run_the_version_the_daemon_loaded(
         self, tmp_path: Path, shop: RunningShop
     ) -> None:

@@ -266,7 +266,7 @@ class WorkerPool:
             writer.close()
             raise WorkerStartError(
                 f"worker {w.index} did not start (exit code {proc.returncode}); "
-                "its error is on the daemon's stderr"
+                "its error (a Python traceback) is on the daemon's stderr"
             )
         w.up, w.started_at = True, time.monotonic()
         w.reader = asyncio.create_task(self._read(w, reader), name=f"synthmon-worker-{w.index}")
