@@ -182,11 +182,13 @@ class TestTrafficLimits:
         assert shop.state.seen() == []
 
     @pytest.mark.slow
+    @pytest.mark.parametrize("workers", [0, 2], ids=["in_process", "workers"])
     async def test_rate_limit_holds_across_concurrent_runs(
-        self, tmp_path: Path, shop: RunningShop
+        self, tmp_path: Path, shop: RunningShop, workers: int
     ) -> None:
         """Four journeys firing requests at once reach the shop at the target's
-        max_requests_per_second (not all at once), as counted by the shop."""
+        max_requests_per_second (not all at once), as counted by the shop; with worker
+        processes too, the daemon pacing every worker (docs/workers.md)."""
         journeys = {
             "burst.py": "from synthmon import journey\n"
             + "".join(
@@ -203,7 +205,8 @@ async def burst{i}(ctx):
             tmp_path,
             targets={},
             journeys=journeys,
-            extra_toml=f'[targets.demo]\nbase_url = "{shop.url}"\nmax_requests_per_second = 4\n',
+            extra_toml=f'[targets.demo]\nbase_url = "{shop.url}"\nmax_requests_per_second = 4\n'
+            f"[scheduler]\nworkers = {workers}\n",
         )
         async with run_daemon(settings) as (daemon, _):
             results = await asyncio.gather(

@@ -115,39 +115,6 @@ class TestRunsInWorkers:
         seen = [r for r in shop.state.seen() if r.path == "/api/login"]
         assert [r.headers.get("x-synthetic-account") for r in seen] == ["shopper", "mfa"]
 
-    @pytest.mark.slow
-    async def test_rate_limit_holds_across_workers(self, tmp_path: Path, shop: RunningShop) -> None:
-        """Four journeys spread over two workers reach the shop at the target's
-        max_requests_per_second, not all at once: the daemon paces every worker."""
-        journeys = {
-            "burst.py": "from synthmon import journey\n"
-            + "".join(
-                f"""
-@journey(interval="1h", timeout="20s")
-async def burst{i}(ctx):
-    for _ in range(4):
-        (await ctx.http.get("/api/products")).raise_for_status()
-"""
-                for i in range(4)
-            )
-        }
-        settings = make_settings(
-            tmp_path,
-            targets={},
-            journeys=journeys,
-            extra_toml=WORKERS
-            + f'[targets.demo]\nbase_url = "{shop.url}"\nmax_requests_per_second = 4\n',
-        )
-        async with run_daemon(settings) as (daemon, _):
-            results = await asyncio.gather(
-                *(daemon.run_pair(*daemon.pairs[f"burst{i}@demo"]) for i in range(4))
-            )
-        assert all(r.status is Status.SUCCESS for r in results), results
-        stats = shop.state.stats("/api/products")
-        assert stats.total == 16
-        # 0.25 s apart; +1 for jitter across a second boundary. Unpaced: all at once.
-        assert stats.max_per_second <= 4 + 1, stats.per_second
-
     async def test_timeout_in_a_worker_is_a_timeout(
         self, tmp_path: Path, shop: RunningShop
     ) -> None:
