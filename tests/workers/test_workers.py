@@ -220,6 +220,47 @@ class TestWorkerFailures:
         assert after.status is Status.SUCCESS
         assert sample(text, "synthmon_worker_restarts_total", reason="stuck") == 1
 
+    async def test_a_file_that_imports_only_in_the_daemon_is_an_error_naming_it(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A journey file whose import fails in a worker (it depends on the process)
+        gives runs that are error worker_load naming the file and the exception, not
+        failures of the target; the worker goes on serving other journeys."""
+        monkeypatch.setenv("DAEMON_PID", str(os.getpid()))
+        journeys = {
+            "picky.py": """
+                import os
+                from synthmon import journey
+
+                if os.environ["DAEMON_PID"] != str(os.getpid()):
+                    raise RuntimeError("imports only in the daemon")
+
+                @journey(interval="1h", timeout="5s")
+                async def picky(ctx):
+                    pass
+            """,
+            "fine.py": """
+                from synthmon import journey
+
+                @journey(interval="1h", timeout="5s")
+                async def fine(ctx):
+                    (await ctx.http.get("/api/products")).raise_for_status()
+            """,
+        }
+        settings = make_settings(
+            tmp_path,
+            targets={"demo": shop.url},
+            journeys=journeys,
+            extra_toml="[scheduler]\nworkers = 1\n",
+        )
+        async with run_daemon(settings) as (daemon, _):
+            picky = await daemon.run_pair(*daemon.pairs["picky@demo"])
+            fine = await daemon.run_pair(*daemon.pairs["fine@demo"])
+        assert picky.status is Status.ERROR and picky.reason == "worker_load", picky
+        assert "picky.py" in (picky.error_message or "")
+        assert "RuntimeError on import: imports only in the daemon" in (picky.error_message or "")
+        assert fine.status is Status.SUCCESS, fine.error_message
+
     async def test_workers_that_cannot_start_are_retried_and_runs_say_so(
         self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
     ) -> None:

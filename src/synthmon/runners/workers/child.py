@@ -184,6 +184,18 @@ class Worker:
             )
         except asyncio.CancelledError:
             return  # the daemon stopped waiting for it
+        except Exception as exc:
+            log.exception("worker_run_failed", journey=name, target=target.name)
+            stub = Journey(name=name, func=_never, filename=fname)
+            result = error_result(
+                stub,
+                target,
+                run_id,
+                time.time(),
+                "internal",
+                f"synthmon failed to run the journey in worker: {type(exc).__name__}: {exc}",
+                attempt,
+            )
         finally:
             self._runs.pop(run, None)
         self._send("result", run, result, started, trace.spans() if trace is not None else None)

@@ -213,22 +213,28 @@ class WorkerPool:
         future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         handed_at = time.monotonic()
         deadline = handed_at + journey.timeout + CLEANUP_BUDGET + STUCK_GRACE
-        w.pending[n] = _Pending(future, request, handed_at, deadline)
-        w.send(
-            "run",
-            n,
-            journey.filename,
-            digest,
-            journey.name,
-            w.ref(request.target),
-            request.run_id,
-            request.attempt,
-            request.run_source,
-            request.account,
-            request.extra_headers,
-            w.ref(request.peers),
-            root,
+        # Encoded before it counts as pending: a request that cannot be pickled raises
+        # here (the executor's runner_failed path) and leaves the worker alone.
+        message = encode(
+            (
+                "run",
+                n,
+                journey.filename,
+                digest,
+                journey.name,
+                w.ref(request.target),
+                request.run_id,
+                request.attempt,
+                request.run_source,
+                request.account,
+                request.extra_headers,
+                w.ref(request.peers),
+                root,
+            )
         )
+        w.pending[n] = _Pending(future, request, handed_at, deadline)
+        assert w.writer is not None
+        w.writer.write(message)
         try:
             # One sweep for all runs finds a stuck worker: no timer per run.
             return await future
@@ -274,18 +280,23 @@ class WorkerPool:
         log.info("worker_started", worker=w.index, pid=proc.pid)
 
     async def _read(self, w: _Worker, reader: asyncio.StreamReader) -> None:
-        while (message := await receive(reader)) is not None:
-            if message[0] == "result":
-                pending = w.pending.pop(message[1], None)
-                if pending is not None:
-                    self._events.handed_off(max(message[3] - pending.handed_at, 0.0))
-                    trace = pending.request.trace
-                    if message[4] and isinstance(trace, AdoptsSpans):
-                        trace.adopt(message[4])
-                    if not pending.future.done():
-                        pending.future.set_result(message[2])
-            elif message[0] == "pace":
-                self._background(self._paced(w, message[1], message[2]))
+        try:
+            while (message := await receive(reader)) is not None:
+                if message[0] == "result":
+                    pending = w.pending.pop(message[1], None)
+                    if pending is not None:
+                        self._events.handed_off(max(message[3] - pending.handed_at, 0.0))
+                        trace = pending.request.trace
+                        if message[4] and isinstance(trace, AdoptsSpans):
+                            trace.adopt(message[4])
+                        if not pending.future.done():
+                            pending.future.set_result(message[2])
+                elif message[0] == "pace":
+                    self._background(self._paced(w, message[1], message[2]))
+        except Exception:
+            log.exception("worker_protocol_error", worker=w.index)
+            self._kill(w, "protocol")
+        # Always: whatever ended the stream, the runs in flight get their result.
         await self._lost(w)
 
     async def _paced(self, w: _Worker, n: int, target: str) -> None:
