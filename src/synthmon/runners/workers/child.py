@@ -186,16 +186,8 @@ class Worker:
             return  # the daemon stopped waiting for it
         except Exception as exc:
             log.exception("worker_run_failed", journey=name, target=target.name)
-            stub = Journey(name=name, func=_never, filename=fname)
-            result = error_result(
-                stub,
-                target,
-                run_id,
-                time.time(),
-                "internal",
-                f"synthmon failed to run the journey in worker: {type(exc).__name__}: {exc}",
-                attempt,
-            )
+            why = f"synthmon failed to run the journey in worker: {type(exc).__name__}: {exc}"
+            result = _unrun(name, fname, target, run_id, attempt, "internal", why)
         finally:
             self._runs.pop(run, None)
         self._send("result", run, result, started, trace.spans() if trace is not None else None)
@@ -217,17 +209,9 @@ class Worker:
         loaded = self._journeys.get((fname, digest))
         journey = loaded.get(name) if isinstance(loaded, dict) else None
         if journey is None:
-            stub = Journey(name=name, func=_never, filename=fname)
             why = loaded if isinstance(loaded, str) else "the journey is not in that file version"
-            return error_result(
-                stub,
-                target,
-                run_id,
-                time.time(),
-                "worker_load",
-                f"the worker process could not load {fname}: {why}",
-                attempt,
-            )
+            message = f"the worker process could not load {fname}: {why}"
+            return _unrun(name, fname, target, run_id, attempt, "worker_load", message)
         assert self._runner is not None
         assert self._watchdog is not None
         result = await self._runner.run(
@@ -251,6 +235,14 @@ class Worker:
             )
             result = excuse_stall(result, journey.timeout, stolen, culprit)
         return result
+
+
+def _unrun(
+    name: str, fname: str, target: Target, run_id: str, attempt: int, reason: str, why: str
+) -> RunResult:
+    """An error result for a run the worker could not run (synthmon's problem)."""
+    stub = Journey(name=name, func=_never, filename=fname)
+    return error_result(stub, target, run_id, time.time(), reason, why, attempt)
 
 
 async def _never(ctx: Any) -> None:  # pragma: no cover - a stub never runs
