@@ -115,6 +115,36 @@ class TestRunsInWorkers:
         seen = [r for r in shop.state.seen() if r.path == "/api/login"]
         assert [r.headers.get("x-synthetic-account") for r in seen] == ["shopper", "mfa"]
 
+    async def test_per_run_target_copies_keep_their_target(
+        self, tmp_path: Path, shop: RunningShop, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A journey with its own max_response_size gets a new Target per run; the
+        worker's table of sent objects is bounded (emptied and refilled), and every run
+        still runs against its own target."""
+        monkeypatch.setattr(pool_module, "MAX_REFS", 3)
+        journeys = {
+            "capped.py": """
+                from synthmon import journey
+
+                @journey(interval="1h", timeout="5s", max_response_size="1MB")
+                async def capped(ctx):
+                    async with ctx.step(ctx.target.name):
+                        (await ctx.http.get("/api/products")).raise_for_status()
+            """
+        }
+        settings = make_settings(
+            tmp_path,
+            targets={"one": shop.url, "two": shop.url},
+            journeys=journeys,
+            extra_toml="[scheduler]\nworkers = 1\n",
+        )
+        async with run_daemon(settings) as (daemon, _):
+            results = await asyncio.gather(
+                *(daemon.run_pair(*daemon.pairs[f"capped@{t}"]) for t in ["one", "two"] * 8)
+            )
+        assert all(r.status is Status.SUCCESS for r in results), results
+        assert [r.steps[0].name for r in results] == [r.target for r in results]
+
     async def test_timeout_in_a_worker_is_a_timeout(
         self, tmp_path: Path, shop: RunningShop
     ) -> None:

@@ -120,9 +120,11 @@ class Worker:
             kind = message[0]
             if kind == "run":
                 # Named as the daemon names a run's task: the watchdog reports it so.
-                where = f"{message[4]}@{self._objects[message[5]].name}"
+                # Resolved now: a later "forget" may reuse the numbers before it starts.
+                target, peers = self._objects[message[5]], self._objects[message[11]]
+                where = f"{message[4]}@{target.name}"
                 self._runs[message[1]] = asyncio.create_task(
-                    self._run(message), name=f"synthmon-run:{where}"
+                    self._run(message, target, peers), name=f"synthmon-run:{where}"
                 )
             elif kind == "object":
                 self._objects[message[1]] = message[2]
@@ -156,11 +158,11 @@ class Worker:
         else:
             self._journeys[fname, digest] = {j.name: j for j in journeys}
 
-    async def _run(self, message: tuple[Any, ...]) -> None:
-        (_, run, fname, digest, name, target_n, run_id, attempt, source, account) = message[:10]
-        extra_headers, peers_n, root = message[10:13]
-        target: Target = self._objects[target_n]
-        peers: tuple[Target, ...] = self._objects[peers_n]
+    async def _run(
+        self, message: tuple[Any, ...], target: Target, peers: tuple[Target, ...]
+    ) -> None:
+        (_, run, fname, digest, name, _, run_id, attempt, source, account) = message[:10]
+        extra_headers, _, root = message[10:13]
         started = time.monotonic()
         if target.max_requests_per_second:
             self._limited = self._limited | {target.name}
