@@ -5,11 +5,11 @@ Started by `pool.WorkerPool` as `python -m synthmon.runners.workers.child FD`, F
 being its end of a socketpair. Messages (wire.py), daemon to worker:
 
   ("hello", Bootstrap)          first: logging, the scrubber, the runner's tagging
-  ("source", file, digest, src) a journey file version, loaded before runs use it
+  ("source", file, digest, src) a journey file version, loaded before runs use it (it
+                                replaces the file's previous version here)
   ("object", n, obj)            an object later messages name by number n (targets)
   ("forget",)                   drop those objects
-  ("run", id, file, digest, journey, target n, run_id, attempt, source, account,
-          extra_headers, peers n, root traceparent or None)
+  ("run", RunOrder)             one attempt (wire.RunOrder)
   ("cancel", id)                the daemon gave up on run `id` (stopping, say)
   ("paced", n)                  the target's rate limit lets request `n` go
   ("log_level", level)          `[logging] level` changed (hot reload)
@@ -40,7 +40,7 @@ from synthmon.model import RunRequest, RunResult, Status, Target
 from synthmon.runners.base import error_result, excuse_stall
 from synthmon.runners.http import HttpRunner
 from synthmon.runners.workers.spans import RecordedTrace
-from synthmon.runners.workers.wire import encode, receive
+from synthmon.runners.workers.wire import RunOrder, encode, receive
 from synthmon.runtime.interpreter import tune_for_daemon
 from synthmon.runtime.logs import configure_logging, set_log_level
 from synthmon.runtime.watchdog import LoopWatchdog
@@ -119,12 +119,13 @@ class Worker:
         while (message := await receive(self._reader)) is not None:
             kind = message[0]
             if kind == "run":
-                # Named as the daemon names a run's task: the watchdog reports it so.
+                order: RunOrder = message[1]
                 # Resolved now: a later "forget" may reuse the numbers before it starts.
-                target, peers = self._objects[message[5]], self._objects[message[11]]
-                where = f"{message[4]}@{target.name}"
-                self._runs[message[1]] = asyncio.create_task(
-                    self._run(message, target, peers), name=f"synthmon-run:{where}"
+                target, peers = self._objects[order.target], self._objects[order.peers]
+                # Named as the daemon names a run's task: the watchdog reports it so.
+                self._runs[order.run] = asyncio.create_task(
+                    self._run(order, target, peers),
+                    name=f"synthmon-run:{order.journey}@{target.name}",
                 )
             elif kind == "object":
                 self._objects[message[1]] = message[2]
@@ -148,6 +149,10 @@ class Worker:
             await self._watchdog.stop()
 
     def _load(self, fname: str, digest: str, source: bytes) -> None:
+        # One version per file: an older one is never asked for again (the daemon
+        # re-sends a version it dropped), and its module can be collected.
+        for key in [k for k in self._journeys if k[0] == fname]:
+            del self._journeys[key]
         journeys, problems = load_source(fname, source)
         if problems:
             # The daemon loaded this very version without problems; an import that
@@ -158,73 +163,52 @@ class Worker:
         else:
             self._journeys[fname, digest] = {j.name: j for j in journeys}
 
-    async def _run(
-        self, message: tuple[Any, ...], target: Target, peers: tuple[Target, ...]
-    ) -> None:
-        (_, run, fname, digest, name, _, run_id, attempt, source, account) = message[:10]
-        extra_headers, _, root = message[10:13]
+    async def _run(self, order: RunOrder, target: Target, peers: tuple[Target, ...]) -> None:
         started = time.monotonic()
         if target.max_requests_per_second:
             self._limited = self._limited | {target.name}
         trace = None
-        if root is not None:
-            _, trace_id, span_id, _ = root.split("-")
+        if order.root is not None:
+            _, trace_id, span_id, _ = order.root.split("-")
             trace = RecordedTrace(trace_id, int(span_id, 16))
         try:
-            result = await self._attempt(
-                fname,
-                digest,
-                name,
-                target,
-                run_id,
-                attempt,
-                source,
-                account,
-                extra_headers,
-                peers,
-                trace,
-            )
+            result = await self._attempt(order, target, peers, trace)
         except asyncio.CancelledError:
             return  # the daemon stopped waiting for it
         except Exception as exc:
-            log.exception("worker_run_failed", journey=name, target=target.name)
+            log.exception("worker_run_failed", journey=order.journey, target=target.name)
             why = f"synthmon failed to run the journey in worker: {type(exc).__name__}: {exc}"
-            result = _unrun(name, fname, target, run_id, attempt, "internal", why)
+            result = _unrun(order, target, "internal", why)
         finally:
-            self._runs.pop(run, None)
-        self._send("result", run, result, started, trace.spans() if trace is not None else None)
+            self._runs.pop(order.run, None)
+        spans = trace.spans() if trace is not None else None
+        self._send("result", order.run, result, started, spans)
 
     async def _attempt(
         self,
-        fname: str,
-        digest: str,
-        name: str,
+        order: RunOrder,
         target: Target,
-        run_id: str,
-        attempt: int,
-        source: Any,
-        account: Any,
-        extra_headers: tuple[tuple[str, str], ...],
         peers: tuple[Target, ...],
         trace: RecordedTrace | None,
     ) -> RunResult:
-        loaded = self._journeys.get((fname, digest))
-        journey = loaded.get(name) if isinstance(loaded, dict) else None
+        fname = order.file
+        loaded = self._journeys.get((fname, order.digest))
+        journey = loaded.get(order.journey) if isinstance(loaded, dict) else None
         if journey is None:
             why = loaded if isinstance(loaded, str) else "the journey is not in that file version"
             message = f"the worker process could not load {fname}: {why}"
-            return _unrun(name, fname, target, run_id, attempt, "worker_load", message)
+            return _unrun(order, target, "worker_load", message)
         assert self._runner is not None
         assert self._watchdog is not None
         result = await self._runner.run(
             RunRequest(
                 journey=journey,
                 target=target,
-                run_id=run_id,
-                attempt=attempt,
-                run_source=source,
-                account=account,
-                extra_headers=extra_headers,
+                run_id=order.run_id,
+                attempt=order.attempt,
+                run_source=order.source,
+                account=order.account,
+                extra_headers=order.extra_headers,
                 peers=peers,
                 trace=trace,
             )
@@ -239,12 +223,10 @@ class Worker:
         return result
 
 
-def _unrun(
-    name: str, fname: str, target: Target, run_id: str, attempt: int, reason: str, why: str
-) -> RunResult:
+def _unrun(order: RunOrder, target: Target, reason: str, why: str) -> RunResult:
     """An error result for a run the worker could not run (synthmon's problem)."""
-    stub = Journey(name=name, func=_never, filename=fname)
-    return error_result(stub, target, run_id, time.time(), reason, why, attempt)
+    stub = Journey(name=order.journey, func=_never, filename=order.file)
+    return error_result(stub, target, order.run_id, time.time(), reason, why, order.attempt)
 
 
 async def _never(ctx: Any) -> None:  # pragma: no cover - a stub never runs

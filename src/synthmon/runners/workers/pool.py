@@ -32,7 +32,7 @@ from synthmon.journeys.dsl import Journey
 from synthmon.model import RunRequest, RunResult, SpanRecord
 from synthmon.runners.base import CLEANUP_BUDGET, Pace, Runner, error_result
 from synthmon.runners.workers.child import Bootstrap
-from synthmon.runners.workers.wire import encode, receive
+from synthmon.runners.workers.wire import RunOrder, encode, receive
 from synthmon.safety.scrub import Scrubber
 
 log = structlog.get_logger("synthmon.workers")
@@ -91,6 +91,7 @@ class _Worker:
     loaded: set[tuple[str, str]] = field(default_factory=set)
     reader: asyncio.Task[None] | None = None
     stuck: bool = False
+    failed_starts: int = 0  # in a row: the restart back-off doubles with each
     # Objects sent once and named by number afterwards (targets, peer tuples): the same
     # few objects go with every run. id -> (the object, its number).
     refs: dict[int, tuple[object, int]] = field(default_factory=dict)
@@ -135,7 +136,6 @@ class WorkerPool:
         self._ids = itertools.count()
         self._closing = False
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._failures = [0] * size
 
     @property
     def size(self) -> int:
@@ -204,34 +204,34 @@ class WorkerPool:
         journey = request.journey
         digest, text = source
         if (journey.filename, digest) not in w.loaded:
+            # The worker keeps one version per file (the newest sent): so does this set.
+            w.loaded = {k for k in w.loaded if k[0] != journey.filename}
             w.send("source", journey.filename, digest, text)
             w.loaded.add((journey.filename, digest))
         trace = request.trace
         # Tracing on: the worker records the spans under the attempt's root span.
-        root = trace.traceparent() if trace is not None and hasattr(trace, "adopt") else None
+        root = trace.traceparent() if isinstance(trace, AdoptsSpans) else None
         n = next(self._ids)
         future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         handed_at = time.monotonic()
         deadline = handed_at + journey.timeout + CLEANUP_BUDGET + STUCK_GRACE
         # Encoded before it counts as pending: a request that cannot be pickled raises
         # here (the executor's runner_failed path) and leaves the worker alone.
-        message = encode(
-            (
-                "run",
-                n,
-                journey.filename,
-                digest,
-                journey.name,
-                w.ref(request.target),
-                request.run_id,
-                request.attempt,
-                request.run_source,
-                request.account,
-                request.extra_headers,
-                w.ref(request.peers),
-                root,
-            )
+        order = RunOrder(
+            n,
+            journey.filename,
+            digest,
+            journey.name,
+            w.ref(request.target),
+            request.run_id,
+            request.attempt,
+            request.run_source,
+            request.account,
+            request.extra_headers,
+            w.ref(request.peers),
+            root,
         )
+        message = encode(("run", order))
         w.pending[n] = _Pending(future, request, handed_at, deadline)
         assert w.writer is not None
         w.writer.write(message)
@@ -353,7 +353,7 @@ class WorkerPool:
         )
         self._events.worker_restarted(reason)
         if time.monotonic() - w.started_at >= STEADY:
-            self._failures[w.index] = 0
+            w.failed_starts = 0
         self._background(self._restart(w))
 
     def _kill(self, w: _Worker, why: str) -> None:
@@ -367,8 +367,8 @@ class WorkerPool:
         self._background(self._restart(w))
 
     async def _restart(self, w: _Worker) -> None:
-        delay = min(RESTART_DELAY * 2 ** self._failures[w.index], RESTART_CAP)
-        self._failures[w.index] += 1
+        delay = min(RESTART_DELAY * 2**w.failed_starts, RESTART_CAP)
+        w.failed_starts += 1
         await asyncio.sleep(delay)
         if self._closing:
             return

@@ -16,12 +16,31 @@ import io
 import pickle
 import struct
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
-from synthmon.model import PageVitals, RunResult, StepResult, Target, TlsChain
+from synthmon.model import Account, PageVitals, RunResult, RunSource, StepResult, Target, TlsChain
 
 _LEN = struct.Struct(">I")
 MAX_MESSAGE = 64 * 2**20  # a RunResult is a few KB; a journey source a few hundred
+
+
+class RunOrder(NamedTuple):
+    """One attempt handed to a worker (the "run" message). Targets and peer tuples are
+    named by the number they were sent under ("object" messages, `pool._Worker.ref`)."""
+
+    run: int
+    file: str
+    digest: str
+    journey: str
+    target: int
+    run_id: str
+    attempt: int
+    source: RunSource
+    account: Account | None
+    extra_headers: tuple[tuple[str, str], ...]
+    peers: int
+    # The attempt's root span as a traceparent when tracing is on (spans.py), else None.
+    root: str | None
 
 
 def readonly(d: dict[Any, Any]) -> MappingProxyType[Any, Any]:
