@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copyreg
 import dataclasses
+import functools
 import io
 import pickle
 import struct
@@ -64,16 +65,20 @@ def _positional(cls: type[Any]) -> Any:
     return reduce
 
 
-_DISPATCH: dict[Any, Any] = {**copyreg.dispatch_table, MappingProxyType: _proxy}
-for _cls in (RunResult, StepResult, Target, TlsChain, PageVitals):
-    _DISPATCH[_cls] = _positional(_cls)
+@functools.cache
+def _dispatch() -> dict[Any, Any]:
+    """The pickler's reducer table, built once."""
+    table: dict[Any, Any] = {**copyreg.dispatch_table, MappingProxyType: _proxy}
+    for cls in (RunResult, StepResult, Target, TlsChain, PageVitals):
+        table[cls] = _positional(cls)
+    return table
 
 
 def encode(message: tuple[Any, ...]) -> bytes:
     buf = io.BytesIO()
     buf.write(b"\0\0\0\0")
     pickler = pickle.Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL)
-    pickler.dispatch_table = _DISPATCH
+    pickler.dispatch_table = _dispatch()
     pickler.dump(message)
     data = buf.getbuffer()
     _LEN.pack_into(data, 0, len(data) - 4)
